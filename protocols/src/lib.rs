@@ -1,0 +1,1 @@
+//! The protocols dsim simulates. Each module knows sim-core, never the CLI or files.

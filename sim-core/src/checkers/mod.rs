@@ -1,0 +1,2 @@
+//! Checkers over histories: linearizability.
+pub mod linearizability;

@@ -1,0 +1,106 @@
+//! The history: what clients invoked and what they got back, plus ground-truth notes.
+//!
+//! Nodes record into the history through their context; checkers read it. It only grows,
+//! so an invariant can keep a cursor and look at new entries alone after each step.
+
+use crate::time::{NodeId, SimTime};
+use serde::Serialize;
+
+/// Identifies one client operation in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OpId(pub u64);
+
+/// One history entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry<O> {
+    pub time: SimTime,
+    pub node: NodeId,
+    pub kind: EntryKind,
+    pub op: O,
+}
+
+/// Whether an entry starts an operation, ends one, or is a ground-truth note.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EntryKind {
+    Invoke { id: OpId },
+    Return { id: OpId },
+    Note,
+}
+
+/// The append-only history of one run.
+#[derive(Clone, Debug)]
+pub struct History<O> {
+    entries: Vec<Entry<O>>,
+    next_op: u64,
+    /// Index of each operation's invoke entry, and whether it returned, by op id.
+    invokes: Vec<(usize, bool)>,
+    /// Operations invoked and not yet returned.
+    open: u64,
+}
+
+impl<O> Default for History<O> {
+    fn default() -> Self {
+        History {
+            entries: Vec::new(),
+            next_op: 0,
+            invokes: Vec::new(),
+            open: 0,
+        }
+    }
+}
+
+impl<O> History<O> {
+    pub fn entries(&self) -> &[Entry<O>] {
+        &self.entries
+    }
+
+    /// How many operations were invoked and have not returned.
+    pub fn open_operations(&self) -> u64 {
+        self.open
+    }
+
+    /// The invoke entry of an operation.
+    pub fn invocation(&self, id: OpId) -> &Entry<O> {
+        &self.entries[self.invokes[id.0 as usize].0]
+    }
+
+    pub(crate) fn invoke(&mut self, time: SimTime, node: NodeId, op: O) -> OpId {
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        self.invokes.push((self.entries.len(), false));
+        self.open += 1;
+        self.entries.push(Entry {
+            time,
+            node,
+            kind: EntryKind::Invoke { id },
+            op,
+        });
+        id
+    }
+
+    pub(crate) fn ret(&mut self, time: SimTime, node: NodeId, id: OpId, op: O) {
+        let invoked = self.invocation(id);
+        assert_eq!(invoked.node, node, "{node} returned an operation {} invoked", invoked.node);
+        let returned = &mut self.invokes[id.0 as usize].1;
+        assert!(!*returned, "operation {id:?} returned twice");
+        *returned = true;
+        self.open -= 1;
+        self.entries.push(Entry {
+            time,
+            node,
+            kind: EntryKind::Return { id },
+            op,
+        });
+    }
+
+    pub(crate) fn note(&mut self, time: SimTime, node: NodeId, op: O) {
+        self.entries.push(Entry {
+            time,
+            node,
+            kind: EntryKind::Note,
+            op,
+        });
+    }
+}

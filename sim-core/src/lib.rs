@@ -1,0 +1,32 @@
+//! sim-core: the protocol-agnostic heart of dsim.
+//!
+//! One single-threaded event loop ([`Simulation`]) drives node state machines ([`Node`])
+//! over a seeded virtual network ([`NetworkConfig`]) that can drop, delay, duplicate and
+//! reorder messages, partition nodes, and crash and restart them. After every step the
+//! loop runs the protocol's [`Invariant`]s; the first violation stops the run. Everything
+//! random flows from one seed ([`SimRng`], [`Decider`]), so a scenario and a seed always
+//! give the same trace, and the same [trace hash](trace).
+//!
+//! sim-core knows no protocol and reads no files.
+
+pub mod checkers;
+pub mod history;
+pub mod invariant;
+pub mod network;
+pub mod node;
+pub mod rng;
+pub mod sim;
+pub mod time;
+pub mod trace;
+
+pub use history::{Entry, EntryKind, History, OpId};
+pub use invariant::{FaultModel, Invariant, Limit, Outcome, Phase, Violation};
+pub use network::{
+    AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition,
+    SlowRule, PRESET_NAMES,
+};
+pub use node::{Context, Message, Node, TimerId, TimerPayload};
+pub use rng::{Decider, Latency, SimRng, Stream};
+pub use sim::{Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
+pub use time::{NodeId, SimDuration, SimTime};
+pub use trace::{MsgId, TraceEvent, TraceHasher, TraceMode, TraceRecord};

@@ -1,0 +1,359 @@
+//! The virtual network: latency, loss, duplication, ordering, slow messages, partitions.
+//!
+//! A [`NetworkConfig`] is a default [`LinkConfig`] plus per-link overrides. For each message
+//! the network decides (through the one [`Decider`]) whether to drop it, how long it
+//! travels, whether it is slowed, and whether a second copy travels too. Reordering comes
+//! from independent delays; a FIFO link instead never delivers a message before one sent
+//! earlier on the same link. Partitions cut links symmetrically (groups) or one way; a
+//! message is checked against them both when sent and when it would arrive.
+//!
+//! The presets mirror MIT 6.824's labrpc so that lab-style scenarios read the same here.
+
+use crate::rng::{Decider, Latency};
+use crate::time::{NodeId, SimDuration, SimTime};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How a message is classed for rules that treat requests and replies apart (labrpc's
+/// long reordering delays replies only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageClass {
+    Request,
+    Reply,
+    Other,
+}
+
+/// Which messages a [`SlowRule`] applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppliesTo {
+    All,
+    Requests,
+    Replies,
+}
+
+impl AppliesTo {
+    fn matches(self, class: MessageClass) -> bool {
+        match self {
+            AppliesTo::All => true,
+            AppliesTo::Requests => class == MessageClass::Request,
+            AppliesTo::Replies => class == MessageClass::Reply,
+        }
+    }
+}
+
+/// Delivery order on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Each message's delay is drawn independently, so later messages may overtake.
+    Reorder,
+    /// Messages on a link arrive in the order they were sent.
+    Fifo,
+}
+
+/// A fraction of messages takes an extra, long delay.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SlowRule {
+    pub probability: f64,
+    pub latency: Latency,
+    pub applies_to: AppliesTo,
+}
+
+/// The behaviour of one directed link.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LinkConfig {
+    pub latency: Latency,
+    pub drop_probability: f64,
+    pub duplicate_probability: f64,
+    pub ordering: Ordering,
+    pub slow: Option<SlowRule>,
+}
+
+impl LinkConfig {
+    /// A lossless link with the given latency.
+    pub fn reliable(latency: Latency) -> LinkConfig {
+        LinkConfig {
+            latency,
+            drop_probability: 0.0,
+            duplicate_probability: 0.0,
+            ordering: Ordering::Reorder,
+            slow: None,
+        }
+    }
+}
+
+/// The whole network: a default link and per-link overrides.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NetworkConfig {
+    pub default: LinkConfig,
+    #[serde(serialize_with = "serialize_overrides")]
+    pub overrides: BTreeMap<(NodeId, NodeId), LinkConfig>,
+}
+
+fn serialize_overrides<S: serde::Serializer>(
+    overrides: &BTreeMap<(NodeId, NodeId), LinkConfig>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(overrides.iter().map(|((from, to), link)| (from, to, link)))
+}
+
+/// The names of the built-in presets, in the order `dsim list` shows them.
+pub const PRESET_NAMES: [&str; 4] = ["reliable", "unreliable", "long-delays", "long-reordering"];
+
+impl NetworkConfig {
+    pub fn uniform(default: LinkConfig) -> NetworkConfig {
+        NetworkConfig {
+            default,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// The labrpc-style presets:
+    /// - `reliable`: 0-1 ms, nothing lost.
+    /// - `unreliable`: 0-26 ms, 10% of messages (requests and replies alike) dropped; a
+    ///   dropped reply is dropped after the handler ran, as in labrpc.
+    /// - `long-delays`: 0-7000 ms, nothing lost (labrpc's long delays before a failure).
+    /// - `long-reordering`: 0-26 ms, and about 2/3 of replies delayed 200 ms to 2.2 s.
+    ///
+    /// ```
+    /// use sim_core::NetworkConfig;
+    /// let net = NetworkConfig::preset("unreliable").unwrap();
+    /// assert_eq!(net.default.drop_probability, 0.1);
+    /// assert!(NetworkConfig::preset("lossy").is_none());
+    /// ```
+    pub fn preset(name: &str) -> Option<NetworkConfig> {
+        let link = match name {
+            "reliable" => LinkConfig::reliable(Latency::uniform_ms(0, 1)),
+            "unreliable" => LinkConfig {
+                drop_probability: 0.1,
+                ..LinkConfig::reliable(Latency::uniform_ms(0, 26))
+            },
+            "long-delays" => LinkConfig::reliable(Latency::uniform_ms(0, 7_000)),
+            "long-reordering" => LinkConfig {
+                slow: Some(SlowRule {
+                    probability: 2.0 / 3.0,
+                    latency: Latency::uniform_ms(200, 2_200),
+                    applies_to: AppliesTo::Replies,
+                }),
+                ..LinkConfig::reliable(Latency::uniform_ms(0, 26))
+            },
+            _ => return None,
+        };
+        Some(NetworkConfig::uniform(link))
+    }
+
+    pub fn link(&self, from: NodeId, to: NodeId) -> &LinkConfig {
+        if self.overrides.is_empty() {
+            return &self.default;
+        }
+        self.overrides.get(&(from, to)).unwrap_or(&self.default)
+    }
+
+    /// Turns loss and duplication off everywhere (the network "heals").
+    pub fn heal(&mut self) {
+        for link in std::iter::once(&mut self.default).chain(self.overrides.values_mut()) {
+            link.drop_probability = 0.0;
+            link.duplicate_probability = 0.0;
+        }
+    }
+
+    /// True if any link can drop, duplicate, or slow messages.
+    pub fn is_faulty(&self) -> bool {
+        std::iter::once(&self.default)
+            .chain(self.overrides.values())
+            .any(|l| l.drop_probability > 0.0 || l.duplicate_probability > 0.0 || l.slow.is_some())
+    }
+}
+
+/// A partition of the network.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Partition {
+    /// Nodes in different groups cannot talk, either way. Nodes in no group form one more
+    /// group of their own.
+    Symmetric { groups: Vec<Vec<NodeId>> },
+    /// Messages from any node in `from` to any node in `to` are lost; the other way works.
+    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+}
+
+impl Partition {
+    pub fn blocks(&self, from: NodeId, to: NodeId) -> bool {
+        match self {
+            Partition::Symmetric { groups } => {
+                let group_of = |n: NodeId| groups.iter().position(|g| g.contains(&n));
+                group_of(from) != group_of(to)
+            }
+            Partition::OneWay { from: sources, to: targets } => {
+                sources.contains(&from) && targets.contains(&to)
+            }
+        }
+    }
+
+    /// Every node the partition names.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        match self {
+            Partition::Symmetric { groups } => groups.iter().flatten().copied().collect(),
+            Partition::OneWay { from, to } => from.iter().chain(to).copied().collect(),
+        }
+    }
+}
+
+/// What the network decided for one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Dropped(DropReason),
+    /// Deliver at `at`, and a second copy at `copy_at` if duplicated.
+    Deliver {
+        at: SimTime,
+        copy_at: Option<SimTime>,
+    },
+}
+
+/// Why a message was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// The link's drop probability.
+    Loss,
+    /// A partition cut the link.
+    Partition,
+    /// The receiver was crashed when the message arrived.
+    Crashed,
+}
+
+/// The network's live state during a run.
+#[derive(Clone, Debug)]
+pub struct Network {
+    config: NetworkConfig,
+    decider: Decider,
+    partitions: BTreeMap<u32, Partition>,
+    /// The latest arrival time scheduled on each FIFO link.
+    fifo_tail: BTreeMap<(NodeId, NodeId), SimTime>,
+}
+
+impl Network {
+    pub fn new(config: NetworkConfig, seed: u64) -> Network {
+        Network {
+            config,
+            decider: Decider::new(seed),
+            partitions: BTreeMap::new(),
+            fifo_tail: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    pub fn partitioned(&self, from: NodeId, to: NodeId) -> bool {
+        !self.partitions.is_empty() && self.partitions.values().any(|p| p.blocks(from, to))
+    }
+
+    pub fn add_partition(&mut self, id: u32, partition: Partition) {
+        self.partitions.insert(id, partition);
+    }
+
+    /// Ends one partition; returns whether it was active.
+    pub fn remove_partition(&mut self, id: u32) -> bool {
+        self.partitions.remove(&id).is_some()
+    }
+
+    /// Ends every partition and turns loss and duplication off.
+    pub fn heal(&mut self) {
+        self.partitions.clear();
+        self.config.heal();
+    }
+
+    /// Decides the fate of one message sent at `now`. Every call draws the same number of
+    /// random numbers, whatever the outcome.
+    pub fn route(&mut self, now: SimTime, from: NodeId, to: NodeId, class: MessageClass) -> Verdict {
+        let link = *self.config.link(from, to);
+        let lost = self.decider.drop(link.drop_probability);
+        let duplicated = self.decider.duplicate(link.duplicate_probability);
+        let delay = self.decider.latency(&link.latency);
+        let copy_delay = self.decider.latency(&link.latency);
+        let extra = link
+            .slow
+            .and_then(|slow| {
+                let extra = self.decider.slow(slow.probability, &slow.latency);
+                extra.filter(|_| slow.applies_to.matches(class))
+            })
+            .unwrap_or(SimDuration::ZERO);
+        if self.partitioned(from, to) {
+            return Verdict::Dropped(DropReason::Partition);
+        }
+        if lost {
+            return Verdict::Dropped(DropReason::Loss);
+        }
+        let mut at = now + delay + extra;
+        let mut copy_at = duplicated.then_some(now + copy_delay + extra);
+        if link.ordering == Ordering::Fifo {
+            // Equal times keep send order through the queue's insertion counter.
+            let tail = self.fifo_tail.entry((from, to)).or_insert(SimTime::ZERO);
+            at = at.max(*tail);
+            *tail = at;
+            if let Some(copy) = copy_at.as_mut() {
+                *copy = (*copy).max(*tail);
+                *tail = *copy;
+            }
+        }
+        Verdict::Deliver { at, copy_at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(i: u32) -> NodeId {
+        NodeId(i)
+    }
+
+    #[test]
+    fn symmetric_partition_blocks_across_groups_only() {
+        let p = Partition::Symmetric {
+            groups: vec![vec![n(0)], vec![n(1), n(2)]],
+        };
+        assert!(p.blocks(n(0), n(1)) && p.blocks(n(2), n(0)));
+        assert!(!p.blocks(n(1), n(2)));
+        // n3 is in no group: a group of its own.
+        assert!(p.blocks(n(3), n(1)));
+    }
+
+    #[test]
+    fn one_way_partition_blocks_one_direction() {
+        let p = Partition::OneWay {
+            from: vec![n(0)],
+            to: vec![n(1)],
+        };
+        assert!(p.blocks(n(0), n(1)));
+        assert!(!p.blocks(n(1), n(0)));
+    }
+
+    #[test]
+    fn fifo_link_never_schedules_a_later_send_earlier() {
+        let mut link = LinkConfig::reliable(Latency::uniform_ms(0, 50));
+        link.ordering = Ordering::Fifo;
+        link.duplicate_probability = 0.5;
+        let mut net = Network::new(NetworkConfig::uniform(link), 11);
+        let mut last = SimTime::ZERO;
+        for i in 0..1_000 {
+            let now = SimTime::from_micros(i * 100);
+            if let Verdict::Deliver { at, copy_at } = net.route(now, n(0), n(1), MessageClass::Other) {
+                assert!(at >= last);
+                last = copy_at.unwrap_or(at).max(at);
+            }
+        }
+    }
+
+    #[test]
+    fn heal_clears_partitions_and_loss() {
+        let mut net = Network::new(NetworkConfig::preset("unreliable").unwrap(), 1);
+        net.add_partition(0, Partition::OneWay { from: vec![n(0)], to: vec![n(1)] });
+        net.heal();
+        assert!(!net.partitioned(n(0), n(1)));
+        assert_eq!(net.config().default.drop_probability, 0.0);
+    }
+}

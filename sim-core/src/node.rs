@@ -1,0 +1,158 @@
+//! The node trait and the context through which a node acts.
+//!
+//! A node is a state machine. Its handlers do no I/O: they read their own state and the
+//! [`Context`], and ask the context for effects (send, set or cancel a timer, draw a random
+//! number, write durable storage, record a history operation). The event loop applies the
+//! effects. The same node therefore runs unchanged under random simulation, replay,
+//! shrinking and exhaustive exploration, and every effect shows in the trace.
+
+use crate::history::{History, OpId};
+use crate::network::MessageClass;
+use crate::rng::SimRng;
+use crate::time::{NodeId, SimDuration, SimTime};
+use serde::Serialize;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// A message between nodes.
+///
+/// `class` tells network rules that treat requests and replies apart (labrpc's long
+/// reordering slows replies only) which one this is.
+pub trait Message: Clone + Debug + Serialize {
+    fn class(&self) -> MessageClass {
+        MessageClass::Other
+    }
+}
+
+/// A timer a node sets for itself.
+pub trait TimerPayload: Clone + Debug + Serialize {}
+impl<T: Clone + Debug + Serialize> TimerPayload for T {}
+
+/// A node's state machine.
+///
+/// ```
+/// use sim_core::{Context, Message, Node, NodeId};
+/// use serde::Serialize;
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+/// struct Hello;
+/// impl Message for Hello {}
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// struct Greeter { greeted: u32 }
+///
+/// impl Node for Greeter {
+///     type Msg = Hello;
+///     type Timer = ();
+///     type Durable = ();
+///     type Op = ();
+///     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+///         if ctx.id() == NodeId(0) {
+///             ctx.send(NodeId(1), Hello);
+///         }
+///     }
+///     fn on_message(&mut self, _ctx: &mut Context<'_, Self>, _from: NodeId, _msg: Hello) {
+///         self.greeted += 1;
+///     }
+///     fn on_timer(&mut self, _ctx: &mut Context<'_, Self>, _timer: ()) {}
+/// }
+/// ```
+pub trait Node: Clone + Debug + Sized + 'static {
+    type Msg: Message;
+    type Timer: TimerPayload;
+    /// Storage that survives a crash; a restarted node is rebuilt from it.
+    type Durable: Clone + Debug + Default + Serialize;
+    /// What goes into the history for checkers (client invocations and returns, and any
+    /// ground-truth notes the protocol's invariants need).
+    type Op: Clone + Debug + Serialize;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>);
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Msg);
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
+}
+
+/// Identifies a timer so that it can be cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TimerId(pub u64);
+
+/// An effect a handler asked for; the loop applies them in order after the handler returns.
+#[derive(Clone, Debug)]
+pub(crate) enum Effect<M, T> {
+    Send { to: NodeId, msg: M },
+    SetTimer { id: TimerId, after: SimDuration, timer: T },
+    CancelTimer { id: TimerId },
+}
+
+/// What a handler may see and do.
+pub struct Context<'a, N: Node> {
+    pub(crate) node: NodeId,
+    pub(crate) n_nodes: usize,
+    pub(crate) now: SimTime,
+    pub(crate) rng: &'a mut SimRng,
+    pub(crate) durable: &'a mut N::Durable,
+    pub(crate) effects: &'a mut Vec<Effect<N::Msg, N::Timer>>,
+    pub(crate) history: &'a mut History<N::Op>,
+    pub(crate) next_timer_id: &'a mut u64,
+}
+
+impl<N: Node> Context<'_, N> {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.node
+    }
+
+    /// How many nodes the simulation has (ids `0..n_nodes`).
+    pub fn n_nodes(&self) -> usize {
+        self.n_nodes
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Sends a message; the network decides when (and whether) it arrives.
+    pub fn send(&mut self, to: NodeId, msg: N::Msg) {
+        assert!(to.index() < self.n_nodes, "{} sent to unknown node {to}", self.node);
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    /// Sets a timer that fires after `after`, unless cancelled or the node crashes first.
+    pub fn set_timer(&mut self, after: SimDuration, timer: N::Timer) -> TimerId {
+        let id = TimerId(*self.next_timer_id);
+        *self.next_timer_id += 1;
+        self.effects.push(Effect::SetTimer { id, after, timer });
+        id
+    }
+
+    /// Cancels a timer; cancelling one that already fired does nothing.
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.effects.push(Effect::CancelTimer { id });
+    }
+
+    /// This node's own random stream.
+    pub fn rng(&mut self) -> &mut SimRng {
+        self.rng
+    }
+
+    /// Storage that survives a crash.
+    pub fn durable(&mut self) -> &mut N::Durable {
+        self.durable
+    }
+
+    /// Records that a client operation starts; returns its id for [`Context::ret`].
+    pub fn invoke(&mut self, op: N::Op) -> OpId {
+        self.history.invoke(self.now, self.node, op)
+    }
+
+    /// Records that a client operation returned with the given result.
+    pub fn ret(&mut self, id: OpId, result: N::Op) {
+        self.history.ret(self.now, self.node, id, result);
+    }
+
+    /// Records a ground-truth note for checkers (e.g. "executed request r").
+    pub fn note(&mut self, note: N::Op) {
+        self.history.note(self.now, self.node, note);
+    }
+}

@@ -1,0 +1,227 @@
+//! Seeded randomness: one seed, independent streams, one choice point for the network.
+//!
+//! Every random draw of a run comes from the run's seed through ChaCha8 (`rand_chacha`).
+//! The seed is split into independent streams: one for the network, one for the workload,
+//! one per node. A change in how one part draws (a node drawing one more number, a new
+//! fault kind) then does not reshuffle the others.
+//!
+//! All of the network's nondeterministic choices (delay, drop, duplicate, slow) go through
+//! [`Decider`]. It is the single place a recorded decision log or an exhaustive explorer
+//! would stand in for the random stream. Each decision always consumes the same number of
+//! draws whatever its probability, so lowering a fault rate to zero (as shrinking does)
+//! leaves every other decision of the run where it was.
+
+use crate::time::{NodeId, SimDuration};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+
+/// The independent random streams of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Network,
+    Workload,
+    Node(NodeId),
+}
+
+impl Stream {
+    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`.
+    pub fn number(self) -> u64 {
+        match self {
+            Stream::Network => 0,
+            Stream::Workload => 1,
+            Stream::Node(id) => 2 + u64::from(id.0),
+        }
+    }
+}
+
+/// A deterministic random number generator for one stream of one run.
+///
+/// ```
+/// use sim_core::{SimRng, Stream};
+/// let mut a = SimRng::new(7, Stream::Workload);
+/// let mut b = SimRng::new(7, Stream::Workload);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// assert!(a.below(10) < 10);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SimRng(ChaCha8Rng);
+
+impl SimRng {
+    pub fn new(seed: u64, stream: Stream) -> SimRng {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream.number());
+        SimRng(rng)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    /// A number in `0..n` (by widening multiply; `n` must be positive).
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0, "below(0) has no valid answer");
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// A number in `min..=max`.
+    pub fn between(&mut self, min: u64, max: u64) -> u64 {
+        assert!(min <= max, "between({min}, {max})");
+        match (max - min).checked_add(1) {
+            Some(span) => min + self.below(span),
+            None => self.next_u64(),
+        }
+    }
+
+    /// A float uniform in `[0, 1)`, from the top 53 bits of one draw.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// True with probability `p` (one draw, whatever `p` is).
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Picks an index of a non-empty slice.
+    pub fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+}
+
+/// A latency distribution for one message.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "distribution", rename_all = "kebab-case")]
+pub enum Latency {
+    Constant(SimDuration),
+    /// Uniform in `[min, max]`.
+    Uniform { min: SimDuration, max: SimDuration },
+    /// Exponential with the given mean, clamped to `[min, max]`.
+    Exponential {
+        mean: SimDuration,
+        min: SimDuration,
+        max: SimDuration,
+    },
+}
+
+impl Latency {
+    pub fn uniform_ms(min: u64, max: u64) -> Latency {
+        Latency::Uniform {
+            min: SimDuration::from_millis(min),
+            max: SimDuration::from_millis(max),
+        }
+    }
+
+    /// The largest latency this distribution can produce.
+    pub fn max(&self) -> SimDuration {
+        match *self {
+            Latency::Constant(d) => d,
+            Latency::Uniform { max, .. } | Latency::Exponential { max, .. } => max,
+        }
+    }
+
+    fn sample(&self, draw: u64) -> SimDuration {
+        match *self {
+            Latency::Constant(d) => d,
+            Latency::Uniform { min, max } => {
+                let span = max.as_micros() - min.as_micros() + 1;
+                let offset = ((u128::from(draw) * u128::from(span)) >> 64) as u64;
+                SimDuration::from_micros(min.as_micros() + offset)
+            }
+            Latency::Exponential { mean, min, max } => {
+                let unit = (draw >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                let micros = -(1.0 - unit).ln() * mean.as_micros() as f64;
+                let micros = (micros.round() as u64).clamp(min.as_micros(), max.as_micros());
+                SimDuration::from_micros(micros)
+            }
+        }
+    }
+}
+
+/// The network's choice point: every random decision about a message is made here.
+#[derive(Clone, Debug)]
+pub struct Decider {
+    rng: SimRng,
+}
+
+impl Decider {
+    pub fn new(seed: u64) -> Decider {
+        Decider {
+            rng: SimRng::new(seed, Stream::Network),
+        }
+    }
+
+    /// Whether to drop a message.
+    pub fn drop(&mut self, probability: f64) -> bool {
+        self.rng.chance(probability)
+    }
+
+    /// Whether to deliver a message twice.
+    pub fn duplicate(&mut self, probability: f64) -> bool {
+        self.rng.chance(probability)
+    }
+
+    /// A message's latency.
+    pub fn latency(&mut self, latency: &Latency) -> SimDuration {
+        latency.sample(self.rng.next_u64())
+    }
+
+    /// Whether a message is slowed, and by how much if so (always two draws).
+    pub fn slow(&mut self, probability: f64, latency: &Latency) -> Option<SimDuration> {
+        let slowed = self.rng.chance(probability);
+        let delay = latency.sample(self.rng.next_u64());
+        slowed.then_some(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_independent_and_reproducible() {
+        let mut net = SimRng::new(1, Stream::Network);
+        let mut node = SimRng::new(1, Stream::Node(NodeId(0)));
+        assert_ne!(net.next_u64(), node.next_u64());
+        let mut again = SimRng::new(1, Stream::Network);
+        let _ = again.next_u64();
+        assert_eq!(net.next_u64(), again.next_u64());
+    }
+
+    #[test]
+    fn uniform_latency_stays_in_bounds_and_reaches_both_ends() {
+        let latency = Latency::Uniform {
+            min: SimDuration::from_micros(5),
+            max: SimDuration::from_micros(7),
+        };
+        let mut decider = Decider::new(3);
+        let mut seen = [false; 3];
+        for _ in 0..1_000 {
+            let d = decider.latency(&latency).as_micros();
+            assert!((5..=7).contains(&d));
+            seen[(d - 5) as usize] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
+    fn exponential_latency_is_clamped() {
+        let latency = Latency::Exponential {
+            mean: SimDuration::from_millis(5),
+            min: SimDuration::from_millis(1),
+            max: SimDuration::from_millis(8),
+        };
+        let mut decider = Decider::new(9);
+        for _ in 0..1_000 {
+            let d = decider.latency(&latency);
+            assert!(d >= SimDuration::from_millis(1) && d <= SimDuration::from_millis(8));
+        }
+    }
+
+    #[test]
+    fn chance_extremes() {
+        let mut rng = SimRng::new(0, Stream::Workload);
+        assert!((0..100).all(|_| !rng.chance(0.0)));
+        assert!((0..100).all(|_| rng.chance(1.0)));
+    }
+}

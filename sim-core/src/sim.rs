@@ -1,0 +1,663 @@
+//! The event loop: one thread, one queue of events ordered by (virtual time, insertion
+//! sequence), one step per event.
+//!
+//! Each step pops the earliest event, advances virtual time to it (idle time is skipped,
+//! never ticked through), runs the node handler it concerns, applies the handler's effects
+//! (sends through the network, timers), and then runs every invariant. The first violation
+//! ends the run. A run also ends when the queue drains, at the liveness deadline, or at a
+//! run limit (`max_steps`, `max_time`), each a reported [`Outcome`].
+//!
+//! Fault phases: faults come from a timeline. At `heal_at` the network heals (partitions
+//! end, loss and duplication stop) and the liveness phase begins; at
+//! `heal_at + liveness_window` the end-of-run checks run whether or not the queue drained.
+
+use crate::history::History;
+use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
+use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
+use crate::node::{Context, Effect, Message, Node, TimerId};
+use crate::rng::{SimRng, Stream};
+use crate::time::{NodeId, SimDuration, SimTime};
+use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+/// A fault on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    /// The node stops: its volatile state and timers are lost, messages to it are dropped.
+    Crash(NodeId),
+    /// The node is rebuilt from its durable storage and started again.
+    Restart(NodeId),
+    /// A partition starts; it lasts until a `Heal` with the same id or the network heals.
+    Partition { id: u32, partition: Partition },
+    Heal { id: u32 },
+}
+
+/// A fault and when it happens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScheduledFault {
+    pub at: SimTime,
+    pub fault: Fault,
+}
+
+/// Everything a run needs besides its nodes and invariants.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub network: NetworkConfig,
+    pub faults: Vec<ScheduledFault>,
+    pub max_steps: u64,
+    pub max_time: SimTime,
+    /// When the network heals and the liveness phase starts; `None`: never.
+    pub heal_at: Option<SimTime>,
+    /// How long after `heal_at` the end-of-run checks wait at most.
+    pub liveness_window: SimDuration,
+    pub trace_mode: TraceMode,
+}
+
+impl SimConfig {
+    /// A config with the given seed and network, no faults, and generous limits.
+    pub fn new(seed: u64, network: NetworkConfig) -> SimConfig {
+        SimConfig {
+            seed,
+            network,
+            faults: Vec::new(),
+            max_steps: 10_000_000,
+            max_time: SimTime::from_millis(3_600_000),
+            heal_at: None,
+            liveness_window: SimDuration::from_millis(60_000),
+            trace_mode: TraceMode::Recent(32),
+        }
+    }
+}
+
+/// Message, byte and timer counts for one node (or all of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Messages this node sent.
+    pub sent: u64,
+    /// Messages delivered to this node (each copy counts).
+    pub delivered: u64,
+    /// Messages this node sent that were lost (loss, partition, crashed receiver).
+    pub dropped: u64,
+    /// Extra copies the network made of this node's messages.
+    pub duplicated: u64,
+    pub bytes_sent: u64,
+    pub bytes_delivered: u64,
+    pub timers_fired: u64,
+}
+
+impl Counters {
+    fn add(&mut self, other: &Counters) {
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.duplicated += other.duplicated;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_delivered += other.bytes_delivered;
+        self.timers_fired += other.timers_fired;
+    }
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub steps: u64,
+    pub time: SimTime,
+    pub totals: Counters,
+    pub per_node: Vec<Counters>,
+    /// The trace hash, version 1 (see the `trace` module).
+    pub trace_hash: String,
+}
+
+#[derive(Debug)]
+enum EventKind<M, T> {
+    Start(NodeId),
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        bytes: u32,
+        msg: M,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        id: TimerId,
+        timer: T,
+    },
+    Fault(Fault),
+    HealNetwork,
+    LivenessDeadline,
+}
+
+/// A queued event. Ordered by time, then insertion sequence, so that equal times keep the
+/// order in which events were scheduled.
+#[derive(Debug)]
+struct Scheduled<M, T> {
+    key: Reverse<(SimTime, u64)>,
+    kind: EventKind<M, T>,
+}
+
+impl<M, T> PartialEq for Scheduled<M, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl<M, T> Eq for Scheduled<M, T> {}
+impl<M, T> PartialOrd for Scheduled<M, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<M, T> Ord for Scheduled<M, T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+#[derive(Debug)]
+struct Slot<N: Node> {
+    state: Option<N>,
+    durable: N::Durable,
+    /// Bumped at each crash, so timers set before it never fire after it.
+    incarnation: u32,
+    rng: SimRng,
+}
+
+/// A message in flight, as invariants see it.
+#[derive(Debug)]
+pub struct InFlight<'a, M> {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub msg_id: MsgId,
+    pub arrives: SimTime,
+    pub msg: &'a M,
+}
+
+/// The simulated world: nodes, network, queue, trace, history. Invariants read it.
+pub struct World<N: Node> {
+    seed: u64,
+    now: SimTime,
+    step: u64,
+    slots: Vec<Slot<N>>,
+    queue: BinaryHeap<Scheduled<N::Msg, N::Timer>>,
+    next_seq: u64,
+    network: Network,
+    trace: Trace<N::Msg, N::Timer>,
+    history: History<N::Op>,
+    counters: Vec<Counters>,
+    live_timers: BTreeSet<TimerId>,
+    next_timer_id: u64,
+    next_msg_id: u64,
+    effects: Vec<Effect<N::Msg, N::Timer>>,
+    healed: bool,
+}
+
+impl<N: Node> World<N> {
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Steps taken so far (one per event processed).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A node's state, or `None` while it is crashed.
+    pub fn node(&self, id: NodeId) -> Option<&N> {
+        self.slots[id.index()].state.as_ref()
+    }
+
+    /// Every node with its state (`None` while crashed), in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, Option<&N>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| (NodeId(i as u32), slot.state.as_ref()))
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.slots[id.index()].state.is_some()
+    }
+
+    pub fn durable(&self, id: NodeId) -> &N::Durable {
+        &self.slots[id.index()].durable
+    }
+
+    /// Messages in flight, in no particular (but deterministic) order.
+    pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_, N::Msg>> {
+        self.queue.iter().filter_map(|event| match &event.kind {
+            EventKind::Deliver { from, to, msg_id, msg, .. } => Some(InFlight {
+                from: *from,
+                to: *to,
+                msg_id: *msg_id,
+                arrives: event.key.0 .0,
+                msg,
+            }),
+            _ => None,
+        })
+    }
+
+    pub fn history(&self) -> &History<N::Op> {
+        &self.history
+    }
+
+    pub fn counters(&self, id: NodeId) -> &Counters {
+        &self.counters[id.index()]
+    }
+
+    pub fn totals(&self) -> Counters {
+        let mut totals = Counters::default();
+        for c in &self.counters {
+            totals.add(c);
+        }
+        totals
+    }
+
+    /// The trace kept so far (as much as the trace mode keeps).
+    pub fn trace(&self) -> impl ExactSizeIterator<Item = &TraceRecord<N::Msg, N::Timer>> {
+        self.trace.records()
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.hash()
+    }
+
+    /// Whether the network has healed (the liveness phase has begun).
+    pub fn healed(&self) -> bool {
+        self.healed
+    }
+
+    fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(Scheduled {
+            key: Reverse((at, seq)),
+            kind,
+        });
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
+        let msg_id = MsgId(self.next_msg_id);
+        self.next_msg_id += 1;
+        let bytes = self.trace.encode(&msg);
+        let (step, now) = (self.step, self.now);
+        let counters = &mut self.counters[from.index()];
+        counters.sent += 1;
+        counters.bytes_sent += bytes as u64;
+        self.trace.record(step, now, 2, &[u64::from(from.0), u64::from(to.0), msg_id.0], true, || {
+            TraceEvent::Send { from, to, msg_id, msg: msg.clone() }
+        });
+        match self.network.route(now, from, to, msg.class()) {
+            Verdict::Dropped(reason) => self.drop_message(from, to, msg_id, reason),
+            Verdict::Deliver { at, copy_at } => {
+                let bytes = bytes as u32;
+                if let Some(copy_at) = copy_at {
+                    let copy_id = MsgId(self.next_msg_id);
+                    self.next_msg_id += 1;
+                    self.counters[from.index()].duplicated += 1;
+                    let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, copy_id.0];
+                    self.trace.record(step, now, 5, &fields, false, || TraceEvent::Duplicate {
+                        from,
+                        to,
+                        msg_id,
+                        copy_id,
+                    });
+                    let copy = msg.clone();
+                    self.schedule(at, EventKind::Deliver { from, to, msg_id, bytes, msg });
+                    let msg_id = copy_id;
+                    self.schedule(copy_at, EventKind::Deliver { from, to, msg_id, bytes, msg: copy });
+                } else {
+                    self.schedule(at, EventKind::Deliver { from, to, msg_id, bytes, msg });
+                }
+            }
+        }
+    }
+
+    fn drop_message(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, reason: DropReason) {
+        self.counters[from.index()].dropped += 1;
+        let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, reason as u64];
+        self.trace.record(self.step, self.now, 4, &fields, false, || TraceEvent::Drop {
+            from,
+            to,
+            msg_id,
+            reason,
+        });
+    }
+
+    /// Runs one handler of `node` (if it is up) and applies its effects.
+    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut N, &mut Context<'_, N>)) {
+        let n_nodes = self.slots.len();
+        let slot = &mut self.slots[node.index()];
+        let Some(state) = slot.state.as_mut() else {
+            return;
+        };
+        let mut ctx = Context {
+            node,
+            n_nodes,
+            now: self.now,
+            rng: &mut slot.rng,
+            durable: &mut slot.durable,
+            effects: &mut self.effects,
+            history: &mut self.history,
+            next_timer_id: &mut self.next_timer_id,
+        };
+        handler(state, &mut ctx);
+        let incarnation = slot.incarnation;
+        let mut effects = std::mem::take(&mut self.effects);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, msg } => self.send(node, to, msg),
+                Effect::SetTimer { id, after, timer } => {
+                    self.trace.encode(&timer);
+                    let fields = [u64::from(node.0), id.0, after.as_micros()];
+                    self.trace.record(self.step, self.now, 6, &fields, true, || {
+                        TraceEvent::TimerSet { node, timer_id: id, after, timer: timer.clone() }
+                    });
+                    self.live_timers.insert(id);
+                    let kind = EventKind::Timer { node, incarnation, id, timer };
+                    self.schedule(self.now + after, kind);
+                }
+                Effect::CancelTimer { id } => {
+                    if self.live_timers.remove(&id) {
+                        let fields = [u64::from(node.0), id.0];
+                        self.trace.record(self.step, self.now, 8, &fields, false, || {
+                            TraceEvent::TimerCancel { node, timer_id: id }
+                        });
+                    }
+                }
+            }
+        }
+        self.effects = effects;
+    }
+
+    fn start(&mut self, node: NodeId) {
+        self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || {
+            TraceEvent::Start { node }
+        });
+        self.dispatch(node, |state, ctx| state.on_start(ctx));
+    }
+
+    fn record_fault(&mut self, fault: &Fault) {
+        let (step, now) = (self.step, self.now);
+        match fault {
+            Fault::Crash(node) => self.trace.record(step, now, 9, &[u64::from(node.0)], false, || {
+                TraceEvent::Crash { node: *node }
+            }),
+            Fault::Restart(node) => {
+                self.trace.record(step, now, 10, &[u64::from(node.0)], false, || {
+                    TraceEvent::Restart { node: *node }
+                })
+            }
+            Fault::Partition { id, partition } => {
+                let mut fields: Vec<u64> = vec![u64::from(*id)];
+                fields.extend(partition.nodes().iter().map(|n| u64::from(n.0)));
+                self.trace.record(step, now, 11, &fields, false, || TraceEvent::Partition {
+                    partition_id: *id,
+                    partition: partition.clone(),
+                })
+            }
+            Fault::Heal { id } => self.trace.record(step, now, 12, &[u64::from(*id)], false, || {
+                TraceEvent::Heal { partition_id: *id }
+            }),
+        }
+    }
+}
+
+/// A simulation: the world, the invariants, and how to build (and rebuild) each node.
+pub struct Simulation<N: Node> {
+    world: World<N>,
+    invariants: Vec<Box<dyn Invariant<N>>>,
+    build: Box<dyn FnMut(NodeId, &N::Durable) -> N>,
+    max_steps: u64,
+    max_time: SimTime,
+    outcome: Option<Outcome>,
+}
+
+impl<N: Node> Simulation<N> {
+    /// A simulation of `n_nodes` nodes, each built by `build(id, durable)` at the start and
+    /// again at each restart (with the durable storage the node had).
+    pub fn new(
+        config: SimConfig,
+        n_nodes: usize,
+        build: impl FnMut(NodeId, &N::Durable) -> N + 'static,
+    ) -> Simulation<N> {
+        let mut build = Box::new(build);
+        let slots = (0..n_nodes)
+            .map(|i| {
+                let id = NodeId(i as u32);
+                let durable = N::Durable::default();
+                Slot {
+                    state: Some(build(id, &durable)),
+                    durable,
+                    incarnation: 0,
+                    rng: SimRng::new(config.seed, Stream::Node(id)),
+                }
+            })
+            .collect();
+        let mut world = World {
+            seed: config.seed,
+            now: SimTime::ZERO,
+            step: 0,
+            slots,
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            network: Network::new(config.network, config.seed),
+            trace: Trace::new(config.trace_mode),
+            history: History::default(),
+            counters: vec![Counters::default(); n_nodes],
+            live_timers: BTreeSet::new(),
+            next_timer_id: 0,
+            next_msg_id: 0,
+            effects: Vec::new(),
+            healed: false,
+        };
+        for i in 0..n_nodes {
+            world.schedule(SimTime::ZERO, EventKind::Start(NodeId(i as u32)));
+        }
+        for fault in config.faults {
+            for node in fault_nodes(&fault.fault) {
+                assert!(node.index() < n_nodes, "a fault names {node}, but there are {n_nodes} nodes");
+            }
+            world.schedule(fault.at, EventKind::Fault(fault.fault));
+        }
+        if let Some(heal_at) = config.heal_at {
+            world.schedule(heal_at, EventKind::HealNetwork);
+            world.schedule(heal_at + config.liveness_window, EventKind::LivenessDeadline);
+        }
+        Simulation {
+            world,
+            invariants: Vec::new(),
+            build,
+            max_steps: config.max_steps,
+            max_time: config.max_time,
+            outcome: None,
+        }
+    }
+
+    /// Adds an invariant, checked after every step and at the end.
+    pub fn add_invariant(&mut self, invariant: Box<dyn Invariant<N>>) {
+        self.invariants.push(invariant);
+    }
+
+    pub fn world(&self) -> &World<N> {
+        &self.world
+    }
+
+    /// Runs to the end and reports.
+    pub fn run(&mut self) -> Report {
+        while self.step().is_none() {}
+        self.report()
+    }
+
+    /// The report of the run so far (its outcome is `Pass` until the run ends otherwise).
+    pub fn report(&self) -> Report {
+        Report {
+            seed: self.world.seed,
+            outcome: self.outcome.clone().unwrap_or(Outcome::Pass),
+            steps: self.world.step,
+            time: self.world.now,
+            totals: self.world.totals(),
+            per_node: self.world.counters.clone(),
+            trace_hash: format!("{:016x}", self.world.trace.hash()),
+        }
+    }
+
+    /// Processes one event. Returns the outcome once the run is over (and keeps returning
+    /// it).
+    pub fn step(&mut self) -> Option<&Outcome> {
+        if self.outcome.is_none() {
+            self.outcome = self.advance();
+        }
+        self.outcome.as_ref()
+    }
+
+    fn advance(&mut self) -> Option<Outcome> {
+        let world = &mut self.world;
+        let event = loop {
+            let Some(event) = world.queue.pop() else {
+                return Some(self.finish());
+            };
+            // Timers cancelled, or set by an earlier incarnation, vanish without a step.
+            if let EventKind::Timer { node, incarnation, id, .. } = &event.kind {
+                let live = world.live_timers.remove(id);
+                if !live || *incarnation != world.slots[node.index()].incarnation {
+                    continue;
+                }
+            }
+            break event;
+        };
+        let at = event.key.0 .0;
+        if world.step >= self.max_steps {
+            world.queue.push(event);
+            return Some(Outcome::LimitReached(Limit::MaxSteps { steps: world.step }));
+        }
+        if at > self.max_time {
+            world.queue.push(event);
+            return Some(Outcome::LimitReached(Limit::MaxTime { time: self.max_time }));
+        }
+        world.now = at;
+        world.step += 1;
+        match event.kind {
+            EventKind::Start(node) => world.start(node),
+            EventKind::Deliver { from, to, msg_id, bytes, msg } => {
+                if !world.is_up(to) {
+                    world.drop_message(from, to, msg_id, DropReason::Crashed);
+                } else if world.network.partitioned(from, to) {
+                    world.drop_message(from, to, msg_id, DropReason::Partition);
+                } else {
+                    let counters = &mut world.counters[to.index()];
+                    counters.delivered += 1;
+                    counters.bytes_delivered += u64::from(bytes);
+                    let fields = [u64::from(from.0), u64::from(to.0), msg_id.0];
+                    let keep = world.trace.keeps_records();
+                    let copy = keep.then(|| msg.clone());
+                    world.trace.record(world.step, at, 3, &fields, false, || TraceEvent::Deliver {
+                        from,
+                        to,
+                        msg_id,
+                        msg: copy.expect("cloned when records are kept"),
+                    });
+                    world.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
+                }
+            }
+            EventKind::Timer { node, id, timer, .. } => {
+                world.counters[node.index()].timers_fired += 1;
+                let keep = world.trace.keeps_records();
+                let copy = keep.then(|| timer.clone());
+                world.trace.record(world.step, at, 7, &[u64::from(node.0), id.0], false, || {
+                    TraceEvent::TimerFire {
+                        node,
+                        timer_id: id,
+                        timer: copy.expect("cloned when records are kept"),
+                    }
+                });
+                world.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
+            }
+            EventKind::Fault(fault) => {
+                world.record_fault(&fault);
+                match fault {
+                    Fault::Crash(node) => {
+                        let slot = &mut world.slots[node.index()];
+                        if slot.state.take().is_some() {
+                            slot.incarnation += 1;
+                        }
+                    }
+                    Fault::Restart(node) => {
+                        let slot = &mut world.slots[node.index()];
+                        if slot.state.is_none() {
+                            slot.state = Some((self.build)(node, &slot.durable));
+                            world.dispatch(node, |state, ctx| state.on_start(ctx));
+                        }
+                    }
+                    Fault::Partition { id, partition } => world.network.add_partition(id, partition),
+                    Fault::Heal { id } => {
+                        world.network.remove_partition(id);
+                    }
+                }
+            }
+            EventKind::HealNetwork => {
+                world.healed = true;
+                world.network.heal();
+                world.trace.record(world.step, at, 13, &[], false, || TraceEvent::NetworkHealed);
+            }
+            EventKind::LivenessDeadline => return Some(self.finish()),
+        }
+        self.check_step()
+    }
+
+    fn check_step(&mut self) -> Option<Outcome> {
+        for invariant in &mut self.invariants {
+            if let Err(message) = invariant.check_step(&self.world) {
+                let name = invariant.name();
+                return Some(self.violation(name, message, Phase::Safety));
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self) -> Outcome {
+        for invariant in &mut self.invariants {
+            if let Err(message) = invariant.check_end(&self.world) {
+                let name = invariant.name();
+                return self.violation(name, message, Phase::Liveness);
+            }
+        }
+        Outcome::Pass
+    }
+
+    fn violation(&self, invariant: &str, message: String, phase: Phase) -> Outcome {
+        let recent = self.world.trace.records();
+        let skip = recent.len().saturating_sub(20);
+        Outcome::Violation(Violation {
+            invariant: invariant.to_string(),
+            message,
+            phase,
+            step: self.world.step,
+            time: self.world.now,
+            seed: self.world.seed,
+            recent: recent.skip(skip).map(|r| r.to_string()).collect(),
+        })
+    }
+}
+
+fn fault_nodes(fault: &Fault) -> Vec<NodeId> {
+    match fault {
+        Fault::Crash(node) | Fault::Restart(node) => vec![*node],
+        Fault::Partition { partition, .. } => partition.nodes(),
+        Fault::Heal { .. } => Vec::new(),
+    }
+}
