@@ -1,1 +1,35 @@
-//! dsim
+//! dsim: the scenario runner, benchmarks and command line around sim-core and protocols.
+//!
+//! Only this crate reads files: scenario files ([`scenario`]), and the traces and
+//! summaries it writes. Dependencies flow one way: `dsim` -> `protocols` -> `sim-core`.
+
+pub mod bench;
+pub mod locate;
+pub mod runner;
+pub mod scenario;
+
+use std::path::{Path, PathBuf};
+
+/// The folder of bundled scenarios: `scenarios/` in the source tree.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Every bundled scenario file, sorted by path.
+pub fn bundled_scenarios() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![scenarios_dir()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}

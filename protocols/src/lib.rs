@@ -1,1 +1,34 @@
-//! The protocols dsim simulates. Each module knows sim-core, never the CLI or files.
+//! The protocols dsim simulates. Each module knows sim-core, never the CLI or files:
+//! parameter types derive `Deserialize` so that dsim can read them from scenario files,
+//! but reading and reporting errors is dsim's job.
+//!
+//! - [`ping`]: a load generator (N nodes keeping K pings in flight), for benchmarks.
+//! - [`rpc`]: RPC with retries (best effort) over a key/value server, and the
+//!   duplicate-execution anomaly it causes.
+//! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
+//!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
+
+pub mod kv;
+pub mod ping;
+pub mod rpc;
+
+use sim_core::{FaultModel, Invariant, Node, NodeId};
+
+/// Everything the runner needs to simulate one protocol instance.
+pub struct Setup<N: Node> {
+    pub n_nodes: usize,
+    /// Builds node `id` at the start, and again at each restart from its durable storage.
+    pub build: Box<dyn FnMut(NodeId, &N::Durable) -> N>,
+    pub invariants: Vec<Box<dyn Invariant<N>>>,
+    pub fault_model: FaultModel,
+    /// A human name per node, for `dsim list` and reports ("server", "client 1").
+    pub node_names: Vec<String>,
+}
+
+/// One documented protocol parameter, for `dsim list`.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamDoc {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}

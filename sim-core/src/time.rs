@@ -132,14 +132,16 @@ impl fmt::Display for SimDuration {
     }
 }
 
-/// The identity of a simulated node: its index in the simulation, from 0.
+/// The identity of a simulated node: its index in the simulation, from 0. Shown (also by
+/// `{:?}`, so that traces of messages stay readable) as `n3`.
 ///
 /// ```
 /// use sim_core::NodeId;
 /// assert_eq!(NodeId(3).to_string(), "n3");
+/// assert_eq!(format!("{:?}", NodeId(3)), "n3");
 /// ```
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(transparent)]
 pub struct NodeId(pub u32);
@@ -147,6 +149,12 @@ pub struct NodeId(pub u32);
 impl NodeId {
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
     }
 }
 

@@ -1,0 +1,379 @@
+//! Key/value pieces shared by the request/response protocols (best-effort RPC, and later
+//! at-most-once RPC and chain replication): operations, the store, the workload, and two
+//! invariants.
+//!
+//! - `executed-at-most-once` is ground truth: servers note every execution in the history
+//!   (`KvRecord::Executed`), and no request id may be executed twice.
+//! - `kv-linearizable` is what a client can see: the completed operations on each key must
+//!   be linearizable against a sequential key/value store. It catches the lecture's
+//!   anomaly (Put(k,10) and Put(k,20) both succeed, then Get(k) yields 10). An operation
+//!   the client gave up on has an unknown outcome: it may have taken effect, at any time.
+
+use serde::{Deserialize, Serialize};
+use sim_core::checkers::linearizability::{self, Model, Operation};
+use sim_core::{EntryKind, Invariant, Node, NodeId, OpId, SimRng, SimTime, World};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Identifies a client request: the client and its own request counter. Every re-send of
+/// a request carries the same id. Shown as `n1#3` (by `{:?}` too, for readable traces).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct RequestId {
+    pub client: NodeId,
+    pub seq: u64,
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.client, self.seq)
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.client, self.seq)
+    }
+}
+
+/// A key/value operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum KvOp {
+    Put { key: String, value: String },
+    Append { key: String, value: String },
+    Get { key: String },
+}
+
+impl KvOp {
+    pub fn key(&self) -> &str {
+        match self {
+            KvOp::Put { key, .. } | KvOp::Append { key, .. } | KvOp::Get { key } => key,
+        }
+    }
+}
+
+impl fmt::Display for KvOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvOp::Put { key, value } => write!(f, "Put({key},{value})"),
+            KvOp::Append { key, value } => write!(f, "Append({key},{value})"),
+            KvOp::Get { key } => write!(f, "Get({key})"),
+        }
+    }
+}
+
+/// What a key/value operation returned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvResult {
+    /// A put or append took effect.
+    Done,
+    /// A get read this value ("" for a key never written).
+    Value(String),
+    /// The client gave up (retries exhausted): the outcome is unknown.
+    GaveUp,
+}
+
+impl fmt::Display for KvResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvResult::Done => write!(f, "ok"),
+            KvResult::Value(v) => write!(f, "{v:?}"),
+            KvResult::GaveUp => write!(f, "gave up"),
+        }
+    }
+}
+
+/// History records of key/value protocols.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvRecord {
+    /// A client invokes an operation (history invoke).
+    Call(KvOp),
+    /// The operation returns (history return).
+    Return(KvResult),
+    /// Ground truth: a server ran the handler for this request (history note).
+    Executed { request: RequestId, op: KvOp },
+}
+
+/// The key/value store a server keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KvStore(BTreeMap<String, String>);
+
+impl KvStore {
+    pub fn apply(&mut self, op: &KvOp) -> KvResult {
+        match op {
+            KvOp::Put { key, value } => {
+                self.0.insert(key.clone(), value.clone());
+                KvResult::Done
+            }
+            KvOp::Append { key, value } => {
+                self.0.entry(key.clone()).or_default().push_str(value);
+                KvResult::Done
+            }
+            KvOp::Get { key } => KvResult::Value(self.0.get(key).cloned().unwrap_or_default()),
+        }
+    }
+}
+
+/// The client workload: how many clients, and what each does.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Number of clients (ignored when `script` is given: one client per script entry).
+    #[serde(default = "default_clients")]
+    pub clients: u32,
+    /// Random operations per client.
+    #[serde(default = "default_ops_per_client")]
+    pub ops_per_client: u32,
+    /// Keys the random operations use: k0, k1, ...
+    #[serde(default = "default_keys")]
+    pub keys: u32,
+    /// Pause between a client's operations, in milliseconds.
+    #[serde(default)]
+    pub think_ms: u64,
+    /// Exact operations per client, instead of random ones.
+    #[serde(default)]
+    pub script: Option<Vec<Vec<KvOp>>>,
+}
+
+fn default_clients() -> u32 {
+    1
+}
+fn default_ops_per_client() -> u32 {
+    10
+}
+fn default_keys() -> u32 {
+    3
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            clients: default_clients(),
+            ops_per_client: default_ops_per_client(),
+            keys: default_keys(),
+            think_ms: 0,
+            script: None,
+        }
+    }
+}
+
+impl Workload {
+    pub fn n_clients(&self) -> usize {
+        match &self.script {
+            Some(script) => script.len(),
+            None => self.clients as usize,
+        }
+    }
+
+    /// Total operations over all clients.
+    pub fn n_ops(&self) -> usize {
+        match &self.script {
+            Some(script) => script.iter().map(Vec::len).sum(),
+            None => self.clients as usize * self.ops_per_client as usize,
+        }
+    }
+
+    /// Each client's operations. Random operations draw from the workload stream; values
+    /// are unique ("3.7": client 3's operation 7) so that a repeated execution shows.
+    pub fn generate(&self, rng: &mut SimRng) -> Vec<Vec<KvOp>> {
+        if let Some(script) = &self.script {
+            return script.clone();
+        }
+        (1..=self.clients)
+            .map(|client| {
+                (0..self.ops_per_client)
+                    .map(|i| {
+                        let key = format!("k{}", rng.below(u64::from(self.keys.max(1))));
+                        let value = format!("{client}.{i} ");
+                        match rng.below(3) {
+                            0 => KvOp::Put { key, value },
+                            1 => KvOp::Append { key, value },
+                            _ => KvOp::Get { key },
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The sequential specification of one key.
+pub struct KeyModel;
+
+impl Model for KeyModel {
+    type State = String;
+    type Input = KvOp;
+    type Output = KvResult;
+
+    fn init(&self) -> String {
+        String::new()
+    }
+
+    fn step(&self, state: &String, input: &KvOp, output: Option<&KvResult>) -> Option<String> {
+        match input {
+            KvOp::Put { value, .. } => Some(value.clone()),
+            KvOp::Append { value, .. } => Some(format!("{state}{value}")),
+            KvOp::Get { .. } => match output {
+                None => Some(state.clone()),
+                Some(KvResult::Value(read)) => (read == state).then(|| state.clone()),
+                Some(_) => None,
+            },
+        }
+    }
+}
+
+/// `executed-at-most-once`: no request id is executed twice (ground truth from the
+/// servers' `Executed` notes, which survive crashes because the history does).
+#[derive(Default)]
+pub struct ExecutedAtMostOnce {
+    cursor: usize,
+    executed: BTreeMap<RequestId, (SimTime, NodeId)>,
+}
+
+pub const EXECUTED_AT_MOST_ONCE: &str = "executed-at-most-once";
+pub const KV_LINEARIZABLE: &str = "kv-linearizable";
+
+impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
+    fn name(&self) -> &'static str {
+        EXECUTED_AT_MOST_ONCE
+    }
+
+    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+        let entries = world.history().entries();
+        for entry in &entries[self.cursor..] {
+            if let KvRecord::Executed { request, op } = &entry.op {
+                if let Some((first, server)) = self.executed.insert(*request, (entry.time, entry.node)) {
+                    return Err(format!(
+                        "request {request} ({op}) was executed twice: by {server} at {first}, \
+                         and again by {} at {}",
+                        entry.node, entry.time
+                    ));
+                }
+            }
+        }
+        self.cursor = entries.len();
+        Ok(())
+    }
+}
+
+/// `kv-linearizable`: each key's history of client operations is linearizable. Checked
+/// again for a key whenever an operation on it returns.
+///
+/// Real-time order comes from positions in the history, not from virtual times: a client
+/// that gets a reply and starts its next operation in the same handler does both at one
+/// virtual instant, yet the first returned before the second was called.
+#[derive(Default)]
+pub struct KvLinearizable {
+    cursor: usize,
+    /// Per key: operations with history positions as their call and return stamps.
+    keys: BTreeMap<String, Vec<Operation<KvOp, KvResult>>>,
+    /// Per key, aligned with `keys`: the virtual times of each call and return, for reports.
+    times: BTreeMap<String, Vec<(SimTime, Option<SimTime>)>>,
+    /// Where each open operation sits: its key and index there.
+    open: BTreeMap<OpId, (String, usize)>,
+}
+
+impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
+    fn name(&self) -> &'static str {
+        KV_LINEARIZABLE
+    }
+
+    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+        let entries = world.history().entries();
+        let mut touched: Vec<String> = Vec::new();
+        for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
+            match (&entry.kind, &entry.op) {
+                (EntryKind::Invoke { id }, KvRecord::Call(op)) => {
+                    let ops = self.keys.entry(op.key().to_string()).or_default();
+                    self.open.insert(*id, (op.key().to_string(), ops.len()));
+                    ops.push(Operation {
+                        client: u64::from(entry.node.0),
+                        call: position as u64,
+                        ret: None,
+                        input: op.clone(),
+                        output: None,
+                    });
+                    self.times.entry(op.key().to_string()).or_default().push((entry.time, None));
+                }
+                (EntryKind::Return { id }, KvRecord::Return(result)) => {
+                    let (key, index) = self.open.remove(id).expect("a return matches an invoke");
+                    if *result != KvResult::GaveUp {
+                        let op = &mut self.keys.get_mut(&key).expect("key seen at invoke")[index];
+                        op.ret = Some(position as u64);
+                        op.output = Some(result.clone());
+                        self.times.get_mut(&key).expect("key seen at invoke")[index].1 = Some(entry.time);
+                    }
+                    if !touched.contains(&key) {
+                        touched.push(key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.cursor = entries.len();
+        for key in touched {
+            let ops = &self.keys[&key];
+            if !linearizability::check(&KeyModel, ops) {
+                return Err(describe_key_history(&key, ops, &self.times[&key]));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_key_history(
+    key: &str,
+    ops: &[Operation<KvOp, KvResult>],
+    times: &[(SimTime, Option<SimTime>)],
+) -> String {
+    let shown = 12;
+    let skip = ops.len().saturating_sub(shown);
+    let mut text = format!(
+        "the operations on key {key:?} have no linearization (no order of them, consistent \
+         with real time, explains every result). {}operations on {key:?}, in call order:",
+        if skip > 0 { format!("last {shown} ") } else { String::new() }
+    );
+    for (op, (call, ret)) in ops.iter().zip(times).skip(skip) {
+        let ret = ret.map_or("…".to_string(), |t| t.to_string());
+        let result = op.output.as_ref().map_or("unknown".to_string(), |r| r.to_string());
+        text.push_str(&format!(
+            "\n    n{} {} [{} .. {}] -> {}",
+            op.client,
+            op.input,
+            call,
+            ret,
+            result
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::Stream;
+
+    #[test]
+    fn generated_workload_is_deterministic_and_sized() {
+        let workload = Workload { clients: 3, ops_per_client: 4, ..Workload::default() };
+        let a = workload.generate(&mut SimRng::new(5, Stream::Workload));
+        let b = workload.generate(&mut SimRng::new(5, Stream::Workload));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|ops| ops.len() == 4));
+    }
+
+    #[test]
+    fn store_appends_and_reads_empty_for_missing_keys() {
+        let mut store = KvStore::default();
+        let get = KvOp::Get { key: "k".into() };
+        assert_eq!(store.apply(&get), KvResult::Value(String::new()));
+        store.apply(&KvOp::Append { key: "k".into(), value: "a".into() });
+        store.apply(&KvOp::Append { key: "k".into(), value: "b".into() });
+        assert_eq!(store.apply(&get), KvResult::Value("ab".into()));
+    }
+}

@@ -1,0 +1,255 @@
+//! RPC with retries ("best effort"), over a key/value server.
+//!
+//! **The algorithm.** A client stub sends a request and waits. If no reply arrives within
+//! `timeout_ms`, it sends the same request again, up to `retries_max` more times; then it
+//! gives up and reports failure to the application. The server runs the handler for every
+//! request that arrives and replies. Node 0 is the server; nodes 1..=n are clients, each
+//! running its operations one at a time.
+//!
+//! **The guarantee**, and its limit. A request the client saw succeed ran at least once.
+//! It may have run more than once: a re-sent request runs again, and a slow original may
+//! arrive after the client has moved on. The lecture's anomaly (6.824 lecture 2):
+//! Put(k,10) times out and is re-sent; the re-send runs and is answered; Put(k,20) runs;
+//! then the delayed original Put(k,10) arrives and runs again; Get(k) now yields 10.
+//!
+//! **Invariants.** `executed-at-most-once` (ground truth: no request id ran twice) fires
+//! on the first duplicate execution, harmful or not. `kv-linearizable` fires only when a
+//! client can see the damage, as in the anomaly above. Best effort is only safe when
+//! neither happens: no loss, no duplication, and replies faster than the timeout.
+//!
+//! **Fault model.** The server keeps its store in memory, so a server crash is outside the
+//! model; clients may crash, and partitions are allowed.
+
+use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId};
+use crate::{ParamDoc, Setup};
+use serde::{Deserialize, Serialize};
+use sim_core::{Context, FaultModel, Message, MessageClass, Node, NodeId, OpId, SimDuration, TimerId};
+
+/// The server's id.
+pub const SERVER: NodeId = NodeId(0);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum RpcMsg {
+    Request { id: RequestId, op: KvOp },
+    Reply { id: RequestId, result: KvResult },
+}
+
+impl Message for RpcMsg {
+    fn class(&self) -> MessageClass {
+        match self {
+            RpcMsg::Request { .. } => MessageClass::Request,
+            RpcMsg::Reply { .. } => MessageClass::Reply,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum ClientTimer {
+    /// No reply to request `seq` yet: re-send or give up.
+    Retry { seq: u64 },
+    /// Think time is over: start the next operation.
+    Next,
+}
+
+/// The request a client is waiting on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Outstanding {
+    id: RequestId,
+    op: KvOp,
+    op_id: OpId,
+    sends: u32,
+    timer: TimerId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Client {
+    ops: Vec<KvOp>,
+    next_op: usize,
+    next_seq: u64,
+    outstanding: Option<Outstanding>,
+    timeout: SimDuration,
+    retries_max: u32,
+    think: SimDuration,
+}
+
+impl Client {
+    pub fn new(ops: Vec<KvOp>, params: &RpcParams, think: SimDuration) -> Client {
+        Client {
+            ops,
+            next_op: 0,
+            next_seq: 0,
+            outstanding: None,
+            timeout: SimDuration::from_millis(params.timeout_ms),
+            retries_max: params.retries_max,
+            think,
+        }
+    }
+
+    /// True when every operation has returned.
+    pub fn done(&self) -> bool {
+        self.outstanding.is_none() && self.next_op == self.ops.len()
+    }
+
+    fn start_next(&mut self, ctx: &mut Context<'_, RpcNode>) {
+        let Some(op) = self.ops.get(self.next_op).cloned() else {
+            return;
+        };
+        self.next_op += 1;
+        self.next_seq += 1;
+        let id = RequestId { client: ctx.id(), seq: self.next_seq };
+        let op_id = ctx.invoke(KvRecord::Call(op.clone()));
+        ctx.send(SERVER, RpcMsg::Request { id, op: op.clone() });
+        let timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq: id.seq });
+        self.outstanding = Some(Outstanding { id, op, op_id, sends: 1, timer });
+    }
+
+    fn finish(&mut self, ctx: &mut Context<'_, RpcNode>, result: KvResult) {
+        let outstanding = self.outstanding.take().expect("finishing an outstanding request");
+        ctx.ret(outstanding.op_id, KvRecord::Return(result));
+        if self.next_op < self.ops.len() {
+            if self.think == SimDuration::ZERO {
+                self.start_next(ctx);
+            } else {
+                ctx.set_timer(self.think, ClientTimer::Next);
+            }
+        }
+    }
+
+    fn on_reply(&mut self, ctx: &mut Context<'_, RpcNode>, id: RequestId, result: KvResult) {
+        // A reply to an earlier request (a late duplicate) is ignored.
+        let Some(outstanding) = &self.outstanding else {
+            return;
+        };
+        if outstanding.id != id {
+            return;
+        }
+        ctx.cancel_timer(outstanding.timer);
+        self.finish(ctx, result);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, RpcNode>, timer: ClientTimer) {
+        match timer {
+            ClientTimer::Next => self.start_next(ctx),
+            ClientTimer::Retry { seq } => {
+                let Some(outstanding) = self.outstanding.as_mut() else {
+                    return;
+                };
+                if outstanding.id.seq != seq {
+                    return;
+                }
+                if outstanding.sends > self.retries_max {
+                    self.finish(ctx, KvResult::GaveUp);
+                    return;
+                }
+                outstanding.sends += 1;
+                let request = RpcMsg::Request { id: outstanding.id, op: outstanding.op.clone() };
+                ctx.send(SERVER, request);
+                outstanding.timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq });
+            }
+        }
+    }
+}
+
+/// The server: runs every request it receives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Server {
+    store: KvStore,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RpcNode {
+    Server(Server),
+    Client(Client),
+}
+
+impl Node for RpcNode {
+    type Msg = RpcMsg;
+    type Timer = ClientTimer;
+    type Durable = ();
+    type Op = KvRecord;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if let RpcNode::Client(client) = self {
+            client.start_next(ctx);
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: RpcMsg) {
+        match (self, msg) {
+            (RpcNode::Server(server), RpcMsg::Request { id, op }) => {
+                ctx.note(KvRecord::Executed { request: id, op: op.clone() });
+                let result = server.store.apply(&op);
+                ctx.send(from, RpcMsg::Reply { id, result });
+            }
+            (RpcNode::Client(client), RpcMsg::Reply { id, result }) => client.on_reply(ctx, id, result),
+            (node, msg) => panic!("{node:?} cannot handle {msg:?}"),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: ClientTimer) {
+        if let RpcNode::Client(client) = self {
+            client.on_timer(ctx, timer);
+        }
+    }
+}
+
+/// Scenario parameters of best-effort RPC.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcParams {
+    /// How long a client waits for a reply before re-sending.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How many times a client re-sends before giving up.
+    #[serde(default = "default_retries_max")]
+    pub retries_max: u32,
+}
+
+fn default_timeout_ms() -> u64 {
+    100
+}
+
+fn default_retries_max() -> u32 {
+    3
+}
+
+impl Default for RpcParams {
+    fn default() -> Self {
+        RpcParams { timeout_ms: default_timeout_ms(), retries_max: default_retries_max() }
+    }
+}
+
+pub const PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "timeout_ms", default: "100", help: "client waits this long for a reply before re-sending" },
+    ParamDoc { name: "retries_max", default: "3", help: "re-sends before the client gives up" },
+];
+
+pub const INVARIANTS: &[&str] = &[crate::kv::EXECUTED_AT_MOST_ONCE, crate::kv::KV_LINEARIZABLE];
+
+/// Builds the server and one client per entry of `ops` (each client's operations).
+pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Setup<RpcNode> {
+    let n_clients = ops.len();
+    let params = params.clone();
+    let mut node_names = vec!["server".to_string()];
+    node_names.extend((1..=n_clients).map(|i| format!("client {i}")));
+    Setup {
+        n_nodes: 1 + n_clients,
+        build: Box::new(move |id, _| {
+            if id == SERVER {
+                RpcNode::Server(Server::default())
+            } else {
+                RpcNode::Client(Client::new(ops[id.index() - 1].clone(), &params, think))
+            }
+        }),
+        invariants: vec![Box::new(ExecutedAtMostOnce::default()), Box::new(KvLinearizable::default())],
+        fault_model: FaultModel {
+            description: "the server never crashes (its store is in memory); clients may crash; \
+                          partitions allowed"
+                .into(),
+            may_crash: (1..=n_clients as u32).map(NodeId).collect(),
+            max_down_at_once: n_clients,
+            partitions: true,
+        },
+        node_names,
+    }
+}

@@ -1,0 +1,189 @@
+//! Runs a scenario: builds the protocol's nodes and invariants, runs the simulation with
+//! the chosen seed, and judges the outcome against the scenario's expectation.
+
+use crate::scenario::{Expect, ProtocolSpec, Scenario};
+use protocols::Setup;
+use serde::Serialize;
+use sim_core::{Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode};
+use std::io::{self, Write};
+
+/// Where the full trace goes, and in which form.
+pub enum TraceSink<'a> {
+    JsonLines(&'a mut dyn Write),
+    Text(&'a mut dyn Write),
+}
+
+/// The result of one run, judged.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub file: String,
+    pub seed: u64,
+    /// The seed the scenario file names (its `expect` applies to that seed).
+    pub scenario_seed: u64,
+    pub steps: u64,
+    pub virtual_time_ms: f64,
+    pub messages: Counters,
+    pub outcome: Outcome,
+    /// Set when the fault timeline exceeds what the protocol promises to survive.
+    pub outside_fault_model: Option<String>,
+    pub trace_hash: String,
+    pub expect: Expect,
+    pub expectation_met: bool,
+    /// One sentence on how the outcome relates to the expectation.
+    pub verdict: String,
+    /// The command that replays this run exactly.
+    pub replay: String,
+}
+
+/// Runs `scenario` (read from `file`) with `seed` (default: the file's).
+pub fn run(
+    scenario: &Scenario,
+    file: &str,
+    seed: Option<u64>,
+    trace_mode: TraceMode,
+    sink: Option<TraceSink<'_>>,
+) -> io::Result<Summary> {
+    let seed = seed.unwrap_or(scenario.seed);
+    let config = scenario.sim_config(seed, trace_mode);
+    let (report, outside) = match &scenario.protocol {
+        ProtocolSpec::Rpc(params) => {
+            let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
+            let think = SimDuration::from_millis(scenario.workload.think_ms);
+            simulate(protocols::rpc::setup(params, ops, think), config, scenario, sink)?
+        }
+        ProtocolSpec::Ping(params) => simulate(protocols::ping::setup(params), config, scenario, sink)?,
+    };
+    Ok(judge(scenario, file, seed, report, outside))
+}
+
+fn simulate<N: Node>(
+    setup: Setup<N>,
+    config: SimConfig,
+    scenario: &Scenario,
+    sink: Option<TraceSink<'_>>,
+) -> io::Result<(Report, Option<String>)> {
+    let outside = setup.fault_model.admits(&config.faults).err();
+    let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
+    for invariant in setup.invariants {
+        let selected = scenario.invariants.as_ref().is_none_or(|names| names.iter().any(|n| n == invariant.name()));
+        if selected {
+            sim.add_invariant(invariant);
+        }
+    }
+    let report = sim.run();
+    match sink {
+        Some(TraceSink::JsonLines(out)) => {
+            for record in sim.world().trace() {
+                serde_json::to_writer(&mut *out, record)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Some(TraceSink::Text(out)) => {
+            for record in sim.world().trace() {
+                writeln!(out, "{record}")?;
+            }
+        }
+        None => {}
+    }
+    Ok((report, outside))
+}
+
+fn judge(scenario: &Scenario, file: &str, seed: u64, report: Report, outside: Option<String>) -> Summary {
+    let own_seed = seed == scenario.seed;
+    let (met, verdict) = match (&scenario.expect, &report.outcome) {
+        (_, Outcome::Violation(v)) if outside.is_some() => (
+            false,
+            format!(
+                "{} was violated, but the faults are outside the protocol's fault model, so this is not a protocol failure",
+                v.invariant
+            ),
+        ),
+        (Expect::Pass, Outcome::Pass) => (true, "passed, as expected".to_string()),
+        (Expect::Pass, Outcome::Violation(v)) => (false, format!("expected a pass, but {} was violated", v.invariant)),
+        (_, Outcome::LimitReached(limit)) => (false, format!("the run hit a limit before it ended ({limit:?})")),
+        (Expect::Violation(name), Outcome::Violation(v)) if *name == v.invariant => {
+            (true, format!("{name} was violated, as the scenario expects: the anomaly shows on this seed"))
+        }
+        (Expect::Violation(name), Outcome::Violation(v)) => {
+            (false, format!("expected {name} to be violated, but {} was violated instead", v.invariant))
+        }
+        (Expect::Violation(name), Outcome::Pass) if own_seed => {
+            (false, format!("expected {name} to be violated, but the run passed"))
+        }
+        (Expect::Violation(name), Outcome::Pass) => (
+            true,
+            format!(
+                "passed: the anomaly ({name}) did not show on seed {seed}; the file expects it on its own seed {}",
+                scenario.seed
+            ),
+        ),
+    };
+    let seed_flag = if own_seed { String::new() } else { format!(" --seed {seed}") };
+    Summary {
+        scenario: scenario.name.clone(),
+        file: file.to_string(),
+        seed,
+        scenario_seed: scenario.seed,
+        steps: report.steps,
+        virtual_time_ms: report.time.as_millis_f64(),
+        messages: report.totals,
+        outcome: report.outcome,
+        outside_fault_model: outside,
+        trace_hash: report.trace_hash,
+        expect: scenario.expect.clone(),
+        expectation_met: met,
+        verdict,
+        replay: format!("dsim run {file}{seed_flag}"),
+    }
+}
+
+impl Summary {
+    /// The readable form `dsim run` prints.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let m = &self.messages;
+        let outcome = match &self.outcome {
+            Outcome::Pass => "pass".to_string(),
+            Outcome::Violation(v) => format!(
+                "VIOLATION of {} ({:?} phase) at step {}, t={}",
+                v.invariant, v.phase, v.step, v.time
+            ),
+            Outcome::LimitReached(limit) => format!("limit reached: {limit:?}"),
+        };
+        let line = |out: &mut String, key: &str, value: String| out.push_str(&format!("{key:<14}{value}\n"));
+        line(&mut out, "scenario", format!("{} ({})", self.scenario, self.file));
+        line(&mut out, "seed", self.seed.to_string());
+        line(&mut out, "steps", self.steps.to_string());
+        line(&mut out, "virtual time", format!("{:.3}ms", self.virtual_time_ms));
+        line(
+            &mut out,
+            "messages",
+            format!("sent {} delivered {} dropped {} duplicated {}", m.sent, m.delivered, m.dropped, m.duplicated),
+        );
+        line(&mut out, "bytes", format!("sent {} delivered {}", m.bytes_sent, m.bytes_delivered));
+        line(&mut out, "outcome", outcome);
+        if let Some(reason) = &self.outside_fault_model {
+            line(&mut out, "fault model", format!("OUTSIDE the model: {reason}"));
+        }
+        if let Outcome::Violation(v) = &self.outcome {
+            out.push_str(&format!("\n{}\n", v.message));
+            if !v.recent.is_empty() {
+                out.push_str(&format!("\nthe last {} events before it:\n", v.recent.len()));
+                for event in &v.recent {
+                    out.push_str(&format!("  {event}\n"));
+                }
+            }
+            out.push('\n');
+        }
+        line(&mut out, "trace hash", self.trace_hash.clone());
+        let expect = match &self.expect {
+            Expect::Pass => "pass".to_string(),
+            Expect::Violation(name) => format!("violation of {name} (on seed {})", self.scenario_seed),
+        };
+        line(&mut out, "expect", expect);
+        line(&mut out, "verdict", format!("{} ({})", if self.expectation_met { "met" } else { "NOT met" }, self.verdict));
+        line(&mut out, "replay", self.replay.clone());
+        out
+    }
+}

@@ -1,0 +1,645 @@
+//! Scenario files: what to simulate, under which network and faults, and what to expect.
+//!
+//! A scenario is JSON, read with serde; unknown fields are rejected. Every error names the
+//! file, the line and column, the field, and what would be valid: syntax and type errors
+//! come from serde_json (with the field path from serde_path_to_error), and the checks
+//! that need the whole file (a fault naming a node that does not exist) locate their
+//! field afterwards. Only this module reads scenario files.
+
+use crate::locate::{locate, render, Seg};
+use protocols::kv::Workload;
+use protocols::ping::PingParams;
+use protocols::rpc::RpcParams;
+use serde::{Deserialize, Serialize};
+use sim_core::{
+    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition,
+    ScheduledFault, SimConfig, SimDuration, SimTime, SlowRule, TraceMode,
+};
+use std::path::Path;
+
+/// A scenario file, as written.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub protocol: ProtocolSpec,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Which invariants to check (default: all the protocol has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invariants: Option<Vec<String>>,
+}
+
+/// The protocol and its parameters: `{"rpc": {"timeout_ms": 50}}`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolSpec {
+    Rpc(RpcParams),
+    Ping(PingParams),
+}
+
+/// What the run of the file's own seed must show.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// Every invariant holds.
+    #[default]
+    Pass,
+    /// This invariant is violated (a teaching demo of a known anomaly).
+    Violation(String),
+}
+
+/// A probability in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "f64")]
+pub struct Probability(pub f64);
+
+impl TryFrom<f64> for Probability {
+    type Error = String;
+    fn try_from(p: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&p) {
+            Ok(Probability(p))
+        } else {
+            Err(format!("{p} is not a probability: expected a number from 0 to 1"))
+        }
+    }
+}
+
+/// Milliseconds: a finite, non-negative number, at most 10^9 (about 11.6 days).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Deserialize, Serialize)]
+#[serde(try_from = "f64")]
+pub struct Millis(pub f64);
+
+impl TryFrom<f64> for Millis {
+    type Error = String;
+    fn try_from(ms: f64) -> Result<Self, String> {
+        if ms.is_finite() && (0.0..=1e9).contains(&ms) {
+            Ok(Millis(ms))
+        } else {
+            Err(format!("{ms} is not a valid time: expected milliseconds from 0 to 1000000000"))
+        }
+    }
+}
+
+impl Millis {
+    fn duration(self) -> SimDuration {
+        SimDuration::from_millis_f64(self.0)
+    }
+
+    fn time(self) -> SimTime {
+        SimTime::ZERO + self.duration()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LatencySpec {
+    Constant { ms: Millis },
+    Uniform { ms_min: Millis, ms_max: Millis },
+    Exponential { ms_mean: Millis, ms_min: Millis, ms_max: Millis },
+}
+
+impl LatencySpec {
+    fn latency(self) -> Latency {
+        match self {
+            LatencySpec::Constant { ms } => Latency::Constant(ms.duration()),
+            LatencySpec::Uniform { ms_min, ms_max } => Latency::Uniform { min: ms_min.duration(), max: ms_max.duration() },
+            LatencySpec::Exponential { ms_mean, ms_min, ms_max } => Latency::Exponential {
+                mean: ms_mean.duration(),
+                min: ms_min.duration(),
+                max: ms_max.duration(),
+            },
+        }
+    }
+
+    /// Checks min <= max; returns the offending field and message.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let (variant, min, max) = match self {
+            LatencySpec::Constant { .. } => return Ok(()),
+            LatencySpec::Uniform { ms_min, ms_max } => ("uniform", ms_min, ms_max),
+            LatencySpec::Exponential { ms_min, ms_max, .. } => ("exponential", ms_min, ms_max),
+        };
+        if min > max {
+            return Err((variant, format!("ms_min ({}) is above ms_max ({})", min.0, max.0)));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Reliable,
+    Unreliable,
+    LongDelays,
+    LongReordering,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Reliable => "reliable",
+            Preset::Unreliable => "unreliable",
+            Preset::LongDelays => "long-delays",
+            Preset::LongReordering => "long-reordering",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderingSpec {
+    Reorder,
+    Fifo,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppliesToSpec {
+    All,
+    Requests,
+    Replies,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowSpec {
+    pub probability: Probability,
+    pub latency: LatencySpec,
+    #[serde(default = "all")]
+    pub applies_to: AppliesToSpec,
+}
+
+fn all() -> AppliesToSpec {
+    AppliesToSpec::All
+}
+
+/// Knobs of a link; each one left out keeps the preset's (or the default link's) value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkKnobs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_probability: Option<Probability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_probability: Option<Probability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow: Option<SlowSpec>,
+}
+
+impl LinkKnobs {
+    fn apply(&self, link: &mut LinkConfig) {
+        if let Some(latency) = self.latency {
+            link.latency = latency.latency();
+        }
+        if let Some(p) = self.drop_probability {
+            link.drop_probability = p.0;
+        }
+        if let Some(p) = self.duplicate_probability {
+            link.duplicate_probability = p.0;
+        }
+        if let Some(ordering) = self.ordering {
+            link.ordering = match ordering {
+                OrderingSpec::Reorder => Ordering::Reorder,
+                OrderingSpec::Fifo => Ordering::Fifo,
+            };
+        }
+        if let Some(slow) = self.slow {
+            link.slow = Some(SlowRule {
+                probability: slow.probability.0,
+                latency: slow.latency.latency(),
+                applies_to: match slow.applies_to {
+                    AppliesToSpec::All => AppliesTo::All,
+                    AppliesToSpec::Requests => AppliesTo::Requests,
+                    AppliesToSpec::Replies => AppliesTo::Replies,
+                },
+            });
+        }
+    }
+
+    fn validate(&self, path: &mut Vec<Seg>) -> Result<(), (Vec<Seg>, String)> {
+        let check = |latency: &LatencySpec, prefix: &[&str]| {
+            latency.validate().map_err(|(variant, message)| {
+                let mut at = path.clone();
+                at.extend(prefix.iter().chain([&variant]).map(|k| Seg::Key(k.to_string())));
+                at.push(Seg::Key("ms_min".into()));
+                (at, message)
+            })
+        };
+        if let Some(latency) = &self.latency {
+            check(latency, &["latency"])?;
+        }
+        if let Some(slow) = &self.slow {
+            check(&slow.latency, &["slow", "latency"])?;
+        }
+        Ok(())
+    }
+}
+
+/// The network: a preset (or the reliable default), knobs on top, and per-link overrides.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// Knobs applied on top of the preset, for every link.
+    #[serde(default)]
+    pub all_links: LinkKnobs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkOverride>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkOverride {
+    pub from: u32,
+    pub to: u32,
+    pub set: LinkKnobs,
+}
+
+/// A fault on the timeline: `{"crash": {"node": 0, "at_ms": 500}}`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultSpec {
+    Crash { node: u32, at_ms: Millis },
+    Restart { node: u32, at_ms: Millis },
+    /// Nodes in different groups cannot talk; nodes in no group form a group of their own.
+    Partition {
+        groups: Vec<Vec<u32>>,
+        at_ms: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<Millis>,
+    },
+    /// Messages from `from` to `to` are lost; the other way works.
+    PartitionOneWay {
+        from: Vec<u32>,
+        to: Vec<u32>,
+        at_ms: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<Millis>,
+    },
+}
+
+impl FaultSpec {
+    fn variant(&self) -> &'static str {
+        match self {
+            FaultSpec::Crash { .. } => "crash",
+            FaultSpec::Restart { .. } => "restart",
+            FaultSpec::Partition { .. } => "partition",
+            FaultSpec::PartitionOneWay { .. } => "partition-one-way",
+        }
+    }
+
+    fn at(&self) -> Millis {
+        match self {
+            FaultSpec::Crash { at_ms, .. }
+            | FaultSpec::Restart { at_ms, .. }
+            | FaultSpec::Partition { at_ms, .. }
+            | FaultSpec::PartitionOneWay { at_ms, .. } => *at_ms,
+        }
+    }
+
+    /// When the fault's effect ends (its `until_ms`), or when it happens.
+    fn last(&self) -> Millis {
+        match self {
+            FaultSpec::Partition { until_ms: Some(until), .. }
+            | FaultSpec::PartitionOneWay { until_ms: Some(until), .. } => *until,
+            other => other.at(),
+        }
+    }
+}
+
+/// Run limits and the fault phases.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u64,
+    #[serde(default = "default_max_time_ms")]
+    pub max_time_ms: Millis,
+    /// When the network heals (partitions end, no more loss or duplication). Default: at
+    /// the end of the last fault of the timeline, if there is one; else never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heal_at_ms: Option<Millis>,
+    /// How long after healing end-of-run checks wait for the run to settle.
+    #[serde(default = "default_liveness_ms")]
+    pub liveness_ms: Millis,
+}
+
+fn default_max_steps() -> u64 {
+    1_000_000
+}
+fn default_max_time_ms() -> Millis {
+    Millis(3_600_000.0)
+}
+fn default_liveness_ms() -> Millis {
+    Millis(60_000.0)
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_steps: default_max_steps(),
+            max_time_ms: default_max_time_ms(),
+            heal_at_ms: None,
+            liveness_ms: default_liveness_ms(),
+        }
+    }
+}
+
+/// A scenario file that cannot be used, and exactly why.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read the file: {source}")]
+    Read { file: String, source: std::io::Error },
+    #[error("{file}:{line}:{column}: {field}{message}")]
+    Invalid { file: String, line: usize, column: usize, field: String, message: String },
+}
+
+/// Facts about a protocol that validation needs.
+pub struct ProtocolFacts {
+    pub n_nodes: usize,
+    pub invariants: &'static [&'static str],
+    pub node_names: String,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// Parses and validates scenario text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.inner();
+            let message = inner.to_string();
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+            let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+            let field = if path == "." || path.is_empty() { String::new() } else { format!("{path}: ") };
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line: inner.line(),
+                column: inner.column(),
+                field,
+                message,
+            }
+        })?;
+        scenario.validate().map_err(|(path, message)| {
+            let (line, column) = locate(text, &path);
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                field: format!("{}: ", render(&path)),
+                message,
+            }
+        })?;
+        Ok(scenario)
+    }
+
+    /// The facts of this scenario's protocol instance.
+    pub fn facts(&self) -> ProtocolFacts {
+        match &self.protocol {
+            ProtocolSpec::Rpc(_) => ProtocolFacts {
+                n_nodes: 1 + self.workload.n_clients(),
+                invariants: protocols::rpc::INVARIANTS,
+                node_names: format!("0 is the server, 1..={} are clients", self.workload.n_clients()),
+            },
+            ProtocolSpec::Ping(params) => ProtocolFacts {
+                n_nodes: params.nodes as usize,
+                invariants: protocols::ping::INVARIANTS,
+                node_names: format!("0..={} are ping nodes", params.nodes.saturating_sub(1)),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
+        let facts = self.facts();
+        match &self.protocol {
+            ProtocolSpec::Rpc(params) => {
+                if params.timeout_ms == 0 {
+                    return Err((vec![key("protocol"), key("rpc"), key("timeout_ms")], "must be at least 1".into()));
+                }
+                validate_workload(&self.workload)?;
+            }
+            ProtocolSpec::Ping(params) => {
+                if params.nodes < 2 {
+                    return Err((
+                        vec![key("protocol"), key("ping"), key("nodes")],
+                        format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
+                    ));
+                }
+            }
+        }
+        let node_error = |path: Vec<Seg>, node: u32| {
+            (
+                path,
+                format!(
+                    "node {node} does not exist: valid nodes are 0..={} ({})",
+                    facts.n_nodes - 1,
+                    facts.node_names
+                ),
+            )
+        };
+        let check_node = |path: Vec<Seg>, node: u32| -> Result<(), (Vec<Seg>, String)> {
+            if (node as usize) < facts.n_nodes {
+                Ok(())
+            } else {
+                Err(node_error(path, node))
+            }
+        };
+
+        let mut network_path = vec![key("network"), key("all_links")];
+        self.network.all_links.validate(&mut network_path)?;
+        for (i, link) in self.network.links.iter().enumerate() {
+            let base = vec![key("network"), key("links"), Seg::Index(i)];
+            let at = |field: &str| [base.clone(), vec![key(field)]].concat();
+            check_node(at("from"), link.from)?;
+            check_node(at("to"), link.to)?;
+            link.set.validate(&mut at("set"))?;
+        }
+
+        // Faults in time order: nodes exist, restarts follow crashes, partitions end later.
+        let mut order: Vec<usize> = (0..self.faults.len()).collect();
+        order.sort_by(|&a, &b| self.faults[a].at().0.total_cmp(&self.faults[b].at().0));
+        let mut down = vec![false; facts.n_nodes];
+        for i in order {
+            let fault = &self.faults[i];
+            let base = vec![key("faults"), Seg::Index(i), key(fault.variant())];
+            let at = |field: &str| [base.clone(), vec![key(field)]].concat();
+            match fault {
+                FaultSpec::Crash { node, at_ms } | FaultSpec::Restart { node, at_ms } => {
+                    check_node(at("node"), *node)?;
+                    let crash = matches!(fault, FaultSpec::Crash { .. });
+                    let was_down = std::mem::replace(&mut down[*node as usize], crash);
+                    if crash && was_down {
+                        return Err((at("node"), format!("node {node} crashes at {} ms, but it is already down then", at_ms.0)));
+                    }
+                    if !crash && !was_down {
+                        return Err((
+                            at("node"),
+                            format!("node {node} restarts at {} ms, but it is not crashed then (add a crash before it)", at_ms.0),
+                        ));
+                    }
+                }
+                FaultSpec::Partition { groups, at_ms, until_ms } => {
+                    for (g, group) in groups.iter().enumerate() {
+                        for (j, node) in group.iter().enumerate() {
+                            check_node([at("groups"), vec![Seg::Index(g), Seg::Index(j)]].concat(), *node)?;
+                        }
+                    }
+                    check_until(at("until_ms"), *at_ms, *until_ms)?;
+                }
+                FaultSpec::PartitionOneWay { from, to, at_ms, until_ms } => {
+                    for (field, nodes) in [("from", from), ("to", to)] {
+                        for (j, node) in nodes.iter().enumerate() {
+                            check_node([at(field), vec![Seg::Index(j)]].concat(), *node)?;
+                        }
+                    }
+                    check_until(at("until_ms"), *at_ms, *until_ms)?;
+                }
+            }
+        }
+
+        let known = facts.invariants;
+        let choices = || {
+            if known.is_empty() {
+                "this protocol has no invariants".to_string()
+            } else {
+                format!("valid choices: {}", known.join(", "))
+            }
+        };
+        if let Some(selected) = &self.invariants {
+            for (i, name) in selected.iter().enumerate() {
+                if !known.contains(&name.as_str()) {
+                    return Err((vec![key("invariants"), Seg::Index(i)], format!("unknown invariant {name:?}; {}", choices())));
+                }
+            }
+        }
+        if let Expect::Violation(name) = &self.expect {
+            let checked = self.invariants.as_ref().is_none_or(|s| s.contains(name));
+            if !known.contains(&name.as_str()) {
+                return Err((vec![key("expect"), key("violation")], format!("unknown invariant {name:?}; {}", choices())));
+            }
+            if !checked {
+                return Err((
+                    vec![key("expect"), key("violation")],
+                    format!("invariant {name:?} is expected to fail but is not in \"invariants\""),
+                ));
+            }
+        }
+        if self.limits.max_steps == 0 {
+            return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The simulator configuration for `seed`.
+    pub fn sim_config(&self, seed: u64, trace_mode: TraceMode) -> SimConfig {
+        let mut network = match self.network.preset {
+            Some(preset) => NetworkConfig::preset(preset.name()).expect("every preset exists"),
+            None => NetworkConfig::uniform(LinkConfig::reliable(Latency::uniform_ms(1, 10))),
+        };
+        self.network.all_links.apply(&mut network.default);
+        for link in &self.network.links {
+            let mut config = network.default;
+            link.set.apply(&mut config);
+            network.overrides.insert((NodeId(link.from), NodeId(link.to)), config);
+        }
+        let mut faults = Vec::new();
+        let node = |n: &u32| NodeId(*n);
+        let nodes = |ns: &[u32]| ns.iter().map(node).collect::<Vec<_>>();
+        for (i, fault) in self.faults.iter().enumerate() {
+            let at = fault.at().time();
+            let id = i as u32;
+            let (fault, until) = match fault {
+                FaultSpec::Crash { node: n, .. } => (Fault::Crash(node(n)), None),
+                FaultSpec::Restart { node: n, .. } => (Fault::Restart(node(n)), None),
+                FaultSpec::Partition { groups, until_ms, .. } => {
+                    let partition = Partition::Symmetric { groups: groups.iter().map(|g| nodes(g)).collect() };
+                    (Fault::Partition { id, partition }, *until_ms)
+                }
+                FaultSpec::PartitionOneWay { from, to, until_ms, .. } => {
+                    let partition = Partition::OneWay { from: nodes(from), to: nodes(to) };
+                    (Fault::Partition { id, partition }, *until_ms)
+                }
+            };
+            faults.push(ScheduledFault { at, fault });
+            if let Some(until) = until {
+                faults.push(ScheduledFault { at: until.time(), fault: Fault::Heal { id } });
+            }
+        }
+        let heal_at = self
+            .limits
+            .heal_at_ms
+            .or_else(|| self.faults.iter().map(FaultSpec::last).max_by(|a, b| a.0.total_cmp(&b.0)))
+            .map(Millis::time);
+        SimConfig {
+            seed,
+            network,
+            faults,
+            max_steps: self.limits.max_steps,
+            max_time: self.limits.max_time_ms.time(),
+            heal_at,
+            liveness_window: self.limits.liveness_ms.duration(),
+            trace_mode,
+        }
+    }
+}
+
+fn check_until(path: Vec<Seg>, at: Millis, until: Option<Millis>) -> Result<(), (Vec<Seg>, String)> {
+    match until {
+        Some(until) if until.0 <= at.0 => {
+            Err((path, format!("the partition ends ({} ms) before it starts ({} ms)", until.0, at.0)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
+    let key = |k: &str| Seg::Key(k.to_string());
+    match &workload.script {
+        Some(script) => {
+            if script.is_empty() {
+                return Err((vec![key("workload"), key("script")], "needs at least one client's list of operations".into()));
+            }
+            for (c, ops) in script.iter().enumerate() {
+                for (i, op) in ops.iter().enumerate() {
+                    if op.key().is_empty() {
+                        return Err((vec![key("workload"), key("script"), Seg::Index(c), Seg::Index(i), key("key")], "a key cannot be empty".into()));
+                    }
+                }
+            }
+        }
+        None => {
+            if workload.clients == 0 {
+                return Err((vec![key("workload"), key("clients")], "must be at least 1".into()));
+            }
+            if workload.keys == 0 {
+                return Err((vec![key("workload"), key("keys")], "must be at least 1".into()));
+            }
+        }
+    }
+    Ok(())
+}
