@@ -7,7 +7,9 @@
 //! and nothing it reads flows into a simulated run.
 
 use protocols::ping::{self, PingParams};
-use sim_core::{Latency, LinkConfig, NetworkConfig, SimConfig, SimRng, SimTime, Simulation, Stream, TraceMode};
+use sim_core::{
+    Latency, LinkConfig, NetworkConfig, SimConfig, SimRng, SimTime, Simulation, Stream, TraceMode,
+};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
@@ -44,7 +46,8 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
 
 /// The ping workload under the simulator.
 pub fn ping(nodes: u32, in_flight: u32, deliveries: u64, trace: BenchTrace, seed: u64) -> Measurement {
-    let mut config = SimConfig::new(seed, NetworkConfig::uniform(LinkConfig::reliable(Latency::uniform_ms(1, 10))));
+    let mut config =
+        SimConfig::new(seed, NetworkConfig::uniform(LinkConfig::reliable(Latency::uniform_ms(1, 10))));
     config.trace_mode = match trace {
         BenchTrace::Hash => TraceMode::HashOnly,
         BenchTrace::Full => TraceMode::Full,
@@ -58,16 +61,22 @@ pub fn ping(nodes: u32, in_flight: u32, deliveries: u64, trace: BenchTrace, seed
     Measurement { deliveries: report.totals.delivered, elapsed, trace_hash: report.trace_hash }
 }
 
+/// A bare event: (time, seq) ordering, then from, to, and whether it is a pong.
+type BareEvent = (Reverse<(u64, u64)>, u32, u32, bool);
+
 /// The same workload as a bare binary-heap loop: no nodes, no network model, no trace.
 pub fn bare(nodes: u32, in_flight: u32, deliveries: u64, seed: u64) -> Measurement {
     let (delivered, elapsed) = timed(|| {
         let mut rng = SimRng::new(seed, Stream::Network);
-        // (time, seq) ordering, then from, to, is_pong.
-        let mut queue: BinaryHeap<(Reverse<(u64, u64)>, u32, u32, bool)> = BinaryHeap::new();
+        let mut queue: BinaryHeap<BareEvent> = BinaryHeap::new();
         let mut seq = 0u64;
         let pick = |rng: &mut SimRng, me: u32| {
             let other = rng.below(u64::from(nodes) - 1) as u32;
-            if other >= me { other + 1 } else { other }
+            if other >= me {
+                other + 1
+            } else {
+                other
+            }
         };
         for node in 0..nodes {
             for _ in 0..in_flight {

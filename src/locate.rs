@@ -98,7 +98,10 @@ fn skip_value(bytes: &[u8], pos: usize) -> usize {
         }
         _ => {
             let mut p = pos;
-            while p < bytes.len() && !matches!(bytes[p], b',' | b'}' | b']') && !bytes[p].is_ascii_whitespace() {
+            while p < bytes.len()
+                && !matches!(bytes[p], b',' | b'}' | b']')
+                && !bytes[p].is_ascii_whitespace()
+            {
                 p += 1;
             }
             p
@@ -152,8 +155,8 @@ mod tests {
         let text = "{\n  \"a\": {\"b\": [1, {\"c\": \"x,}\"}, 3]},\n  \"d\": 4\n}";
         let key = |k: &str| Seg::Key(k.to_string());
         assert_eq!(locate(text, &[key("d")]), (3, 8));
-        assert_eq!(locate(text, &[key("a"), key("b"), Seg::Index(2)]), (2, 30));
-        assert_eq!(locate(text, &[key("a"), key("b"), Seg::Index(1), key("c")]), (2, 23));
+        assert_eq!(locate(text, &[key("a"), key("b"), Seg::Index(2)]), (2, 32));
+        assert_eq!(locate(text, &[key("a"), key("b"), Seg::Index(1), key("c")]), (2, 24));
         // Missing: the deepest ancestor that exists.
         assert_eq!(locate(text, &[key("a"), key("zz")]), (2, 8));
         assert_eq!(render(&[key("faults"), Seg::Index(2), key("node")]), "faults[2].node");

@@ -143,8 +143,18 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
 fn list() -> String {
     let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
     let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 2] = [
-        ("rpc", "RPC with retries (best effort) over a key/value server", protocols::rpc::PARAMS, protocols::rpc::INVARIANTS),
-        ("ping", "load generator: N nodes keep K pings in flight", protocols::ping::PARAMS, protocols::ping::INVARIANTS),
+        (
+            "rpc",
+            "RPC with retries (best effort) over a key/value server",
+            protocols::rpc::PARAMS,
+            protocols::rpc::INVARIANTS,
+        ),
+        (
+            "ping",
+            "load generator: N nodes keep K pings in flight",
+            protocols::ping::PARAMS,
+            protocols::ping::INVARIANTS,
+        ),
     ];
     for (name, about, params, invariants) in protocols {
         out.push_str(&format!("  {name:<10} {about}\n"));

@@ -4,7 +4,9 @@
 use crate::scenario::{Expect, ProtocolSpec, Scenario};
 use protocols::Setup;
 use serde::Serialize;
-use sim_core::{Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode};
+use sim_core::{
+    Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode,
+};
 use std::io::{self, Write};
 
 /// Where the full trace goes, and in which form.
@@ -66,7 +68,8 @@ fn simulate<N: Node>(
     let outside = setup.fault_model.admits(&config.faults).err();
     let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
     for invariant in setup.invariants {
-        let selected = scenario.invariants.as_ref().is_none_or(|names| names.iter().any(|n| n == invariant.name()));
+        let selected =
+            scenario.invariants.as_ref().is_none_or(|names| names.iter().any(|n| n == invariant.name()));
         if selected {
             sim.add_invariant(invariant);
         }
@@ -145,10 +148,9 @@ impl Summary {
         let m = &self.messages;
         let outcome = match &self.outcome {
             Outcome::Pass => "pass".to_string(),
-            Outcome::Violation(v) => format!(
-                "VIOLATION of {} ({:?} phase) at step {}, t={}",
-                v.invariant, v.phase, v.step, v.time
-            ),
+            Outcome::Violation(v) => {
+                format!("VIOLATION of {} ({:?} phase) at step {}, t={}", v.invariant, v.phase, v.step, v.time)
+            }
             Outcome::LimitReached(limit) => format!("limit reached: {limit:?}"),
         };
         let line = |out: &mut String, key: &str, value: String| out.push_str(&format!("{key:<14}{value}\n"));
@@ -159,7 +161,10 @@ impl Summary {
         line(
             &mut out,
             "messages",
-            format!("sent {} delivered {} dropped {} duplicated {}", m.sent, m.delivered, m.dropped, m.duplicated),
+            format!(
+                "sent {} delivered {} dropped {} duplicated {}",
+                m.sent, m.delivered, m.dropped, m.duplicated
+            ),
         );
         line(&mut out, "bytes", format!("sent {} delivered {}", m.bytes_sent, m.bytes_delivered));
         line(&mut out, "outcome", outcome);
@@ -182,7 +187,11 @@ impl Summary {
             Expect::Violation(name) => format!("violation of {name} (on seed {})", self.scenario_seed),
         };
         line(&mut out, "expect", expect);
-        line(&mut out, "verdict", format!("{} ({})", if self.expectation_met { "met" } else { "NOT met" }, self.verdict));
+        line(
+            &mut out,
+            "verdict",
+            format!("{} ({})", if self.expectation_met { "met" } else { "NOT met" }, self.verdict),
+        );
         line(&mut out, "replay", self.replay.clone());
         out
     }

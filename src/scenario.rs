@@ -12,8 +12,8 @@ use protocols::ping::PingParams;
 use protocols::rpc::RpcParams;
 use serde::{Deserialize, Serialize};
 use sim_core::{
-    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition,
-    ScheduledFault, SimConfig, SimDuration, SimTime, SlowRule, TraceMode,
+    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition, ScheduledFault,
+    SimConfig, SimDuration, SimTime, SlowRule, TraceMode,
 };
 use std::path::Path;
 
@@ -115,7 +115,9 @@ impl LatencySpec {
     fn latency(self) -> Latency {
         match self {
             LatencySpec::Constant { ms } => Latency::Constant(ms.duration()),
-            LatencySpec::Uniform { ms_min, ms_max } => Latency::Uniform { min: ms_min.duration(), max: ms_max.duration() },
+            LatencySpec::Uniform { ms_min, ms_max } => {
+                Latency::Uniform { min: ms_min.duration(), max: ms_max.duration() }
+            }
             LatencySpec::Exponential { ms_mean, ms_min, ms_max } => Latency::Exponential {
                 mean: ms_mean.duration(),
                 min: ms_min.duration(),
@@ -232,10 +234,10 @@ impl LinkKnobs {
         }
     }
 
-    fn validate(&self, path: &mut Vec<Seg>) -> Result<(), (Vec<Seg>, String)> {
+    fn validate(&self, path: &[Seg]) -> Result<(), (Vec<Seg>, String)> {
         let check = |latency: &LatencySpec, prefix: &[&str]| {
             latency.validate().map_err(|(variant, message)| {
-                let mut at = path.clone();
+                let mut at = path.to_vec();
                 at.extend(prefix.iter().chain([&variant]).map(|k| Seg::Key(k.to_string())));
                 at.push(Seg::Key("ms_min".into()));
                 (at, message)
@@ -276,8 +278,14 @@ pub struct LinkOverride {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultSpec {
-    Crash { node: u32, at_ms: Millis },
-    Restart { node: u32, at_ms: Millis },
+    Crash {
+        node: u32,
+        at_ms: Millis,
+    },
+    Restart {
+        node: u32,
+        at_ms: Millis,
+    },
     /// Nodes in different groups cannot talk; nodes in no group form a group of their own.
     Partition {
         groups: Vec<Vec<u32>>,
@@ -382,7 +390,8 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
         Scenario::parse(&file, &text)
     }
 
@@ -439,7 +448,10 @@ impl Scenario {
         match &self.protocol {
             ProtocolSpec::Rpc(params) => {
                 if params.timeout_ms == 0 {
-                    return Err((vec![key("protocol"), key("rpc"), key("timeout_ms")], "must be at least 1".into()));
+                    return Err((
+                        vec![key("protocol"), key("rpc"), key("timeout_ms")],
+                        "must be at least 1".into(),
+                    ));
                 }
                 validate_workload(&self.workload)?;
             }
@@ -470,14 +482,14 @@ impl Scenario {
             }
         };
 
-        let mut network_path = vec![key("network"), key("all_links")];
-        self.network.all_links.validate(&mut network_path)?;
+        let network_path = vec![key("network"), key("all_links")];
+        self.network.all_links.validate(&network_path)?;
         for (i, link) in self.network.links.iter().enumerate() {
             let base = vec![key("network"), key("links"), Seg::Index(i)];
             let at = |field: &str| [base.clone(), vec![key(field)]].concat();
             check_node(at("from"), link.from)?;
             check_node(at("to"), link.to)?;
-            link.set.validate(&mut at("set"))?;
+            link.set.validate(&at("set"))?;
         }
 
         // Faults in time order: nodes exist, restarts follow crashes, partitions end later.
@@ -494,7 +506,10 @@ impl Scenario {
                     let crash = matches!(fault, FaultSpec::Crash { .. });
                     let was_down = std::mem::replace(&mut down[*node as usize], crash);
                     if crash && was_down {
-                        return Err((at("node"), format!("node {node} crashes at {} ms, but it is already down then", at_ms.0)));
+                        return Err((
+                            at("node"),
+                            format!("node {node} crashes at {} ms, but it is already down then", at_ms.0),
+                        ));
                     }
                     if !crash && !was_down {
                         return Err((
@@ -533,14 +548,20 @@ impl Scenario {
         if let Some(selected) = &self.invariants {
             for (i, name) in selected.iter().enumerate() {
                 if !known.contains(&name.as_str()) {
-                    return Err((vec![key("invariants"), Seg::Index(i)], format!("unknown invariant {name:?}; {}", choices())));
+                    return Err((
+                        vec![key("invariants"), Seg::Index(i)],
+                        format!("unknown invariant {name:?}; {}", choices()),
+                    ));
                 }
             }
         }
         if let Expect::Violation(name) = &self.expect {
             let checked = self.invariants.as_ref().is_none_or(|s| s.contains(name));
             if !known.contains(&name.as_str()) {
-                return Err((vec![key("expect"), key("violation")], format!("unknown invariant {name:?}; {}", choices())));
+                return Err((
+                    vec![key("expect"), key("violation")],
+                    format!("unknown invariant {name:?}; {}", choices()),
+                ));
             }
             if !checked {
                 return Err((
@@ -577,7 +598,8 @@ impl Scenario {
                 FaultSpec::Crash { node: n, .. } => (Fault::Crash(node(n)), None),
                 FaultSpec::Restart { node: n, .. } => (Fault::Restart(node(n)), None),
                 FaultSpec::Partition { groups, until_ms, .. } => {
-                    let partition = Partition::Symmetric { groups: groups.iter().map(|g| nodes(g)).collect() };
+                    let partition =
+                        Partition::Symmetric { groups: groups.iter().map(|g| nodes(g)).collect() };
                     (Fault::Partition { id, partition }, *until_ms)
                 }
                 FaultSpec::PartitionOneWay { from, to, until_ms, .. } => {
@@ -622,12 +644,18 @@ fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
     match &workload.script {
         Some(script) => {
             if script.is_empty() {
-                return Err((vec![key("workload"), key("script")], "needs at least one client's list of operations".into()));
+                return Err((
+                    vec![key("workload"), key("script")],
+                    "needs at least one client's list of operations".into(),
+                ));
             }
             for (c, ops) in script.iter().enumerate() {
                 for (i, op) in ops.iter().enumerate() {
                     if op.key().is_empty() {
-                        return Err((vec![key("workload"), key("script"), Seg::Index(c), Seg::Index(i), key("key")], "a key cannot be empty".into()));
+                        return Err((
+                            vec![key("workload"), key("script"), Seg::Index(c), Seg::Index(i), key("key")],
+                            "a key cannot be empty".into(),
+                        ));
                     }
                 }
             }

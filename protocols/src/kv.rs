@@ -17,9 +17,7 @@ use std::fmt;
 
 /// Identifies a client request: the client and its own request counter. Every re-send of
 /// a request carries the same id. Shown as `n1#3` (by `{:?}` too, for readable traces).
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RequestId {
     pub client: NodeId,
     pub seq: u64,
@@ -340,14 +338,7 @@ fn describe_key_history(
     for (op, (call, ret)) in ops.iter().zip(times).skip(skip) {
         let ret = ret.map_or("…".to_string(), |t| t.to_string());
         let result = op.output.as_ref().map_or("unknown".to_string(), |r| r.to_string());
-        text.push_str(&format!(
-            "\n    n{} {} [{} .. {}] -> {}",
-            op.client,
-            op.input,
-            call,
-            ret,
-            result
-        ));
+        text.push_str(&format!("\n    n{} {} [{} .. {}] -> {}", op.client, op.input, call, ret, result));
     }
     text
 }

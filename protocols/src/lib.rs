@@ -12,13 +12,13 @@ pub mod kv;
 pub mod ping;
 pub mod rpc;
 
-use sim_core::{FaultModel, Invariant, Node, NodeId};
+use sim_core::{Builder, FaultModel, Invariant, Node};
 
 /// Everything the runner needs to simulate one protocol instance.
 pub struct Setup<N: Node> {
     pub n_nodes: usize,
     /// Builds node `id` at the start, and again at each restart from its durable storage.
-    pub build: Box<dyn FnMut(NodeId, &N::Durable) -> N>,
+    pub build: Builder<N>,
     pub invariants: Vec<Box<dyn Invariant<N>>>,
     pub fault_model: FaultModel,
     /// A human name per node, for `dsim list` and reports ("server", "client 1").

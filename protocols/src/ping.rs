@@ -32,11 +32,7 @@ pub struct PingNode {
 
 impl PingNode {
     pub fn new(in_flight: u32) -> PingNode {
-        PingNode {
-            in_flight,
-            next_seq: 0,
-            pongs: 0,
-        }
+        PingNode { in_flight, next_seq: 0, pongs: 0 }
     }
 
     /// Pongs received so far.

@@ -220,7 +220,11 @@ impl Default for RpcParams {
 }
 
 pub const PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "timeout_ms", default: "100", help: "client waits this long for a reply before re-sending" },
+    ParamDoc {
+        name: "timeout_ms",
+        default: "100",
+        help: "client waits this long for a reply before re-sending",
+    },
     ParamDoc { name: "retries_max", default: "3", help: "re-sends before the client gives up" },
 ];
 

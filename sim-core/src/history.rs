@@ -42,12 +42,7 @@ pub struct History<O> {
 
 impl<O> Default for History<O> {
     fn default() -> Self {
-        History {
-            entries: Vec::new(),
-            next_op: 0,
-            invokes: Vec::new(),
-            open: 0,
-        }
+        History { entries: Vec::new(), next_op: 0, invokes: Vec::new(), open: 0 }
     }
 }
 
@@ -71,12 +66,7 @@ impl<O> History<O> {
         self.next_op += 1;
         self.invokes.push((self.entries.len(), false));
         self.open += 1;
-        self.entries.push(Entry {
-            time,
-            node,
-            kind: EntryKind::Invoke { id },
-            op,
-        });
+        self.entries.push(Entry { time, node, kind: EntryKind::Invoke { id }, op });
         id
     }
 
@@ -87,20 +77,10 @@ impl<O> History<O> {
         assert!(!*returned, "operation {id:?} returned twice");
         *returned = true;
         self.open -= 1;
-        self.entries.push(Entry {
-            time,
-            node,
-            kind: EntryKind::Return { id },
-            op,
-        });
+        self.entries.push(Entry { time, node, kind: EntryKind::Return { id }, op });
     }
 
     pub(crate) fn note(&mut self, time: SimTime, node: NodeId, op: O) {
-        self.entries.push(Entry {
-            time,
-            node,
-            kind: EntryKind::Note,
-            op,
-        });
+        self.entries.push(Entry { time, node, kind: EntryKind::Note, op });
     }
 }

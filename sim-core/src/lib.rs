@@ -22,11 +22,11 @@ pub mod trace;
 pub use history::{Entry, EntryKind, History, OpId};
 pub use invariant::{FaultModel, Invariant, Limit, Outcome, Phase, Violation};
 pub use network::{
-    AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition,
-    SlowRule, PRESET_NAMES,
+    AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition, SlowRule,
+    PRESET_NAMES,
 };
 pub use node::{Context, Message, Node, TimerId, TimerPayload};
 pub use rng::{Decider, Latency, SimRng, Stream};
-pub use sim::{Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
+pub use sim::{Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
 pub use time::{NodeId, SimDuration, SimTime};
 pub use trace::{MsgId, TraceEvent, TraceHasher, TraceMode, TraceRecord};

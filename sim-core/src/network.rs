@@ -104,10 +104,7 @@ pub const PRESET_NAMES: [&str; 4] = ["reliable", "unreliable", "long-delays", "l
 
 impl NetworkConfig {
     pub fn uniform(default: LinkConfig) -> NetworkConfig {
-        NetworkConfig {
-            default,
-            overrides: BTreeMap::new(),
-        }
+        NetworkConfig { default, overrides: BTreeMap::new() }
     }
 
     /// The labrpc-style presets:
@@ -126,10 +123,9 @@ impl NetworkConfig {
     pub fn preset(name: &str) -> Option<NetworkConfig> {
         let link = match name {
             "reliable" => LinkConfig::reliable(Latency::uniform_ms(0, 1)),
-            "unreliable" => LinkConfig {
-                drop_probability: 0.1,
-                ..LinkConfig::reliable(Latency::uniform_ms(0, 26))
-            },
+            "unreliable" => {
+                LinkConfig { drop_probability: 0.1, ..LinkConfig::reliable(Latency::uniform_ms(0, 26)) }
+            }
             "long-delays" => LinkConfig::reliable(Latency::uniform_ms(0, 7_000)),
             "long-reordering" => LinkConfig {
                 slow: Some(SlowRule {
@@ -313,9 +309,7 @@ mod tests {
 
     #[test]
     fn symmetric_partition_blocks_across_groups_only() {
-        let p = Partition::Symmetric {
-            groups: vec![vec![n(0)], vec![n(1), n(2)]],
-        };
+        let p = Partition::Symmetric { groups: vec![vec![n(0)], vec![n(1), n(2)]] };
         assert!(p.blocks(n(0), n(1)) && p.blocks(n(2), n(0)));
         assert!(!p.blocks(n(1), n(2)));
         // n3 is in no group: a group of its own.
@@ -324,10 +318,7 @@ mod tests {
 
     #[test]
     fn one_way_partition_blocks_one_direction() {
-        let p = Partition::OneWay {
-            from: vec![n(0)],
-            to: vec![n(1)],
-        };
+        let p = Partition::OneWay { from: vec![n(0)], to: vec![n(1)] };
         assert!(p.blocks(n(0), n(1)));
         assert!(!p.blocks(n(1), n(0)));
     }

@@ -95,7 +95,10 @@ impl SimRng {
 pub enum Latency {
     Constant(SimDuration),
     /// Uniform in `[min, max]`.
-    Uniform { min: SimDuration, max: SimDuration },
+    Uniform {
+        min: SimDuration,
+        max: SimDuration,
+    },
     /// Exponential with the given mean, clamped to `[min, max]`.
     Exponential {
         mean: SimDuration,
@@ -106,10 +109,7 @@ pub enum Latency {
 
 impl Latency {
     pub fn uniform_ms(min: u64, max: u64) -> Latency {
-        Latency::Uniform {
-            min: SimDuration::from_millis(min),
-            max: SimDuration::from_millis(max),
-        }
+        Latency::Uniform { min: SimDuration::from_millis(min), max: SimDuration::from_millis(max) }
     }
 
     /// The largest latency this distribution can produce.
@@ -146,9 +146,7 @@ pub struct Decider {
 
 impl Decider {
     pub fn new(seed: u64) -> Decider {
-        Decider {
-            rng: SimRng::new(seed, Stream::Network),
-        }
+        Decider { rng: SimRng::new(seed, Stream::Network) }
     }
 
     /// Whether to drop a message.
@@ -190,10 +188,7 @@ mod tests {
 
     #[test]
     fn uniform_latency_stays_in_bounds_and_reaches_both_ends() {
-        let latency = Latency::Uniform {
-            min: SimDuration::from_micros(5),
-            max: SimDuration::from_micros(7),
-        };
+        let latency = Latency::Uniform { min: SimDuration::from_micros(5), max: SimDuration::from_micros(7) };
         let mut decider = Decider::new(3);
         let mut seen = [false; 3];
         for _ in 0..1_000 {

@@ -31,8 +31,13 @@ pub enum Fault {
     /// The node is rebuilt from its durable storage and started again.
     Restart(NodeId),
     /// A partition starts; it lasts until a `Heal` with the same id or the network heals.
-    Partition { id: u32, partition: Partition },
-    Heal { id: u32 },
+    Partition {
+        id: u32,
+        partition: Partition,
+    },
+    Heal {
+        id: u32,
+    },
 }
 
 /// A fault and when it happens.
@@ -117,19 +122,8 @@ pub struct Report {
 #[derive(Debug)]
 enum EventKind<M, T> {
     Start(NodeId),
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        msg_id: MsgId,
-        bytes: u32,
-        msg: M,
-    },
-    Timer {
-        node: NodeId,
-        incarnation: u32,
-        id: TimerId,
-        timer: T,
-    },
+    Deliver { from: NodeId, to: NodeId, msg_id: MsgId, bytes: u32, msg: M },
+    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: T },
     Fault(Fault),
     HealNetwork,
     LivenessDeadline,
@@ -223,10 +217,7 @@ impl<N: Node> World<N> {
 
     /// Every node with its state (`None` while crashed), in id order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, Option<&N>)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| (NodeId(i as u32), slot.state.as_ref()))
+        self.slots.iter().enumerate().map(|(i, slot)| (NodeId(i as u32), slot.state.as_ref()))
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {
@@ -240,13 +231,9 @@ impl<N: Node> World<N> {
     /// Messages in flight, in no particular (but deterministic) order.
     pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_, N::Msg>> {
         self.queue.iter().filter_map(|event| match &event.kind {
-            EventKind::Deliver { from, to, msg_id, msg, .. } => Some(InFlight {
-                from: *from,
-                to: *to,
-                msg_id: *msg_id,
-                arrives: event.key.0 .0,
-                msg,
-            }),
+            EventKind::Deliver { from, to, msg_id, msg, .. } => {
+                Some(InFlight { from: *from, to: *to, msg_id: *msg_id, arrives: event.key.0 .0, msg })
+            }
             _ => None,
         })
     }
@@ -284,10 +271,7 @@ impl<N: Node> World<N> {
     fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queue.push(Scheduled {
-            key: Reverse((at, seq)),
-            kind,
-        });
+        self.queue.push(Scheduled { key: Reverse((at, seq)), kind });
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
@@ -364,8 +348,11 @@ impl<N: Node> World<N> {
                 Effect::SetTimer { id, after, timer } => {
                     self.trace.encode(&timer);
                     let fields = [u64::from(node.0), id.0, after.as_micros()];
-                    self.trace.record(self.step, self.now, 6, &fields, true, || {
-                        TraceEvent::TimerSet { node, timer_id: id, after, timer: timer.clone() }
+                    self.trace.record(self.step, self.now, 6, &fields, true, || TraceEvent::TimerSet {
+                        node,
+                        timer_id: id,
+                        after,
+                        timer: timer.clone(),
                     });
                     self.live_timers.insert(id);
                     let kind = EventKind::Timer { node, incarnation, id, timer };
@@ -385,23 +372,19 @@ impl<N: Node> World<N> {
     }
 
     fn start(&mut self, node: NodeId) {
-        self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || {
-            TraceEvent::Start { node }
-        });
+        self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || TraceEvent::Start { node });
         self.dispatch(node, |state, ctx| state.on_start(ctx));
     }
 
     fn record_fault(&mut self, fault: &Fault) {
         let (step, now) = (self.step, self.now);
         match fault {
-            Fault::Crash(node) => self.trace.record(step, now, 9, &[u64::from(node.0)], false, || {
-                TraceEvent::Crash { node: *node }
-            }),
-            Fault::Restart(node) => {
-                self.trace.record(step, now, 10, &[u64::from(node.0)], false, || {
-                    TraceEvent::Restart { node: *node }
-                })
-            }
+            Fault::Crash(node) => self
+                .trace
+                .record(step, now, 9, &[u64::from(node.0)], false, || TraceEvent::Crash { node: *node }),
+            Fault::Restart(node) => self
+                .trace
+                .record(step, now, 10, &[u64::from(node.0)], false, || TraceEvent::Restart { node: *node }),
             Fault::Partition { id, partition } => {
                 let mut fields: Vec<u64> = vec![u64::from(*id)];
                 fields.extend(partition.nodes().iter().map(|n| u64::from(n.0)));
@@ -410,18 +393,21 @@ impl<N: Node> World<N> {
                     partition: partition.clone(),
                 })
             }
-            Fault::Heal { id } => self.trace.record(step, now, 12, &[u64::from(*id)], false, || {
-                TraceEvent::Heal { partition_id: *id }
-            }),
+            Fault::Heal { id } => self
+                .trace
+                .record(step, now, 12, &[u64::from(*id)], false, || TraceEvent::Heal { partition_id: *id }),
         }
     }
 }
+
+/// Builds node `id` from its durable storage: at the start, and again at each restart.
+pub type Builder<N> = Box<dyn FnMut(NodeId, &<N as Node>::Durable) -> N>;
 
 /// A simulation: the world, the invariants, and how to build (and rebuild) each node.
 pub struct Simulation<N: Node> {
     world: World<N>,
     invariants: Vec<Box<dyn Invariant<N>>>,
-    build: Box<dyn FnMut(NodeId, &N::Durable) -> N>,
+    build: Builder<N>,
     max_steps: u64,
     max_time: SimTime,
     outcome: Option<Outcome>,
@@ -435,7 +421,7 @@ impl<N: Node> Simulation<N> {
         n_nodes: usize,
         build: impl FnMut(NodeId, &N::Durable) -> N + 'static,
     ) -> Simulation<N> {
-        let mut build = Box::new(build);
+        let mut build: Builder<N> = Box::new(build);
         let slots = (0..n_nodes)
             .map(|i| {
                 let id = NodeId(i as u32);

@@ -16,9 +16,7 @@ use std::ops::{Add, AddAssign, Sub};
 /// assert_eq!(t.as_micros(), 3_000);
 /// assert_eq!(t.to_string(), "3.000ms");
 /// ```
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimTime(u64);
 
@@ -29,9 +27,7 @@ pub struct SimTime(u64);
 /// assert_eq!(SimDuration::from_millis(2).as_micros(), 2_000);
 /// assert_eq!(SimDuration::from_millis_f64(0.5).as_micros(), 500);
 /// ```
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimDuration(u64);
 
@@ -140,9 +136,7 @@ impl fmt::Display for SimDuration {
 /// assert_eq!(NodeId(3).to_string(), "n3");
 /// assert_eq!(format!("{:?}", NodeId(3)), "n3");
 /// ```
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub u32);
 

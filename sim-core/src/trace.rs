@@ -33,18 +33,61 @@ pub struct MsgId(pub u64);
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum TraceEvent<M, T> {
-    Start { node: NodeId },
-    Send { from: NodeId, to: NodeId, msg_id: MsgId, msg: M },
-    Deliver { from: NodeId, to: NodeId, msg_id: MsgId, msg: M },
-    Drop { from: NodeId, to: NodeId, msg_id: MsgId, reason: DropReason },
-    Duplicate { from: NodeId, to: NodeId, msg_id: MsgId, copy_id: MsgId },
-    TimerSet { node: NodeId, timer_id: TimerId, after: SimDuration, timer: T },
-    TimerFire { node: NodeId, timer_id: TimerId, timer: T },
-    TimerCancel { node: NodeId, timer_id: TimerId },
-    Crash { node: NodeId },
-    Restart { node: NodeId },
-    Partition { partition_id: u32, partition: Partition },
-    Heal { partition_id: u32 },
+    Start {
+        node: NodeId,
+    },
+    Send {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        msg: M,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        msg: M,
+    },
+    Drop {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        reason: DropReason,
+    },
+    Duplicate {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        copy_id: MsgId,
+    },
+    TimerSet {
+        node: NodeId,
+        timer_id: TimerId,
+        after: SimDuration,
+        timer: T,
+    },
+    TimerFire {
+        node: NodeId,
+        timer_id: TimerId,
+        timer: T,
+    },
+    TimerCancel {
+        node: NodeId,
+        timer_id: TimerId,
+    },
+    Crash {
+        node: NodeId,
+    },
+    Restart {
+        node: NodeId,
+    },
+    Partition {
+        partition_id: u32,
+        partition: Partition,
+    },
+    Heal {
+        partition_id: u32,
+    },
     /// The end of the fault phase: partitions end, loss and duplication stop.
     NetworkHealed,
 }
@@ -205,12 +248,7 @@ pub struct Trace<M, T> {
 
 impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
     pub fn new(mode: TraceMode) -> Self {
-        Trace {
-            mode,
-            hash: TraceHasher::new(),
-            records: VecDeque::new(),
-            scratch: Vec::new(),
-        }
+        Trace { mode, hash: TraceHasher::new(), records: VecDeque::new(), scratch: Vec::new() }
     }
 
     pub fn mode(&self) -> TraceMode {

@@ -198,11 +198,19 @@ mod tests {
 
     #[test]
     fn unknown_outcome_may_take_effect_late_or_never() {
-        let late = [op(0, 0, None, Op::Write(7), None), op(1, 5, Some(6), Op::Read, Some(0)), op(1, 7, Some(8), Op::Read, Some(7))];
+        let late = [
+            op(0, 0, None, Op::Write(7), None),
+            op(1, 5, Some(6), Op::Read, Some(0)),
+            op(1, 7, Some(8), Op::Read, Some(7)),
+        ];
         let never = [op(0, 0, None, Op::Write(7), None), op(1, 5, Some(6), Op::Read, Some(0))];
         assert!(check(&Register, &late));
         assert!(check(&Register, &never));
-        let flip_back = [op(0, 0, None, Op::Write(7), None), op(1, 5, Some(6), Op::Read, Some(7)), op(1, 7, Some(8), Op::Read, Some(0))];
+        let flip_back = [
+            op(0, 0, None, Op::Write(7), None),
+            op(1, 5, Some(6), Op::Read, Some(7)),
+            op(1, 7, Some(8), Op::Read, Some(0)),
+        ];
         assert!(!check(&Register, &flip_back));
     }
 }
