@@ -404,7 +404,7 @@ impl Scenario {
             let message = inner.to_string();
             let suffix = format!(" at line {} column {}", inner.line(), inner.column());
             let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-            let field = if path == "." || path.is_empty() { String::new() } else { format!("{path}: ") };
+            let field = if path == "." || path == "?" || path.is_empty() { String::new() } else { format!("{path}: ") };
             ScenarioError::Invalid {
                 file: file.to_string(),
                 line: inner.line(),
