@@ -4,9 +4,11 @@
 //! summaries it writes. Dependencies flow one way: `dsim` -> `protocols` -> `sim-core`.
 
 pub mod bench;
+pub mod fuzz;
 pub mod locate;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,10 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dsim::bench::{self, BenchTrace};
+use dsim::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
 use dsim::runner::{self, TraceSink};
 use dsim::scenario::Scenario;
+use dsim::shrink;
 use sim_core::{TraceMode, PRESET_NAMES};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -48,6 +50,70 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
+    #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
+                            failing seed unless --keep-going. Exit 0: no failure, 1: failures found, 2: bad input.\n\n\
+                            Examples:\n  dsim fuzz scenarios/rpc/duplicate-execution.json --seeds 0..1000\n  \
+                            dsim fuzz scenarios/rpc/reliable.json --seeds 0..10000 --swarm --keep-going --out failures\n  \
+                            dsim fuzz scenarios/rpc/reliable.json --seeds 0..100000 --shard 3/8 --format json")]
+    Fuzz {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Seeds to run: A..B (B excluded) or A..=B.
+        #[arg(long, default_value = "0..1000")]
+        seeds: SeedRange,
+        /// Worker threads (default: all cores). Each run stays single-threaded.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Swarm testing: each seed draws which fault kinds are on, and their rates.
+        #[arg(long)]
+        swarm: bool,
+        /// Run every seed instead of stopping at the first failure.
+        #[arg(long)]
+        keep_going: bool,
+        /// Run only shard I of N: every N-th seed of the range, from its I-th.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+        /// Where failure files go.
+        #[arg(long, value_name = "DIR", default_value = "dsim-failures")]
+        out: PathBuf,
+        /// How to print the summary.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Re-run a failure file and check that it fails the same way, with the same trace hash.
+    #[command(after_help = "Exit 0: same violation and trace hash; 1: the run diverged (a determinism \
+                            bug, or the code changed since the failure was recorded); 2: bad input.\n\n\
+                            Example:\n  dsim replay dsim-failures/rpc-duplicate-execution-seed-7-executed-at-most-once.json")]
+    Replay {
+        /// The failure file.
+        file: PathBuf,
+    },
+    /// Minimise a failure file while the same invariant still fails.
+    #[command(after_help = "Drops faults, shortens partitions, lowers loss and duplication to zero, cuts \
+                            clients, operations and nodes, and tries nearby seeds. Writes a failure file that replays.\n\n\
+                            Example:\n  dsim shrink dsim-failures/x.json --out small.json")]
+    Shrink {
+        /// The failure file.
+        file: PathBuf,
+        /// Where to write the smallest failing case (default: next to the input, .shrunk.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Give up after this many candidate runs.
+        #[arg(long, default_value_t = 5_000)]
+        max_tries: u64,
+    },
+    /// Run each seed twice and compare the trace hash after every step.
+    #[command(after_help = "Exit 0: every run was identical twice; 1: a run diverged (the first differing \
+                            step is printed); 2: bad input.\n\n\
+                            Example:\n  dsim check-determinism scenarios/rpc/reliable.json --seeds 0..100")]
+    CheckDeterminism {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Seeds to check: A..B or A..=B.
+        #[arg(long, default_value = "0..20")]
+        seeds: SeedRange,
+    },
     /// List the protocols with their parameters, the network presets, and the bundled scenarios.
     #[command(after_help = "Example:\n  dsim list")]
     List,
@@ -86,13 +152,163 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { file, seed, trace, format } => run(file, seed, trace, format),
         Command::List => {
-            print!("{}", list());
+            emit(&list());
             ExitCode::SUCCESS
         }
         Command::Bench { nodes, in_flight, deliveries, trace, no_baseline } => {
             bench(&nodes, in_flight, deliveries, trace, !no_baseline)
         }
+        Command::Fuzz { file, seeds, jobs, swarm, keep_going, shard, out, format } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            if jobs == 0 {
+                return bad_input("--jobs 0: at least one job is needed");
+            }
+            let options = FuzzOptions {
+                seeds,
+                shard,
+                jobs,
+                swarm,
+                keep_going,
+                progress: matches!(format, Format::Text),
+            };
+            fuzz_command(file, options, out, format)
+        }
+        Command::Replay { file } => replay(file),
+        Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
+        Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
     }
+}
+
+fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format) -> ExitCode {
+    let scenario = match fuzz::load(&file) {
+        Ok(loaded) => loaded.scenario,
+        Err(err) => return bad_input(err),
+    };
+    let shown = file.display().to_string();
+    let report = fuzz::campaign(&scenario, &shown, &options);
+    let written = match report.write_failures(&out) {
+        Ok(paths) => paths,
+        Err(err) => return bad_input(format!("{}: cannot write failure files: {err}", out.display())),
+    };
+    match format {
+        Format::Text => emit(&report.text(&written)),
+        Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n")),
+    }
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn load_failure(file: &std::path::Path) -> Result<FailureFile, ExitCode> {
+    match fuzz::load(file) {
+        Ok(Loaded { failure: Some(failure), .. }) => Ok(failure),
+        Ok(Loaded { failure: None, .. }) => Err(bad_input(format!(
+            "{}: this is a scenario file, not a failure file (run it with dsim run, or fuzz it to find failures)",
+            file.display()
+        ))),
+        Err(err) => Err(bad_input(err)),
+    }
+}
+
+fn replay(file: PathBuf) -> ExitCode {
+    let failure = match load_failure(&file) {
+        Ok(failure) => failure,
+        Err(code) => return code,
+    };
+    let shown = file.display().to_string();
+    let summary =
+        match runner::run(&failure.scenario, &shown, Some(failure.seed), TraceMode::Recent(20), None) {
+            Ok(summary) => summary,
+            Err(err) => return bad_input(err),
+        };
+    print!("{}", summary.text());
+    let violation = summary.outcome.violation();
+    let same_violation =
+        violation.is_some_and(|v| v.invariant == failure.invariant && v.step == failure.step);
+    if same_violation && summary.trace_hash == failure.trace_hash {
+        println!(
+            "\nreplayed: the same violation of {} at step {}, the same trace hash",
+            failure.invariant, failure.step
+        );
+        ExitCode::SUCCESS
+    } else {
+        let now = match violation {
+            Some(v) => format!("{} at step {}", v.invariant, v.step),
+            None => "no violation".to_string(),
+        };
+        println!(
+            "\nDIVERGED: the failure file recorded {} at step {} with trace hash {}; this run gave {now} with trace hash {}.\n\
+             Same scenario and seed must give the same run: this is a determinism bug, or the code changed since the file was written.",
+            failure.invariant, failure.step, failure.trace_hash, summary.trace_hash
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> ExitCode {
+    let failure = match load_failure(&file) {
+        Ok(failure) => failure,
+        Err(code) => return code,
+    };
+    let shrunk = match shrink::shrink(&failure, max_tries) {
+        Ok(shrunk) => shrunk,
+        Err(message) => {
+            eprintln!("error: {}: {message}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let out = out.unwrap_or_else(|| file.with_extension("shrunk.json"));
+    if let Err(err) = std::fs::write(&out, shrunk.failure.to_json()) {
+        return bad_input(format!("{}: cannot write: {err}", out.display()));
+    }
+    println!("shrunk        {} ({} violates {})", file.display(), failure.seed, failure.invariant);
+    println!("before        {}", shrunk.before);
+    println!("after         {} (seed {})", shrunk.after, shrunk.failure.seed);
+    println!("tries         {}", shrunk.tries);
+    println!("written       {}", out.display());
+    println!("replay        dsim replay {}", out.display());
+    ExitCode::SUCCESS
+}
+
+fn check_determinism(file: PathBuf, seeds: SeedRange) -> ExitCode {
+    let scenario = match fuzz::load(&file) {
+        Ok(loaded) => loaded.scenario,
+        Err(err) => return bad_input(err),
+    };
+    let mut steps = 0;
+    for seed in seeds.start..seeds.end {
+        // The second run keeps the full trace: keeping more must change nothing.
+        let first = runner::step_hashes(&scenario, seed, TraceMode::HashOnly);
+        let second = runner::step_hashes(&scenario, seed, TraceMode::Full);
+        steps += first.len();
+        if let Some(step) = (0..first.len().max(second.len())).find(|&i| first.get(i) != second.get(i)) {
+            let show = |h: Option<&u64>| h.map_or("(run ended)".to_string(), |h| format!("{h:016x}"));
+            println!(
+                "seed {seed}: the two runs differ first at step {}: trace hash {} vs {}",
+                step + 1,
+                show(first.get(step)),
+                show(second.get(step))
+            );
+            println!(
+                "replay        dsim run {} --seed {seed} --trace a.jsonl (twice, and compare)",
+                file.display()
+            );
+            return ExitCode::from(1);
+        }
+    }
+    println!(
+        "deterministic {}: seeds {seeds}, every run identical twice, step by step ({steps} steps compared)",
+        file.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Prints to stdout; a reader that went away (`dsim ... | head`) is not an error.
+fn emit(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
@@ -101,8 +317,8 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format) -> ExitCode {
-    let scenario = match Scenario::load(&file) {
-        Ok(scenario) => scenario,
+    let scenario = match fuzz::load(&file) {
+        Ok(loaded) => loaded.scenario,
         Err(err) => return bad_input(err),
     };
     let shown = file.display().to_string();
@@ -130,8 +346,8 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
         return bad_input(format!("writing the trace: {err}"));
     }
     match format {
-        Format::Text => print!("{}", summary.text()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary).expect("summary serializes")),
+        Format::Text => emit(&summary.text()),
+        Format::Json => emit(&(serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n")),
     }
     if summary.expectation_met {
         ExitCode::SUCCESS

@@ -5,8 +5,10 @@ use crate::scenario::{Expect, ProtocolSpec, Scenario};
 use protocols::Setup;
 use serde::Serialize;
 use sim_core::{
-    Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode,
+    Counters, FaultModel, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream,
+    TraceMode,
 };
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 /// Where the full trace goes, and in which form.
@@ -36,36 +38,33 @@ pub struct Summary {
     pub verdict: String,
     /// The command that replays this run exactly.
     pub replay: String,
+    /// How often each of the protocol's "sometimes" points was reached.
+    pub coverage: BTreeMap<String, u64>,
 }
 
-/// Runs `scenario` (read from `file`) with `seed` (default: the file's).
-pub fn run(
-    scenario: &Scenario,
-    file: &str,
-    seed: Option<u64>,
-    trace_mode: TraceMode,
-    sink: Option<TraceSink<'_>>,
-) -> io::Result<Summary> {
-    let seed = seed.unwrap_or(scenario.seed);
+/// Something to do with a protocol instance, whatever its node type. Rust closures cannot
+/// be generic, so each use of [`dispatch`] is a small type with a generic method.
+pub trait Visit {
+    type Out;
+    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> Self::Out;
+}
+
+/// Builds the scenario's protocol for `seed` and hands it to `visitor`. This is the one
+/// place that knows every protocol.
+pub fn dispatch<V: Visit>(scenario: &Scenario, seed: u64, trace_mode: TraceMode, visitor: V) -> V::Out {
     let config = scenario.sim_config(seed, trace_mode);
-    let (report, outside) = match &scenario.protocol {
+    match &scenario.protocol {
         ProtocolSpec::Rpc(params) => {
             let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
             let think = SimDuration::from_millis(scenario.workload.think_ms);
-            simulate(protocols::rpc::setup(params, ops, think), config, scenario, sink)?
+            visitor.visit(protocols::rpc::setup(params, ops, think), config)
         }
-        ProtocolSpec::Ping(params) => simulate(protocols::ping::setup(params), config, scenario, sink)?,
-    };
-    Ok(judge(scenario, file, seed, report, outside))
+        ProtocolSpec::Ping(params) => visitor.visit(protocols::ping::setup(params), config),
+    }
 }
 
-fn simulate<N: Node>(
-    setup: Setup<N>,
-    config: SimConfig,
-    scenario: &Scenario,
-    sink: Option<TraceSink<'_>>,
-) -> io::Result<(Report, Option<String>)> {
-    let outside = setup.fault_model.admits(&config.faults).err();
+/// Builds a simulation with the scenario's selection of invariants.
+fn simulation<N: Node>(setup: Setup<N>, config: SimConfig, scenario: &Scenario) -> Simulation<N> {
     let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
     for invariant in setup.invariants {
         let selected =
@@ -74,25 +73,116 @@ fn simulate<N: Node>(
             sim.add_invariant(invariant);
         }
     }
-    let report = sim.run();
-    match sink {
-        Some(TraceSink::JsonLines(out)) => {
-            for record in sim.world().trace() {
-                serde_json::to_writer(&mut *out, record)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Some(TraceSink::Text(out)) => {
-            for record in sim.world().trace() {
-                writeln!(out, "{record}")?;
-            }
-        }
-        None => {}
-    }
-    Ok((report, outside))
+    sim
 }
 
-fn judge(scenario: &Scenario, file: &str, seed: u64, report: Report, outside: Option<String>) -> Summary {
+/// A finished run, before judging.
+pub struct Run {
+    pub report: Report,
+    /// Why the fault timeline exceeds the protocol's fault model, if it does.
+    pub outside_fault_model: Option<String>,
+    /// How often each declared "sometimes" point was reached (zero for those never reached).
+    pub coverage: BTreeMap<String, u64>,
+}
+
+struct Simulate<'a, 'w> {
+    scenario: &'a Scenario,
+    sink: Option<TraceSink<'w>>,
+}
+
+impl Visit for Simulate<'_, '_> {
+    type Out = io::Result<Run>;
+
+    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> io::Result<Run> {
+        let outside_fault_model = setup.fault_model.admits(&config.faults).err();
+        let declared = setup.sometimes;
+        let mut sim = simulation(setup, config, self.scenario);
+        let report = sim.run();
+        match self.sink {
+            Some(TraceSink::JsonLines(out)) => {
+                for record in sim.world().trace() {
+                    serde_json::to_writer(&mut *out, record)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Some(TraceSink::Text(out)) => {
+                for record in sim.world().trace() {
+                    writeln!(out, "{record}")?;
+                }
+            }
+            None => {}
+        }
+        let mut coverage: BTreeMap<String, u64> = declared.iter().map(|p| (p.to_string(), 0)).collect();
+        for (point, count) in sim.world().coverage() {
+            coverage.insert(point.to_string(), *count);
+        }
+        Ok(Run { report, outside_fault_model, coverage })
+    }
+}
+
+/// Runs `scenario` with `seed`, unjudged.
+pub fn simulate(
+    scenario: &Scenario,
+    seed: u64,
+    trace_mode: TraceMode,
+    sink: Option<TraceSink<'_>>,
+) -> io::Result<Run> {
+    dispatch(scenario, seed, trace_mode, Simulate { scenario, sink })
+}
+
+/// Runs `scenario` (read from `file`) with `seed` (default: the file's), and judges it.
+pub fn run(
+    scenario: &Scenario,
+    file: &str,
+    seed: Option<u64>,
+    trace_mode: TraceMode,
+    sink: Option<TraceSink<'_>>,
+) -> io::Result<Summary> {
+    let seed = seed.unwrap_or(scenario.seed);
+    let run = simulate(scenario, seed, trace_mode, sink)?;
+    Ok(judge(scenario, file, seed, run))
+}
+
+struct StepHashes<'a> {
+    scenario: &'a Scenario,
+}
+
+impl Visit for StepHashes<'_> {
+    type Out = Vec<u64>;
+
+    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> Vec<u64> {
+        let mut sim = simulation(setup, config, self.scenario);
+        let mut hashes = Vec::new();
+        while sim.step().is_none() {
+            hashes.push(sim.world().trace_hash());
+        }
+        hashes.push(sim.world().trace_hash());
+        hashes
+    }
+}
+
+/// The trace hash after every step of a run (for determinism checks).
+pub fn step_hashes(scenario: &Scenario, seed: u64, trace_mode: TraceMode) -> Vec<u64> {
+    dispatch(scenario, seed, trace_mode, StepHashes { scenario })
+}
+
+struct FaultModelOf;
+
+impl Visit for FaultModelOf {
+    type Out = (FaultModel, usize);
+
+    fn visit<N: Node>(self, setup: Setup<N>, _config: SimConfig) -> (FaultModel, usize) {
+        (setup.fault_model, setup.n_nodes)
+    }
+}
+
+/// The protocol's fault model, and its node count.
+pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
+    dispatch(scenario, scenario.seed, TraceMode::HashOnly, FaultModelOf)
+}
+
+fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
+    let Run { report, outside_fault_model: outside, coverage } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
         (_, Outcome::Violation(v)) if outside.is_some() => (
@@ -138,6 +228,7 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, report: Report, outside: Op
         expectation_met: met,
         verdict,
         replay: format!("dsim run {file}{seed_flag}"),
+        coverage,
     }
 }
 

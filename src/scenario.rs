@@ -40,6 +40,61 @@ pub struct Scenario {
     /// Which invariants to check (default: all the protocol has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<Vec<String>>,
+    /// The ranges `dsim fuzz --swarm` draws from (default ranges if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzz: Option<FuzzSpec>,
+}
+
+/// Ranges for swarm testing: each fuzzed seed turns each fault kind on or off and draws
+/// its rate from these ranges.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuzzSpec {
+    #[serde(default = "default_drop_range")]
+    pub drop_probability: [Probability; 2],
+    #[serde(default = "default_duplicate_range")]
+    pub duplicate_probability: [Probability; 2],
+    /// Probability that a message takes an extra 100-1000 ms.
+    #[serde(default = "default_slow_range")]
+    pub slow_probability: [Probability; 2],
+    /// At most this many crash-and-restart pairs per run (of nodes the fault model allows).
+    #[serde(default = "default_two")]
+    pub crashes_max: u32,
+    /// At most this many partitions per run (if the fault model allows them).
+    #[serde(default = "default_two")]
+    pub partitions_max: u32,
+    /// Faults are placed within this window from the start.
+    #[serde(default = "default_fault_window")]
+    pub fault_window_ms: Millis,
+}
+
+fn default_drop_range() -> [Probability; 2] {
+    [Probability(0.0), Probability(0.3)]
+}
+fn default_duplicate_range() -> [Probability; 2] {
+    [Probability(0.0), Probability(0.2)]
+}
+fn default_slow_range() -> [Probability; 2] {
+    [Probability(0.0), Probability(0.3)]
+}
+fn default_two() -> u32 {
+    2
+}
+fn default_fault_window() -> Millis {
+    Millis(2_000.0)
+}
+
+impl Default for FuzzSpec {
+    fn default() -> Self {
+        FuzzSpec {
+            drop_probability: default_drop_range(),
+            duplicate_probability: default_duplicate_range(),
+            slow_probability: default_slow_range(),
+            crashes_max: default_two(),
+            partitions_max: default_two(),
+            fault_window_ms: default_fault_window(),
+        }
+    }
 }
 
 /// The protocol and its parameters: `{"rpc": {"timeout_ms": 50}}`.
@@ -397,33 +452,14 @@ impl Scenario {
 
     /// Parses and validates scenario text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.inner();
-            let message = inner.to_string();
-            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-            let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-            let field = if path == "." || path == "?" || path.is_empty() { String::new() } else { format!("{path}: ") };
-            ScenarioError::Invalid {
-                file: file.to_string(),
-                line: inner.line(),
-                column: inner.column(),
-                field,
-                message,
-            }
-        })?;
-        scenario.validate().map_err(|(path, message)| {
-            let (line, column) = locate(text, &path);
-            ScenarioError::Invalid {
-                file: file.to_string(),
-                line,
-                column,
-                field: format!("{}: ", render(&path)),
-                message,
-            }
-        })?;
+        let scenario: Scenario = parse_json(file, text)?;
+        scenario.check(file, text, &[])?;
         Ok(scenario)
+    }
+
+    /// Validates a scenario that sits at `prefix` inside the JSON `text` of `file`.
+    pub fn check(&self, file: &str, text: &str, prefix: &[Seg]) -> Result<(), ScenarioError> {
+        self.validate().map_err(|(path, message)| located(file, text, &[prefix, &path].concat(), message))
     }
 
     /// The facts of this scenario's protocol instance.
@@ -442,7 +478,7 @@ impl Scenario {
         }
     }
 
-    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let key = |k: &str| Seg::Key(k.to_string());
         let facts = self.facts();
         match &self.protocol {
@@ -570,6 +606,21 @@ impl Scenario {
                 ));
             }
         }
+        if let Some(fuzz) = &self.fuzz {
+            let ranges = [
+                ("drop_probability", fuzz.drop_probability),
+                ("duplicate_probability", fuzz.duplicate_probability),
+                ("slow_probability", fuzz.slow_probability),
+            ];
+            for (field, [low, high]) in ranges {
+                if low.0 > high.0 {
+                    return Err((
+                        vec![key("fuzz"), key(field)],
+                        format!("the range [{}, {}] is reversed: write [low, high]", low.0, high.0),
+                    ));
+                }
+            }
+        }
         if self.limits.max_steps == 0 {
             return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
         }
@@ -627,6 +678,39 @@ impl Scenario {
             liveness_window: self.limits.liveness_ms.duration(),
             trace_mode,
         }
+    }
+}
+
+/// Deserializes JSON text, with errors that name the file, line, column and field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ScenarioError> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.inner();
+        let message = inner.to_string();
+        let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+        let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
+        let field =
+            if path == "." || path == "?" || path.is_empty() { String::new() } else { format!("{path}: ") };
+        ScenarioError::Invalid {
+            file: file.to_string(),
+            line: inner.line(),
+            column: inner.column(),
+            field,
+            message,
+        }
+    })
+}
+
+/// An error about the value at `path` in `text`.
+pub fn located(file: &str, text: &str, path: &[Seg], message: String) -> ScenarioError {
+    let (line, column) = locate(text, path);
+    ScenarioError::Invalid {
+        file: file.to_string(),
+        line,
+        column,
+        field: format!("{}: ", render(path)),
+        message,
     }
 }
 

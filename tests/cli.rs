@@ -64,7 +64,8 @@ fn an_unmet_expectation_exits_1() {
 #[test]
 fn json_summary_and_trace_files_are_well_formed() {
     let trace = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliable-trace.jsonl");
-    let out = dsim(&["run", "scenarios/rpc/reliable.json", "--format", "json", "--trace", trace.to_str().unwrap()]);
+    let out =
+        dsim(&["run", "scenarios/rpc/reliable.json", "--format", "json", "--trace", trace.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON summary");
     assert_eq!(summary["seed"], 7);
@@ -98,7 +99,8 @@ fn list_shows_protocols_presets_and_scenarios() {
     let out = dsim(&["list"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    for needle in ["rpc", "timeout_ms", "executed-at-most-once", "long-reordering", "rpc/duplicate-put.json"] {
+    for needle in ["rpc", "timeout_ms", "executed-at-most-once", "long-reordering", "rpc/duplicate-put.json"]
+    {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
 }
@@ -144,12 +146,20 @@ fn the_base_scenario_is_valid() {
 
 #[test]
 fn bad_json_names_line_and_column() {
-    rejects("syntax.json", &BASE.replace("\"seed\": 1,", "\"seed\": 1,,"), &["syntax.json:6:13: key must be a string"]);
+    rejects(
+        "syntax.json",
+        &BASE.replace("\"seed\": 1,", "\"seed\": 1,,"),
+        &["syntax.json:6:13: key must be a string"],
+    );
 }
 
 #[test]
 fn unknown_fields_are_rejected_with_the_valid_ones() {
-    rejects("unknown-field.json", &BASE.replace("\"seed\"", "\"sede\""), &["unknown field `sede`", "expected one of", "seed"]);
+    rejects(
+        "unknown-field.json",
+        &BASE.replace("\"seed\"", "\"sede\""),
+        &["unknown field `sede`", "expected one of", "seed"],
+    );
     rejects(
         "unknown-param.json",
         &BASE.replace("\"timeout_ms\"", "\"timeout\""),
@@ -159,17 +169,28 @@ fn unknown_fields_are_rejected_with_the_valid_ones() {
 
 #[test]
 fn an_unknown_protocol_lists_the_protocols() {
-    rejects("unknown-protocol.json", &BASE.replace("\"rpc\"", "\"raft\""), &["protocol", "unknown variant `raft`", "rpc", "ping"]);
+    rejects(
+        "unknown-protocol.json",
+        &BASE.replace("\"rpc\"", "\"raft\""),
+        &["protocol", "unknown variant `raft`", "rpc", "ping"],
+    );
 }
 
 #[test]
 fn an_unknown_preset_lists_the_presets() {
-    rejects("unknown-preset.json", &BASE.replace("\"reliable\"", "\"lossy\""), &["network.preset", "long-reordering"]);
+    rejects(
+        "unknown-preset.json",
+        &BASE.replace("\"reliable\"", "\"lossy\""),
+        &["network.preset", "long-reordering"],
+    );
 }
 
 #[test]
 fn a_probability_outside_0_1_is_rejected() {
-    let bad = BASE.replace(r#""preset": "reliable""#, r#""preset": "reliable", "all_links": { "drop_probability": 1.5 }"#);
+    let bad = BASE.replace(
+        r#""preset": "reliable""#,
+        r#""preset": "reliable", "all_links": { "drop_probability": 1.5 }"#,
+    );
     rejects("probability.json", &bad, &["network.all_links.drop_probability", "1.5", "from 0 to 1", ":4:"]);
 }
 
@@ -184,17 +205,30 @@ fn min_latency_above_max_is_rejected() {
 
 #[test]
 fn a_fault_naming_a_missing_node_lists_the_valid_nodes() {
-    let bad = BASE.replace("\"seed\": 1,", "\"faults\": [{ \"crash\": { \"node\": 7, \"at_ms\": 5 } }],\n  \"seed\": 1,");
+    let bad = BASE.replace(
+        "\"seed\": 1,",
+        "\"faults\": [{ \"crash\": { \"node\": 7, \"at_ms\": 5 } }],\n  \"seed\": 1,",
+    );
     rejects("missing-node.json", &bad, &["faults[0].crash.node", "node 7 does not exist", "0..=2", ":6:35"]);
-    let bad = BASE.replace("\"seed\": 1,", "\"faults\": [{ \"partition\": { \"groups\": [[0], [1, 9]], \"at_ms\": 5 } }],\n  \"seed\": 1,");
-    rejects("missing-node-partition.json", &bad, &["faults[0].partition.groups[1][1]", "node 9 does not exist"]);
+    let bad = BASE.replace(
+        "\"seed\": 1,",
+        "\"faults\": [{ \"partition\": { \"groups\": [[0], [1, 9]], \"at_ms\": 5 } }],\n  \"seed\": 1,",
+    );
+    rejects(
+        "missing-node-partition.json",
+        &bad,
+        &["faults[0].partition.groups[1][1]", "node 9 does not exist"],
+    );
     let bad = BASE.replace(r#""preset": "reliable""#, r#""links": [{ "from": 0, "to": 5, "set": {} }]"#);
     rejects("missing-node-link.json", &bad, &["network.links[0].to", "node 5 does not exist"]);
 }
 
 #[test]
 fn an_inconsistent_fault_timeline_is_rejected() {
-    let bad = BASE.replace("\"seed\": 1,", "\"faults\": [{ \"restart\": { \"node\": 1, \"at_ms\": 5 } }],\n  \"seed\": 1,");
+    let bad = BASE.replace(
+        "\"seed\": 1,",
+        "\"faults\": [{ \"restart\": { \"node\": 1, \"at_ms\": 5 } }],\n  \"seed\": 1,",
+    );
     rejects("restart-without-crash.json", &bad, &["faults[0].restart.node", "not crashed"]);
     let bad = BASE.replace(
         "\"seed\": 1,",
@@ -214,7 +248,11 @@ fn an_unknown_invariant_lists_the_invariants() {
 #[test]
 fn a_wrong_type_is_rejected() {
     rejects("wrong-type.json", &BASE.replace("\"seed\": 1", "\"seed\": \"one\""), &["seed", "invalid type"]);
-    rejects("negative-time.json", &BASE.replace("\"seed\": 1,", "\"limits\": { \"max_time_ms\": -5 },\n  \"seed\": 1,"), &["limits.max_time_ms", "-5"]);
+    rejects(
+        "negative-time.json",
+        &BASE.replace("\"seed\": 1,", "\"limits\": { \"max_time_ms\": -5 },\n  \"seed\": 1,"),
+        &["limits.max_time_ms", "-5"],
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //!
 //! `DSIM_PROPTEST_CASES` scales the number of cases (default 64).
 
-use dsim::runner;
+use dsim::runner::{self, Summary};
 use dsim::scenario::Scenario;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -20,7 +20,8 @@ fn cases() -> u32 {
 fn latency(max_ms: f64) -> impl Strategy<Value = Value> {
     prop_oneof![
         (0.0..max_ms).prop_map(|ms| json!({ "constant": { "ms": ms } })),
-        (0.0..max_ms, 0.0..max_ms).prop_map(|(a, b)| json!({ "uniform": { "ms_min": a.min(b), "ms_max": a.max(b) } })),
+        (0.0..max_ms, 0.0..max_ms)
+            .prop_map(|(a, b)| json!({ "uniform": { "ms_min": a.min(b), "ms_max": a.max(b) } })),
         (0.1..max_ms, 0.0..max_ms).prop_map(move |(mean, min)| {
             json!({ "exponential": { "ms_mean": mean, "ms_min": min, "ms_max": max_ms } })
         }),
@@ -31,10 +32,10 @@ fn ordering() -> impl Strategy<Value = &'static str> {
     prop_oneof![Just("reorder"), Just("fifo")]
 }
 
-fn run_json(scenario: Value, seed: u64) -> Outcome {
+fn run_json(scenario: Value, seed: u64) -> Summary {
     let text = serde_json::to_string_pretty(&scenario).unwrap();
     let scenario = Scenario::parse("generated.json", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    runner::run(&scenario, "generated.json", Some(seed), TraceMode::HashOnly, None).unwrap().outcome
+    runner::run(&scenario, "generated.json", Some(seed), TraceMode::HashOnly, None).unwrap()
 }
 
 proptest! {
@@ -57,8 +58,10 @@ proptest! {
             "network": { "all_links": { "latency": latency, "ordering": ordering } },
             "workload": { "clients": clients, "ops_per_client": ops_per_client, "keys": keys, "think_ms": think_ms },
         });
-        let outcome = run_json(scenario.clone(), seed);
-        prop_assert_eq!(&outcome, &Outcome::Pass, "seed {}: {}", seed, scenario);
+        let summary = run_json(scenario.clone(), seed);
+        prop_assert_eq!(&summary.outcome, &Outcome::Pass, "seed {}: {}", seed, scenario);
+        // Not too many RPCs (as labrpc's tests ask): one request and one reply per operation.
+        prop_assert_eq!(summary.messages.sent, u64::from(2 * clients * ops_per_client));
     }
 
     #[test]

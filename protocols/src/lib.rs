@@ -23,6 +23,9 @@ pub struct Setup<N: Node> {
     pub fault_model: FaultModel,
     /// A human name per node, for `dsim list` and reports ("server", "client 1").
     pub node_names: Vec<String>,
+    /// The rare paths this protocol marks with `ctx.sometimes(..)`; fuzz campaigns list
+    /// the ones never reached.
+    pub sometimes: &'static [&'static str],
 }
 
 /// One documented protocol parameter, for `dsim list`.

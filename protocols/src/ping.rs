@@ -121,5 +121,6 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
             partitions: true,
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
+        sometimes: &[],
     }
 }

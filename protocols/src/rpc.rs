@@ -118,9 +118,11 @@ impl Client {
     fn on_reply(&mut self, ctx: &mut Context<'_, RpcNode>, id: RequestId, result: KvResult) {
         // A reply to an earlier request (a late duplicate) is ignored.
         let Some(outstanding) = &self.outstanding else {
+            ctx.sometimes(LATE_REPLY_IGNORED);
             return;
         };
         if outstanding.id != id {
+            ctx.sometimes(LATE_REPLY_IGNORED);
             return;
         }
         ctx.cancel_timer(outstanding.timer);
@@ -138,10 +140,12 @@ impl Client {
                     return;
                 }
                 if outstanding.sends > self.retries_max {
+                    ctx.sometimes(GAVE_UP);
                     self.finish(ctx, KvResult::GaveUp);
                     return;
                 }
                 outstanding.sends += 1;
+                ctx.sometimes(RESENT);
                 let request = RpcMsg::Request { id: outstanding.id, op: outstanding.op.clone() };
                 ctx.send(SERVER, request);
                 outstanding.timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq });
@@ -255,5 +259,15 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             partitions: true,
         },
         node_names,
+        sometimes: SOMETIMES,
     }
 }
+
+/// The rare paths best-effort RPC marks.
+pub const SOMETIMES: &[&str] = &[RESENT, LATE_REPLY_IGNORED, GAVE_UP];
+/// A client re-sent a request after its timeout.
+pub const RESENT: &str = "rpc: request re-sent after a timeout";
+/// A reply arrived for a request the client had already finished.
+pub const LATE_REPLY_IGNORED: &str = "rpc: late reply ignored";
+/// A client gave up after its last re-send.
+pub const GAVE_UP: &str = "rpc: client gave up";

@@ -25,7 +25,7 @@ pub use network::{
     AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition, SlowRule,
     PRESET_NAMES,
 };
-pub use node::{Context, Message, Node, TimerId, TimerPayload};
+pub use node::{Context, Coverage, Message, Node, TimerId, TimerPayload};
 pub use rng::{Decider, Latency, SimRng, Stream};
 pub use sim::{Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
 pub use time::{NodeId, SimDuration, SimTime};

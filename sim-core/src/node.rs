@@ -11,7 +11,11 @@ use crate::network::MessageClass;
 use crate::rng::SimRng;
 use crate::time::{NodeId, SimDuration, SimTime};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+
+/// How many times each "sometimes" point was reached in a run.
+pub type Coverage = BTreeMap<&'static str, u64>;
 use std::hash::Hash;
 
 /// A message between nodes.
@@ -94,6 +98,7 @@ pub struct Context<'a, N: Node> {
     pub(crate) effects: &'a mut Vec<Effect<N::Msg, N::Timer>>,
     pub(crate) history: &'a mut History<N::Op>,
     pub(crate) next_timer_id: &'a mut u64,
+    pub(crate) coverage: &'a mut Coverage,
 }
 
 impl<N: Node> Context<'_, N> {
@@ -154,5 +159,12 @@ impl<N: Node> Context<'_, N> {
     /// Records a ground-truth note for checkers (e.g. "executed request r").
     pub fn note(&mut self, note: N::Op) {
         self.history.note(self.now, self.node, note);
+    }
+
+    /// Marks a rare path as reached ("a duplicate arrived while its original was
+    /// pending"). Fuzz campaigns count how often each declared point is reached and list
+    /// those never reached, so a campaign that missed the interesting case says so.
+    pub fn sometimes(&mut self, point: &'static str) {
+        *self.coverage.entry(point).or_insert(0) += 1;
     }
 }

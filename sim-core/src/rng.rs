@@ -21,15 +21,18 @@ use serde::Serialize;
 pub enum Stream {
     Network,
     Workload,
+    /// Swarm testing's draws of which faults a fuzzed run enables.
+    Swarm,
     Node(NodeId),
 }
 
 impl Stream {
-    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`.
+    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`, swarm the last.
     pub fn number(self) -> u64 {
         match self {
             Stream::Network => 0,
             Stream::Workload => 1,
+            Stream::Swarm => u64::MAX,
             Stream::Node(id) => 2 + u64::from(id.0),
         }
     }

@@ -14,7 +14,7 @@
 use crate::history::History;
 use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
 use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
-use crate::node::{Context, Effect, Message, Node, TimerId};
+use crate::node::{Context, Coverage, Effect, Message, Node, TimerId};
 use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
@@ -190,6 +190,7 @@ pub struct World<N: Node> {
     next_msg_id: u64,
     effects: Vec<Effect<N::Msg, N::Timer>>,
     healed: bool,
+    coverage: Coverage,
 }
 
 impl<N: Node> World<N> {
@@ -261,6 +262,11 @@ impl<N: Node> World<N> {
 
     pub fn trace_hash(&self) -> u64 {
         self.trace.hash()
+    }
+
+    /// How many times each "sometimes" point was reached so far.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
     }
 
     /// Whether the network has healed (the liveness phase has begun).
@@ -338,6 +344,7 @@ impl<N: Node> World<N> {
             effects: &mut self.effects,
             history: &mut self.history,
             next_timer_id: &mut self.next_timer_id,
+            coverage: &mut self.coverage,
         };
         handler(state, &mut ctx);
         let incarnation = slot.incarnation;
@@ -450,6 +457,7 @@ impl<N: Node> Simulation<N> {
             next_msg_id: 0,
             effects: Vec::new(),
             healed: false,
+            coverage: Coverage::new(),
         };
         for i in 0..n_nodes {
             world.schedule(SimTime::ZERO, EventKind::Start(NodeId(i as u32)));
