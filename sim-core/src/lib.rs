@@ -14,6 +14,7 @@ pub mod history;
 pub mod invariant;
 pub mod network;
 pub mod node;
+pub mod queue;
 pub mod rng;
 pub mod sim;
 pub mod time;

@@ -243,6 +243,7 @@ impl Network {
         &self.config
     }
 
+    #[inline]
     pub fn partitioned(&self, from: NodeId, to: NodeId) -> bool {
         !self.partitions.is_empty() && self.partitions.values().any(|p| p.blocks(from, to))
     }
@@ -265,7 +266,12 @@ impl Network {
     /// Decides the fate of one message sent at `now`. Every call draws the same number of
     /// random numbers, whatever the outcome.
     pub fn route(&mut self, now: SimTime, from: NodeId, to: NodeId, class: MessageClass) -> Verdict {
-        let link = *self.config.link(from, to);
+        // Borrow the link (fields apart from the decider) rather than copy it per message.
+        let link = if self.config.overrides.is_empty() {
+            &self.config.default
+        } else {
+            self.config.overrides.get(&(from, to)).unwrap_or(&self.config.default)
+        };
         let lost = self.decider.drop(link.drop_probability);
         let duplicated = self.decider.duplicate(link.duplicate_probability);
         let delay = self.decider.latency(&link.latency);
@@ -285,7 +291,8 @@ impl Network {
         }
         let mut at = now + delay + extra;
         let mut copy_at = duplicated.then_some(now + copy_delay + extra);
-        if link.ordering == Ordering::Fifo {
+        let fifo = link.ordering == Ordering::Fifo;
+        if fifo {
             // Equal times keep send order through the queue's insertion counter.
             let tail = self.fifo_tail.entry((from, to)).or_insert(SimTime::ZERO);
             at = at.max(*tail);

@@ -19,8 +19,10 @@ use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
+
+/// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
+type EventQueue<T> = crate::queue::RadixQueue<T>;
 
 /// A fault on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,31 +131,6 @@ enum EventKind<M, T> {
     LivenessDeadline,
 }
 
-/// A queued event. Ordered by time, then insertion sequence, so that equal times keep the
-/// order in which events were scheduled.
-#[derive(Debug)]
-struct Scheduled<M, T> {
-    key: Reverse<(SimTime, u64)>,
-    kind: EventKind<M, T>,
-}
-
-impl<M, T> PartialEq for Scheduled<M, T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl<M, T> Eq for Scheduled<M, T> {}
-impl<M, T> PartialOrd for Scheduled<M, T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<M, T> Ord for Scheduled<M, T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&other.key)
-    }
-}
-
 #[derive(Debug)]
 struct Slot<N: Node> {
     state: Option<N>,
@@ -179,7 +156,7 @@ pub struct World<N: Node> {
     now: SimTime,
     step: u64,
     slots: Vec<Slot<N>>,
-    queue: BinaryHeap<Scheduled<N::Msg, N::Timer>>,
+    queue: EventQueue<EventKind<N::Msg, N::Timer>>,
     next_seq: u64,
     network: Network,
     trace: Trace<N::Msg, N::Timer>,
@@ -231,10 +208,14 @@ impl<N: Node> World<N> {
 
     /// Messages in flight, in no particular (but deterministic) order.
     pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_, N::Msg>> {
-        self.queue.iter().filter_map(|event| match &event.kind {
-            EventKind::Deliver { from, to, msg_id, msg, .. } => {
-                Some(InFlight { from: *from, to: *to, msg_id: *msg_id, arrives: event.key.0 .0, msg })
-            }
+        self.queue.iter().filter_map(|(time, _, event)| match event {
+            EventKind::Deliver { from, to, msg_id, msg, .. } => Some(InFlight {
+                from: *from,
+                to: *to,
+                msg_id: *msg_id,
+                arrives: SimTime::from_micros(time),
+                msg,
+            }),
             _ => None,
         })
     }
@@ -277,7 +258,7 @@ impl<N: Node> World<N> {
     fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queue.push(Scheduled { key: Reverse((at, seq)), kind });
+        self.queue.push(at.as_micros(), seq, kind);
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
@@ -446,7 +427,7 @@ impl<N: Node> Simulation<N> {
             now: SimTime::ZERO,
             step: 0,
             slots,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             next_seq: 0,
             network: Network::new(config.network, config.seed),
             trace: Trace::new(config.trace_mode),
@@ -521,31 +502,31 @@ impl<N: Node> Simulation<N> {
 
     fn advance(&mut self) -> Option<Outcome> {
         let world = &mut self.world;
-        let event = loop {
-            let Some(event) = world.queue.pop() else {
+        let (micros, seq, event) = loop {
+            let Some((micros, seq, event)) = world.queue.pop() else {
                 return Some(self.finish());
             };
             // Timers cancelled, or set by an earlier incarnation, vanish without a step.
-            if let EventKind::Timer { node, incarnation, id, .. } = &event.kind {
+            if let EventKind::Timer { node, incarnation, id, .. } = &event {
                 let live = world.live_timers.remove(id);
                 if !live || *incarnation != world.slots[node.index()].incarnation {
                     continue;
                 }
             }
-            break event;
+            break (micros, seq, event);
         };
-        let at = event.key.0 .0;
+        let at = SimTime::from_micros(micros);
         if world.step >= self.max_steps {
-            world.queue.push(event);
+            world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxSteps { steps: world.step }));
         }
         if at > self.max_time {
-            world.queue.push(event);
+            world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxTime { time: self.max_time }));
         }
         world.now = at;
         world.step += 1;
-        match event.kind {
+        match event {
             EventKind::Start(node) => world.start(node),
             EventKind::Deliver { from, to, msg_id, bytes, msg } => {
                 if !world.is_up(to) {
