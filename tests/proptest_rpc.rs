@@ -4,7 +4,7 @@
 //! - under any network settings and fault timeline, the simulator never panics and every
 //!   run ends with a reported outcome.
 //!
-//! `DSIM_PROPTEST_CASES` scales the number of cases (default 64).
+//! `DSIM_FUZZ_CASES` scales the number of cases (default 64).
 
 use dsim::runner::{self, Summary};
 use dsim::scenario::Scenario;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sim_core::{Outcome, TraceMode};
 
 fn cases() -> u32 {
-    std::env::var("DSIM_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    std::env::var("DSIM_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
 }
 
 /// A latency distribution whose maximum stays at or below `max_ms`.

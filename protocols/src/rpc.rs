@@ -18,7 +18,9 @@
 //! neither happens: no loss, no duplication, and replies faster than the timeout.
 //!
 //! **Fault model.** The server keeps its store in memory, so a server crash is outside the
-//! model; clients may crash, and partitions are allowed.
+//! model; clients may crash, and partitions are allowed. A client keeps its request counter
+//! and its place in its workload in durable storage, so a restarted client never reuses a
+//! request id.
 
 use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId};
 use crate::{ParamDoc, Setup};
@@ -72,12 +74,23 @@ pub struct Client {
     think: SimDuration,
 }
 
+/// What a client keeps across a crash: how far it got. Without it a restarted client would
+/// number its requests from 1 again, and its new request n1#1 would carry the id of an
+/// older one (the lecture's "what if two clients use the same XID?").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct ClientDurable {
+    pub next_op: usize,
+    pub next_seq: u64,
+}
+
 impl Client {
-    pub fn new(ops: Vec<KvOp>, params: &RpcParams, think: SimDuration) -> Client {
+    /// A client with its operations, resuming where `durable` says it got to (the operation
+    /// in flight at a crash is abandoned: its outcome stays unknown).
+    pub fn new(ops: Vec<KvOp>, params: &RpcParams, think: SimDuration, durable: &ClientDurable) -> Client {
         Client {
             ops,
-            next_op: 0,
-            next_seq: 0,
+            next_op: durable.next_op,
+            next_seq: durable.next_seq,
             outstanding: None,
             timeout: SimDuration::from_millis(params.timeout_ms),
             retries_max: params.retries_max,
@@ -96,6 +109,7 @@ impl Client {
         };
         self.next_op += 1;
         self.next_seq += 1;
+        *ctx.durable() = ClientDurable { next_op: self.next_op, next_seq: self.next_seq };
         let id = RequestId { client: ctx.id(), seq: self.next_seq };
         let op_id = ctx.invoke(KvRecord::Call(op.clone()));
         ctx.send(SERVER, RpcMsg::Request { id, op: op.clone() });
@@ -169,7 +183,7 @@ pub enum RpcNode {
 impl Node for RpcNode {
     type Msg = RpcMsg;
     type Timer = ClientTimer;
-    type Durable = ();
+    type Durable = ClientDurable;
     type Op = KvRecord;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
@@ -242,11 +256,11 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
     node_names.extend((1..=n_clients).map(|i| format!("client {i}")));
     Setup {
         n_nodes: 1 + n_clients,
-        build: Box::new(move |id, _| {
+        build: Box::new(move |id, durable| {
             if id == SERVER {
                 RpcNode::Server(Server::default())
             } else {
-                RpcNode::Client(Client::new(ops[id.index() - 1].clone(), &params, think))
+                RpcNode::Client(Client::new(ops[id.index() - 1].clone(), &params, think, durable))
             }
         }),
         invariants: vec![Box::new(ExecutedAtMostOnce::default()), Box::new(KvLinearizable::default())],
