@@ -142,7 +142,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
 
 fn list() -> String {
     let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
-    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 2] = [
+    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 3] = [
         (
             "rpc",
             "RPC with retries (best effort) over a key/value server",
@@ -154,6 +154,12 @@ fn list() -> String {
             "load generator: N nodes keep K pings in flight",
             protocols::ping::PARAMS,
             protocols::ping::INVARIANTS,
+        ),
+        (
+            "at-most-once",
+            "at-most-once RPC: request ids, reply cache, discard, pending marks, durable dedup table",
+            protocols::at_most_once::PARAMS,
+            protocols::at_most_once::INVARIANTS,
         ),
     ];
     for (name, about, params, invariants) in protocols {

@@ -55,6 +55,11 @@ pub fn run(
             simulate(protocols::rpc::setup(params, ops, think), config, scenario, sink)?
         }
         ProtocolSpec::Ping(params) => simulate(protocols::ping::setup(params), config, scenario, sink)?,
+        ProtocolSpec::AtMostOnce(params) => {
+            let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
+            let think = SimDuration::from_millis(scenario.workload.think_ms);
+            simulate(protocols::at_most_once::setup(params, ops, think), config, scenario, sink)?
+        }
     };
     Ok(judge(scenario, file, seed, report, outside))
 }
