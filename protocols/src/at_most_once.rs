@@ -896,3 +896,195 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
         node_names,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::{Latency, LinkConfig, NetworkConfig, Outcome, SimConfig, Simulation};
+
+    fn id(client: u32, seq: u64) -> RequestId {
+        RequestId { client: NodeId(client), seq }
+    }
+
+    fn header(client: u32, seq: u64, acked: u64) -> RequestHeader {
+        RequestHeader { id: id(client, seq), acked }
+    }
+
+    fn layer(mode: DedupMode, discard: DiscardMode) -> (DedupLayer<&'static str>, ReplyCache<&'static str>) {
+        let stored = ReplyCache::default();
+        (DedupLayer::new(mode, discard, &stored), stored)
+    }
+
+    #[test]
+    fn a_duplicate_of_a_pending_request_is_not_executed_and_later_gets_the_cached_reply() {
+        let (mut layer, mut stored) = layer(DedupMode::Memory, DiscardMode::SeqAck);
+        let request = header(1, 1, 0);
+        assert_eq!(layer.admit(&mut stored, &request), Admission::Execute);
+        assert_eq!(layer.pending(), 1);
+        // The handler is still running: copies are recognised by the pending mark.
+        assert_eq!(layer.admit(&mut stored, &request), Admission::Pending);
+        assert_eq!(layer.admit(&mut stored, &request), Admission::Pending);
+        layer.complete(&mut stored, request.id, &"done");
+        assert_eq!(layer.pending(), 0);
+        assert_eq!(layer.admit(&mut stored, &request), Admission::Cached("done"));
+        // Another client's request with the same seq is a different request.
+        assert_eq!(layer.admit(&mut stored, &header(2, 1, 0)), Admission::Execute);
+    }
+
+    #[test]
+    fn seq_ack_discards_acknowledged_replies_and_rejects_stale_copies() {
+        let (mut layer, mut stored) = layer(DedupMode::Memory, DiscardMode::SeqAck);
+        for seq in 1..=3 {
+            assert_eq!(layer.admit(&mut stored, &header(1, seq, 0)), Admission::Execute);
+            layer.complete(&mut stored, id(1, seq), &"r");
+        }
+        assert_eq!(layer.table().len(), 3);
+        // Seq 4 says "I have seen all replies up to 2".
+        assert_eq!(layer.admit(&mut stored, &header(1, 4, 2)), Admission::Execute);
+        assert_eq!(layer.table().len(), 1, "replies 1 and 2 are discarded, 3 is kept");
+        assert_eq!(layer.admit(&mut stored, &header(1, 3, 2)), Admission::Cached("r"));
+        // A late copy of seq 2 must not run again: the watermark remembers it was done.
+        assert_eq!(layer.admit(&mut stored, &header(1, 2, 1)), Admission::Stale);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Stale);
+    }
+
+    #[test]
+    fn one_outstanding_discards_below_the_arriving_seq() {
+        let (mut layer, mut stored) = layer(DedupMode::Memory, DiscardMode::OneOutstanding);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Execute);
+        layer.complete(&mut stored, id(1, 1), &"a");
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Cached("a"));
+        // The ack is ignored in this mode; the arrival of seq 2 is what frees seq 1.
+        assert_eq!(layer.admit(&mut stored, &header(1, 2, 0)), Admission::Execute);
+        assert_eq!(layer.table().len(), 0);
+        layer.complete(&mut stored, id(1, 2), &"b");
+        assert_eq!(layer.table().len(), 1);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Stale);
+    }
+
+    #[test]
+    fn without_discard_the_cache_keeps_every_reply() {
+        let (mut layer, mut stored) = layer(DedupMode::Memory, DiscardMode::None);
+        for seq in 1..=10 {
+            assert_eq!(layer.admit(&mut stored, &header(1, seq, seq - 1)), Admission::Execute);
+            layer.complete(&mut stored, id(1, seq), &"r");
+        }
+        assert_eq!(layer.table().len(), 10);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Cached("r"));
+    }
+
+    #[test]
+    fn a_reply_completed_after_its_ack_is_not_cached() {
+        // The client gave up on seq 1 (bounded retries) and acknowledged past it while the
+        // handler still ran: caching its reply now would exceed the window.
+        let (mut layer, mut stored) = layer(DedupMode::Memory, DiscardMode::SeqAck);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Execute);
+        assert_eq!(layer.admit(&mut stored, &header(1, 2, 1)), Admission::Execute);
+        layer.complete(&mut stored, id(1, 1), &"late");
+        assert_eq!(layer.table().len(), 0);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Stale);
+    }
+
+    #[test]
+    fn only_the_durable_table_survives_a_restart_and_pending_marks_never_do() {
+        for mode in [DedupMode::Memory, DedupMode::Durable] {
+            let (mut layer, mut stored) = layer(mode, DiscardMode::SeqAck);
+            layer.admit(&mut stored, &header(1, 1, 0));
+            layer.complete(&mut stored, id(1, 1), &"a");
+            layer.admit(&mut stored, &header(1, 2, 1));
+            layer.complete(&mut stored, id(1, 2), &"b");
+            // A window of 2: seq 3 goes out before the reply to 2 is seen.
+            layer.admit(&mut stored, &header(1, 3, 1));
+            // Crash with seq 3 pending; restart from storage.
+            let mut restarted = DedupLayer::new(mode, DiscardMode::SeqAck, &stored);
+            assert_eq!(restarted.pending(), 0);
+            let late_one = restarted.admit(&mut stored, &header(1, 1, 0));
+            let late_two = restarted.admit(&mut stored, &header(1, 2, 1));
+            let three = restarted.admit(&mut stored, &header(1, 3, 1));
+            match mode {
+                DedupMode::Durable => {
+                    assert_eq!(stored, *layer.table());
+                    assert_eq!((late_one, late_two), (Admission::Stale, Admission::Cached("b")));
+                }
+                // The lecture's point: the restarted server runs them again.
+                _ => {
+                    assert!(stored.is_empty());
+                    assert_eq!((late_one, late_two), (Admission::Execute, Admission::Execute));
+                }
+            }
+            // Seq 3 never ran (the crash cut it short), so it runs now, in both modes.
+            assert_eq!(three, Admission::Execute);
+        }
+    }
+
+    #[test]
+    fn without_dedup_every_copy_executes() {
+        let (mut layer, mut stored) = layer(DedupMode::None, DiscardMode::SeqAck);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Execute);
+        assert_eq!(layer.admit(&mut stored, &header(1, 1, 0)), Admission::Execute);
+    }
+
+    #[test]
+    fn the_stub_acks_only_past_a_closed_gap_and_keeps_its_window() {
+        let config = StubConfig {
+            timeout: SimDuration::from_millis(10),
+            retries_max: None,
+            window: 3,
+            matching: ReplyMatching::ById,
+        };
+        let mut stub: ClientStub<()> = ClientStub::new(config);
+        for seq in 1..=3 {
+            assert!(stub.has_room());
+            stub.next_seq = seq;
+            let call = Call { server: SERVER, request: (), sends: 1, timer: TimerId(seq) };
+            stub.calls.insert(seq, call);
+        }
+        assert!(!stub.has_room(), "seq 4 would be 4 above the ack of 0");
+        stub.finish(2);
+        stub.finish(3);
+        assert_eq!(stub.acked(), 0, "seq 1 is still outstanding");
+        assert!(!stub.has_room());
+        stub.finish(1);
+        assert_eq!(stub.acked(), 3);
+        assert!(stub.has_room());
+    }
+
+    /// One client, a 10 ms timeout, a reliable 1 ms network and a 100 ms disk: the client
+    /// re-sends about 9 times while the original still executes.
+    fn slow_disk_run(dedup: DedupMode) -> (Outcome, usize, u64) {
+        let params = AmoParams { timeout_ms: 10, execute_ms: 100, dedup, ..AmoParams::default() };
+        let op = |value: &str| KvOp::Append { key: "k".into(), value: value.into() };
+        let get = KvOp::Get { key: "k".into() };
+        let setup = setup(&params, vec![vec![op("a"), op("b"), get]], SimDuration::ZERO);
+        let link = LinkConfig::reliable(Latency::Constant(SimDuration::from_millis(1)));
+        let mut sim =
+            Simulation::new(SimConfig::new(1, NetworkConfig::uniform(link)), setup.n_nodes, setup.build);
+        for invariant in setup.invariants {
+            sim.add_invariant(invariant);
+        }
+        let report = sim.run();
+        let executions = sim
+            .world()
+            .history()
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.op, KvRecord::Executed { .. }))
+            .count();
+        (report.outcome, executions, sim.world().counters(SERVER).delivered)
+    }
+
+    #[test]
+    fn pending_duplicates_on_a_slow_disk_run_once() {
+        let (outcome, executions, delivered) = slow_disk_run(DedupMode::Memory);
+        assert_eq!(outcome, Outcome::Pass);
+        assert_eq!(executions, 3);
+        assert!(delivered >= 3 * 9, "the client re-sent while the disk was busy ({delivered} requests)");
+    }
+
+    #[test]
+    fn pending_duplicates_run_again_without_dedup() {
+        let (outcome, _, _) = slow_disk_run(DedupMode::None);
+        let violation = outcome.violation().expect("duplicates execute without a table");
+        assert_eq!(violation.invariant, EXECUTED_AT_MOST_ONCE);
+    }
+}
