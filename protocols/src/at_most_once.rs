@@ -102,6 +102,17 @@ pub enum DiscardMode {
     OneOutstanding,
 }
 
+impl DiscardMode {
+    /// The name scenario files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiscardMode::None => "none",
+            DiscardMode::SeqAck => "seq-ack",
+            DiscardMode::OneOutstanding => "one-outstanding",
+        }
+    }
+}
+
 /// Which replies a client accepts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -859,7 +870,8 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
     let mut node_names = vec!["server".to_string()];
     node_names.extend((1..=n_clients).map(|i| format!("client {i}")));
     let bound = n_clients * params.window as usize;
-    let because = format!("{n_clients} clients x window {}, discard {:?}", params.window, params.discard);
+    let because =
+        format!("{n_clients} clients x window {}, discard {}", params.window, params.discard.name());
     let cache_size = |world: &World<AmoNode>| match world.node(SERVER) {
         Some(AmoNode::Server(server)) => server.layer().table().len(),
         // Down: only what is on disk is kept.
