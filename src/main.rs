@@ -163,7 +163,7 @@ fn list() -> String {
         ),
     ];
     for (name, about, params, invariants) in protocols {
-        out.push_str(&format!("  {name:<10} {about}\n"));
+        out.push_str(&format!("  {name:<12} {about}\n"));
         for p in params {
             out.push_str(&format!("      {:<14} default {:<6} {}\n", p.name, p.default, p.help));
         }
@@ -178,9 +178,9 @@ fn list() -> String {
         match Scenario::load(&path) {
             Ok(s) => {
                 let first = s.description.split(". ").next().unwrap_or("").trim_end_matches('.');
-                out.push_str(&format!("  {shown:<34} {first}\n"));
+                out.push_str(&format!("  {shown:<42} {first}\n"));
             }
-            Err(err) => out.push_str(&format!("  {shown:<34} (does not load: {err})\n")),
+            Err(err) => out.push_str(&format!("  {shown:<42} (does not load: {err})\n")),
         }
     }
     out
