@@ -358,7 +358,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
 
 fn list() -> String {
     let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
-    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 2] = [
+    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 3] = [
         (
             "rpc",
             "RPC with retries (best effort) over a key/value server",
@@ -371,9 +371,15 @@ fn list() -> String {
             protocols::ping::PARAMS,
             protocols::ping::INVARIANTS,
         ),
+        (
+            "at-most-once",
+            "at-most-once RPC: request ids, reply cache, discard, pending marks, durable dedup table",
+            protocols::at_most_once::PARAMS,
+            protocols::at_most_once::INVARIANTS,
+        ),
     ];
     for (name, about, params, invariants) in protocols {
-        out.push_str(&format!("  {name:<10} {about}\n"));
+        out.push_str(&format!("  {name:<12} {about}\n"));
         for p in params {
             out.push_str(&format!("      {:<14} default {:<6} {}\n", p.name, p.default, p.help));
         }
@@ -388,9 +394,9 @@ fn list() -> String {
         match Scenario::load(&path) {
             Ok(s) => {
                 let first = s.description.split(". ").next().unwrap_or("").trim_end_matches('.');
-                out.push_str(&format!("  {shown:<34} {first}\n"));
+                out.push_str(&format!("  {shown:<42} {first}\n"));
             }
-            Err(err) => out.push_str(&format!("  {shown:<34} (does not load: {err})\n")),
+            Err(err) => out.push_str(&format!("  {shown:<42} (does not load: {err})\n")),
         }
     }
     out

@@ -60,6 +60,11 @@ pub fn dispatch<V: Visit>(scenario: &Scenario, seed: u64, trace_mode: TraceMode,
             visitor.visit(protocols::rpc::setup(params, ops, think), config)
         }
         ProtocolSpec::Ping(params) => visitor.visit(protocols::ping::setup(params), config),
+        ProtocolSpec::AtMostOnce(params) => {
+            let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
+            let think = SimDuration::from_millis(scenario.workload.think_ms);
+            visitor.visit(protocols::at_most_once::setup(params, ops, think), config)
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! field afterwards. Only this module reads scenario files.
 
 use crate::locate::{locate, render, Seg};
+use protocols::at_most_once::{AmoParams, DiscardMode, EVERY_REQUEST_COMPLETED};
 use protocols::kv::Workload;
 use protocols::ping::PingParams;
 use protocols::rpc::RpcParams;
@@ -103,6 +104,7 @@ impl Default for FuzzSpec {
 pub enum ProtocolSpec {
     Rpc(RpcParams),
     Ping(PingParams),
+    AtMostOnce(AmoParams),
 }
 
 /// What the run of the file's own seed must show.
@@ -475,6 +477,11 @@ impl Scenario {
                 invariants: protocols::ping::INVARIANTS,
                 node_names: format!("0..={} are ping nodes", params.nodes.saturating_sub(1)),
             },
+            ProtocolSpec::AtMostOnce(_) => ProtocolFacts {
+                n_nodes: 1 + self.workload.n_clients(),
+                invariants: protocols::at_most_once::INVARIANTS,
+                node_names: format!("0 is the server, 1..={} are clients", self.workload.n_clients()),
+            },
         }
     }
 
@@ -498,6 +505,10 @@ impl Scenario {
                         format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
                     ));
                 }
+            }
+            ProtocolSpec::AtMostOnce(params) => {
+                self.validate_at_most_once(params)?;
+                validate_workload(&self.workload)?;
             }
         }
         let node_error = |path: Vec<Seg>, node: u32| {
@@ -623,6 +634,43 @@ impl Scenario {
         }
         if self.limits.max_steps == 0 {
             return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_at_most_once(&self, params: &AmoParams) -> Result<(), (Vec<Seg>, String)> {
+        let at = |field: &str| {
+            vec![Seg::Key("protocol".into()), Seg::Key("at-most-once".into()), Seg::Key(field.into())]
+        };
+        if params.timeout_ms == 0 {
+            return Err((at("timeout_ms"), "must be at least 1".into()));
+        }
+        if params.window == 0 {
+            return Err((at("window"), "must be at least 1: a window of 0 allows no call".into()));
+        }
+        if params.discard == DiscardMode::OneOutstanding && params.window != 1 {
+            return Err((
+                at("window"),
+                format!(
+                    "discard \"one-outstanding\" means one call per client at a time, so the window must \
+                     be 1 (it is {}); use discard \"seq-ack\" for a larger window",
+                    params.window
+                ),
+            ));
+        }
+        // every-request-completed is a promise of unbounded retries; with a retry limit it
+        // is not checked, so naming it would silently check nothing.
+        if !params.retries_unbounded() {
+            let why = format!(
+                "{EVERY_REQUEST_COMPLETED} is checked only with unbounded retries; remove \
+                 \"retries_max\" (or set it to null) to check it"
+            );
+            if let Some(i) = self.invariants.iter().flatten().position(|n| n == EVERY_REQUEST_COMPLETED) {
+                return Err((vec![Seg::Key("invariants".into()), Seg::Index(i)], why));
+            }
+            if self.expect == Expect::Violation(EVERY_REQUEST_COMPLETED.into()) {
+                return Err((vec![Seg::Key("expect".into()), Seg::Key("violation".into())], why));
+            }
         }
         Ok(())
     }

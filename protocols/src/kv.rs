@@ -94,6 +94,10 @@ pub enum KvRecord {
     Return(KvResult),
     /// Ground truth: a server ran the handler for this request (history note).
     Executed { request: RequestId, op: KvOp },
+    /// Ground truth: a client took a reply as the answer to its call `request`; the reply
+    /// was the server's answer to `reply_to` (history note). A correct client only accepts
+    /// a reply when the two are equal.
+    Accepted { request: RequestId, reply_to: RequestId },
 }
 
 /// The key/value store a server keeps.

@@ -5,9 +5,13 @@
 //! - [`ping`]: a load generator (N nodes keeping K pings in flight), for benchmarks.
 //! - [`rpc`]: RPC with retries (best effort) over a key/value server, and the
 //!   duplicate-execution anomaly it causes.
+//! - [`at_most_once`]: at-most-once RPC (request ids, a reply cache with discard, pending
+//!   marks, a dedup table in memory or durable storage): a reusable client stub and
+//!   server-side dedup layer, over the same key/value server.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
+pub mod at_most_once;
 pub mod kv;
 pub mod ping;
 pub mod rpc;
