@@ -5,7 +5,7 @@ use crate::scenario::{Expect, ProtocolSpec, Scenario};
 use protocols::Setup;
 use serde::Serialize;
 use sim_core::{
-    Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode,
+    Causality, Counters, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream, TraceMode,
 };
 use std::io::{self, Write};
 
@@ -13,6 +13,73 @@ use std::io::{self, Write};
 pub enum TraceSink<'a> {
     JsonLines(&'a mut dyn Write),
     Text(&'a mut dyn Write),
+}
+
+/// Exports built from the simulator's ground-truth causal record, for any protocol. Asking
+/// for any of them turns causality tracking on for the run.
+#[derive(Default)]
+pub struct CausalExports<'a> {
+    /// A ShiViz log.
+    pub shiviz: Option<&'a mut dyn Write>,
+    /// The causal graph in Graphviz DOT.
+    pub dot: Option<&'a mut dyn Write>,
+    /// A table of events with their Lamport and vector stamps.
+    pub explain: Option<&'a mut dyn Write>,
+}
+
+impl CausalExports<'_> {
+    fn wanted(&self) -> bool {
+        self.shiviz.is_some() || self.dot.is_some() || self.explain.is_some()
+    }
+
+    fn write(&mut self, causality: &Causality) -> io::Result<()> {
+        if let Some(out) = self.shiviz.as_mut() {
+            out.write_all(causality.shiviz().as_bytes())?;
+        }
+        if let Some(out) = self.dot.as_mut() {
+            out.write_all(causality.dot().as_bytes())?;
+        }
+        if let Some(out) = self.explain.as_mut() {
+            out.write_all(explain_clocks(causality, EXPLAIN_ROWS_MAX).as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// How many events `--explain-clocks` shows.
+pub const EXPLAIN_ROWS_MAX: usize = 40;
+
+/// A table of the first `rows_max` events with their ground-truth stamps.
+pub fn explain_clocks(causality: &Causality, rows_max: usize) -> String {
+    let mut out = format!(
+        "{:<8} {:>11} {:>12} {:<34} {:>6}  vector\n",
+        "event", "true time", "local time", "what", "lamport"
+    );
+    for event in causality.events().iter().take(rows_max) {
+        // `n1:3 (receive m4 from n0)` without the name, which has its own column.
+        let described = causality.describe(event.id);
+        let what =
+            described.split_once(" (").map_or(described.as_str(), |(_, rest)| rest).trim_end_matches(')');
+        let vector: Vec<String> = causality.vector(event.id).iter().map(u32::to_string).collect();
+        out.push_str(&format!(
+            "{:<8} {:>11} {:>12} {:<34} {:>6}  [{}]\n",
+            event.name(),
+            event.time.to_string(),
+            event.local_time.to_string(),
+            what,
+            event.lamport.0,
+            vector.join(",")
+        ));
+    }
+    let more = causality.len().saturating_sub(rows_max);
+    if more > 0 {
+        out.push_str(&format!("... and {more} more events (all of them: --shiviz FILE or --dot FILE)\n"));
+    }
+    out.push_str(
+        "Lamport: every event +1, a receive max(own, message) + 1. Vector: entry k counts node k's \
+         events known; a -> b iff V(a) < V(b).\n",
+    );
+    out
 }
 
 /// The result of one run, judged.
@@ -46,8 +113,22 @@ pub fn run(
     trace_mode: TraceMode,
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Summary> {
+    run_with_exports(scenario, file, seed, trace_mode, sink, CausalExports::default())
+}
+
+/// Runs like [`run`], and writes the causal exports asked for.
+pub fn run_with_exports(
+    scenario: &Scenario,
+    file: &str,
+    seed: Option<u64>,
+    trace_mode: TraceMode,
+    sink: Option<TraceSink<'_>>,
+    mut exports: CausalExports<'_>,
+) -> io::Result<Summary> {
     let seed = seed.unwrap_or(scenario.seed);
-    let config = scenario.sim_config(seed, trace_mode);
+    let mut config = scenario.sim_config(seed, trace_mode);
+    config.causality = exports.wanted();
+    let sink = (sink, &mut exports);
     let (report, outside) = match &scenario.protocol {
         ProtocolSpec::Rpc(params) => {
             let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
@@ -55,6 +136,7 @@ pub fn run(
             simulate(protocols::rpc::setup(params, ops, think), config, scenario, sink)?
         }
         ProtocolSpec::Ping(params) => simulate(protocols::ping::setup(params), config, scenario, sink)?,
+        ProtocolSpec::Clocks(params) => simulate(protocols::clocks::setup(params), config, scenario, sink)?,
     };
     Ok(judge(scenario, file, seed, report, outside))
 }
@@ -63,7 +145,7 @@ fn simulate<N: Node>(
     setup: Setup<N>,
     config: SimConfig,
     scenario: &Scenario,
-    sink: Option<TraceSink<'_>>,
+    (sink, exports): (Option<TraceSink<'_>>, &mut CausalExports<'_>),
 ) -> io::Result<(Report, Option<String>)> {
     let outside = setup.fault_model.admits(&config.faults).err();
     let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
@@ -88,6 +170,9 @@ fn simulate<N: Node>(
             }
         }
         None => {}
+    }
+    if let Some(causality) = sim.world().causality() {
+        exports.write(causality)?;
     }
     Ok((report, outside))
 }

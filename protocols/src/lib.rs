@@ -5,10 +5,15 @@
 //! - [`ping`]: a load generator (N nodes keeping K pings in flight), for benchmarks.
 //! - [`rpc`]: RPC with retries (best effort) over a key/value server, and the
 //!   duplicate-execution anomaly it causes.
+//! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
+//!   clocks, checked against the simulator's ground-truth happens-before; the reusable
+//!   clocks themselves are in [`logical_clocks`].
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
+pub mod clocks;
 pub mod kv;
+pub mod logical_clocks;
 pub mod ping;
 pub mod rpc;
 

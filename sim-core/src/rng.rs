@@ -22,15 +22,19 @@ pub enum Stream {
     Network,
     Workload,
     Node(NodeId),
+    /// Drawing the nodes' physical clock offsets and drifts.
+    Clocks,
 }
 
 impl Stream {
-    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`.
+    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`, clocks the
+    /// last stream (`u64::MAX`), far above any node.
     pub fn number(self) -> u64 {
         match self {
             Stream::Network => 0,
             Stream::Workload => 1,
             Stream::Node(id) => 2 + u64::from(id.0),
+            Stream::Clocks => u64::MAX,
         }
     }
 }

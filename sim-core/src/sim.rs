@@ -11,10 +11,12 @@
 //! end, loss and duplication stop) and the liveness phase begins; at
 //! `heal_at + liveness_window` the end-of-run checks run whether or not the queue drained.
 
+use crate::causality::{Causality, EventId, NodeEventKind};
 use crate::history::History;
 use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
 use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
 use crate::node::{Context, Effect, Message, Node, TimerId};
+use crate::physical::{LocalTime, PhysicalClock};
 use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
@@ -60,6 +62,11 @@ pub struct SimConfig {
     /// How long after `heal_at` the end-of-run checks wait at most.
     pub liveness_window: SimDuration,
     pub trace_mode: TraceMode,
+    /// Track ground-truth causality (see the `causality` module). Also turned on by any
+    /// invariant that needs it.
+    pub causality: bool,
+    /// Each node's physical clock, by node index; nodes past the end have perfect clocks.
+    pub clocks: Vec<PhysicalClock>,
 }
 
 impl SimConfig {
@@ -74,6 +81,8 @@ impl SimConfig {
             heal_at: None,
             liveness_window: SimDuration::from_millis(60_000),
             trace_mode: TraceMode::Recent(32),
+            causality: false,
+            clocks: Vec::new(),
         }
     }
 }
@@ -190,6 +199,19 @@ pub struct World<N: Node> {
     next_msg_id: u64,
     effects: Vec<Effect<N::Msg, N::Timer>>,
     healed: bool,
+    /// The id the next node event gets (counted whether or not causality is tracked).
+    next_event: u64,
+    causality: Option<Causality>,
+    clocks: Vec<PhysicalClock>,
+}
+
+/// What ran a handler: the node event that the handler's run is.
+#[derive(Clone, Copy, Debug)]
+enum Cause {
+    Start,
+    Restart,
+    Timer(TimerId),
+    Receive { from: NodeId, msg_id: MsgId },
 }
 
 impl<N: Node> World<N> {
@@ -268,15 +290,51 @@ impl<N: Node> World<N> {
         self.healed
     }
 
+    /// The ground-truth causal record, if causality is tracked.
+    pub fn causality(&self) -> Option<&Causality> {
+        self.causality.as_ref()
+    }
+
+    /// A node's physical clock.
+    pub fn clock(&self, id: NodeId) -> PhysicalClock {
+        self.clocks[id.index()]
+    }
+
+    /// What a node's physical clock reads now.
+    pub fn local_time(&self, id: NodeId) -> LocalTime {
+        self.clocks[id.index()].read(self.now)
+    }
+
+    /// Records a node event in the causal record, if it is kept; checks that it gets the
+    /// id the handler was told.
+    fn record_event(
+        &mut self,
+        node: NodeId,
+        event: EventId,
+        kind: NodeEventKind,
+        label: impl FnOnce() -> String,
+    ) {
+        if let Some(causality) = &mut self.causality {
+            let at = (self.now, self.clocks[node.index()].read(self.now));
+            let recorded = causality.record(node, kind, at, label());
+            assert_eq!(recorded, event, "node events recorded out of order");
+        }
+    }
+
     fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push(Scheduled { key: Reverse((at, seq)), kind });
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
+    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
         let msg_id = MsgId(self.next_msg_id);
         self.next_msg_id += 1;
+        if self.causality.is_some() {
+            let kind = NodeEventKind::Send { to, msg_id };
+            self.record_event(from, event, kind, || format!("send m{} to {to}: {msg:?}", msg_id.0));
+            self.causality.as_mut().expect("tracked").note_message(msg_id, event);
+        }
         let bytes = self.trace.encode(&msg);
         let (step, now) = (self.step, self.now);
         let counters = &mut self.counters[from.index()];
@@ -292,6 +350,9 @@ impl<N: Node> World<N> {
                 if let Some(copy_at) = copy_at {
                     let copy_id = MsgId(self.next_msg_id);
                     self.next_msg_id += 1;
+                    if let Some(causality) = &mut self.causality {
+                        causality.note_message(copy_id, event);
+                    }
                     self.counters[from.index()].duplicated += 1;
                     let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, copy_id.0];
                     self.trace.record(step, now, 5, &fields, false, || TraceEvent::Duplicate {
@@ -322,13 +383,37 @@ impl<N: Node> World<N> {
         });
     }
 
-    /// Runs one handler of `node` (if it is up) and applies its effects.
-    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut N, &mut Context<'_, N>)) {
+    /// Runs one handler of `node` (if it is up) and applies its effects. The handler's run
+    /// is a node event caused by `cause`; `label` describes it (asked for only when
+    /// causality is tracked).
+    fn dispatch(
+        &mut self,
+        node: NodeId,
+        cause: Cause,
+        label: impl FnOnce() -> String,
+        handler: impl FnOnce(&mut N, &mut Context<'_, N>),
+    ) {
         let n_nodes = self.slots.len();
-        let slot = &mut self.slots[node.index()];
-        let Some(state) = slot.state.as_mut() else {
+        if self.slots[node.index()].state.is_none() {
             return;
-        };
+        }
+        let event = EventId(self.next_event);
+        self.next_event += 1;
+        if let Some(causality) = &self.causality {
+            let kind = match cause {
+                Cause::Start => NodeEventKind::Start,
+                Cause::Restart => NodeEventKind::Restart,
+                Cause::Timer(timer_id) => NodeEventKind::Timer { timer_id },
+                Cause::Receive { from, msg_id } => {
+                    let send = causality.send_of(msg_id).expect("every delivered message was sent");
+                    NodeEventKind::Receive { from, msg_id, send }
+                }
+            };
+            self.record_event(node, event, kind, label);
+        }
+        let clock = self.clocks[node.index()];
+        let slot = &mut self.slots[node.index()];
+        let state = slot.state.as_mut().expect("checked above");
         let mut ctx = Context {
             node,
             n_nodes,
@@ -338,13 +423,25 @@ impl<N: Node> World<N> {
             effects: &mut self.effects,
             history: &mut self.history,
             next_timer_id: &mut self.next_timer_id,
+            event,
+            next_event: &mut self.next_event,
+            clock,
         };
         handler(state, &mut ctx);
         let incarnation = slot.incarnation;
         let mut effects = std::mem::take(&mut self.effects);
         for effect in effects.drain(..) {
             match effect {
-                Effect::Send { to, msg } => self.send(node, to, msg),
+                Effect::Send { to, msg, event } => self.send(node, to, msg, event),
+                Effect::Local { label, event } => {
+                    self.trace.encode(&label);
+                    let keep = self.trace.keeps_records();
+                    let copy = keep.then(|| label.clone());
+                    self.trace.record(self.step, self.now, 14, &[u64::from(node.0)], true, || {
+                        TraceEvent::Local { node, label: copy.expect("cloned when records are kept") }
+                    });
+                    self.record_event(node, event, NodeEventKind::Local, || label);
+                }
                 Effect::SetTimer { id, after, timer } => {
                     self.trace.encode(&timer);
                     let fields = [u64::from(node.0), id.0, after.as_micros()];
@@ -373,7 +470,7 @@ impl<N: Node> World<N> {
 
     fn start(&mut self, node: NodeId) {
         self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || TraceEvent::Start { node });
-        self.dispatch(node, |state, ctx| state.on_start(ctx));
+        self.dispatch(node, Cause::Start, || "start".into(), |state, ctx| state.on_start(ctx));
     }
 
     fn record_fault(&mut self, fault: &Fault) {
@@ -450,7 +547,15 @@ impl<N: Node> Simulation<N> {
             next_msg_id: 0,
             effects: Vec::new(),
             healed: false,
+            next_event: 0,
+            causality: config.causality.then(|| Causality::new(n_nodes)),
+            clocks: (0..n_nodes).map(|i| config.clocks.get(i).copied().unwrap_or_default()).collect(),
         };
+        assert!(
+            config.clocks.len() <= n_nodes,
+            "{} physical clocks for {n_nodes} nodes",
+            config.clocks.len()
+        );
         for i in 0..n_nodes {
             world.schedule(SimTime::ZERO, EventKind::Start(NodeId(i as u32)));
         }
@@ -474,9 +579,22 @@ impl<N: Node> Simulation<N> {
         }
     }
 
-    /// Adds an invariant, checked after every step and at the end.
+    /// Adds an invariant, checked after every step and at the end. One that needs the
+    /// causal record turns causality tracking on; it must be added before the first step.
     pub fn add_invariant(&mut self, invariant: Box<dyn Invariant<N>>) {
+        if invariant.needs_causality() {
+            self.track_causality();
+        }
         self.invariants.push(invariant);
+    }
+
+    /// Turns ground-truth causality tracking on. Only before the first step: a record that
+    /// missed events would be wrong.
+    pub fn track_causality(&mut self) {
+        if self.world.causality.is_none() {
+            assert_eq!(self.world.step, 0, "causality tracking must start before the first step");
+            self.world.causality = Some(Causality::new(self.world.slots.len()));
+        }
     }
 
     pub fn world(&self) -> &World<N> {
@@ -557,7 +675,14 @@ impl<N: Node> Simulation<N> {
                         msg_id,
                         msg: copy.expect("cloned when records are kept"),
                     });
-                    world.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
+                    // Formatted before the handler takes the message, and only if it is kept.
+                    let text = world
+                        .causality
+                        .is_some()
+                        .then(|| format!("receive m{} from {from}: {msg:?}", msg_id.0));
+                    let label = || text.unwrap_or_default();
+                    let cause = Cause::Receive { from, msg_id };
+                    world.dispatch(to, cause, label, |state, ctx| state.on_message(ctx, from, msg));
                 }
             }
             EventKind::Timer { node, id, timer, .. } => {
@@ -571,7 +696,9 @@ impl<N: Node> Simulation<N> {
                         timer: copy.expect("cloned when records are kept"),
                     }
                 });
-                world.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
+                let text = world.causality.is_some().then(|| format!("timer t{} fires: {timer:?}", id.0));
+                let label = || text.unwrap_or_default();
+                world.dispatch(node, Cause::Timer(id), label, |state, ctx| state.on_timer(ctx, timer));
             }
             EventKind::Fault(fault) => {
                 world.record_fault(&fault);
@@ -586,7 +713,8 @@ impl<N: Node> Simulation<N> {
                         let slot = &mut world.slots[node.index()];
                         if slot.state.is_none() {
                             slot.state = Some((self.build)(node, &slot.durable));
-                            world.dispatch(node, |state, ctx| state.on_start(ctx));
+                            let label = || "restart".to_string();
+                            world.dispatch(node, Cause::Restart, label, |state, ctx| state.on_start(ctx));
                         }
                     }
                     Fault::Partition { id, partition } => world.network.add_partition(id, partition),
