@@ -23,6 +23,7 @@ use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
+use std::fmt::Debug;
 
 /// A fault on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -170,6 +171,7 @@ struct Slot<N: Node> {
     /// Bumped at each crash, so timers set before it never fire after it.
     incarnation: u32,
     rng: SimRng,
+    clock: PhysicalClock,
 }
 
 /// A message in flight, as invariants see it.
@@ -202,7 +204,6 @@ pub struct World<N: Node> {
     /// The id the next node event gets (counted whether or not causality is tracked).
     next_event: u64,
     causality: Option<Causality>,
-    clocks: Vec<PhysicalClock>,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -297,27 +298,66 @@ impl<N: Node> World<N> {
 
     /// A node's physical clock.
     pub fn clock(&self, id: NodeId) -> PhysicalClock {
-        self.clocks[id.index()]
+        self.slots[id.index()].clock
     }
 
     /// What a node's physical clock reads now.
     pub fn local_time(&self, id: NodeId) -> LocalTime {
-        self.clocks[id.index()].read(self.now)
+        self.slots[id.index()].clock.read(self.now)
     }
 
-    /// Records a node event in the causal record, if it is kept; checks that it gets the
-    /// id the handler was told.
-    fn record_event(
-        &mut self,
-        node: NodeId,
-        event: EventId,
-        kind: NodeEventKind,
-        label: impl FnOnce() -> String,
-    ) {
-        if let Some(causality) = &mut self.causality {
-            let at = (self.now, self.clocks[node.index()].read(self.now));
-            let recorded = causality.record(node, kind, at, label());
-            assert_eq!(recorded, event, "node events recorded out of order");
+    // The causal record is kept by the helpers below, each called only when tracking is on
+    // and never inlined, so that the event loop's hot functions stay as small (and as
+    // inlined) as they are without tracking.
+
+    /// Records a node event; checks that it gets the id the handler was told.
+    fn record_event(&mut self, node: NodeId, event: EventId, kind: NodeEventKind, label: String) {
+        let at = (self.now, self.slots[node.index()].clock.read(self.now));
+        let causality = self.causality.as_mut().expect("causality is tracked");
+        let recorded = causality.record(node, kind, at, label);
+        assert_eq!(recorded, event, "node events recorded out of order");
+    }
+
+    /// Records the event of a handler about to run on `node`: it gets the next event id.
+    /// `detail` is the message or timer, for the label.
+    #[inline(never)]
+    fn record_handler(&mut self, node: NodeId, cause: Cause, detail: &dyn Debug) {
+        assert!(self.is_up(node), "a handler event for {node}, which is down");
+        let event = EventId(self.next_event);
+        let causality = self.causality.as_ref().expect("causality is tracked");
+        let (kind, label) = match cause {
+            Cause::Start => (NodeEventKind::Start, "start".to_string()),
+            Cause::Restart => (NodeEventKind::Restart, "restart".to_string()),
+            Cause::Timer(timer_id) => {
+                (NodeEventKind::Timer { timer_id }, format!("timer t{} fires: {detail:?}", timer_id.0))
+            }
+            Cause::Receive { from, msg_id } => {
+                let send = causality.send_of(msg_id).expect("every delivered message was sent");
+                let label = format!("receive m{} from {from}: {detail:?}", msg_id.0);
+                (NodeEventKind::Receive { from, msg_id, send }, label)
+            }
+        };
+        self.record_event(node, event, kind, label);
+    }
+
+    #[inline(never)]
+    fn record_send(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, event: EventId, msg: &N::Msg) {
+        let label = format!("send m{} to {to}: {msg:?}", msg_id.0);
+        self.record_event(from, event, NodeEventKind::Send { to, msg_id }, label);
+        self.causality.as_mut().expect("causality is tracked").note_message(msg_id, event);
+    }
+
+    #[inline(never)]
+    fn local_event(&mut self, node: NodeId, label: String, event: EventId) {
+        self.trace.encode(&label);
+        let keep = self.trace.keeps_records();
+        let copy = keep.then(|| label.clone());
+        self.trace.record(self.step, self.now, 14, &[u64::from(node.0)], true, || TraceEvent::Local {
+            node,
+            label: copy.expect("cloned when records are kept"),
+        });
+        if self.causality.is_some() {
+            self.record_event(node, event, NodeEventKind::Local, label);
         }
     }
 
@@ -331,9 +371,7 @@ impl<N: Node> World<N> {
         let msg_id = MsgId(self.next_msg_id);
         self.next_msg_id += 1;
         if self.causality.is_some() {
-            let kind = NodeEventKind::Send { to, msg_id };
-            self.record_event(from, event, kind, || format!("send m{} to {to}: {msg:?}", msg_id.0));
-            self.causality.as_mut().expect("tracked").note_message(msg_id, event);
+            self.record_send(from, to, msg_id, event, &msg);
         }
         let bytes = self.trace.encode(&msg);
         let (step, now) = (self.step, self.now);
@@ -384,36 +422,15 @@ impl<N: Node> World<N> {
     }
 
     /// Runs one handler of `node` (if it is up) and applies its effects. The handler's run
-    /// is a node event caused by `cause`; `label` describes it (asked for only when
-    /// causality is tracked).
-    fn dispatch(
-        &mut self,
-        node: NodeId,
-        cause: Cause,
-        label: impl FnOnce() -> String,
-        handler: impl FnOnce(&mut N, &mut Context<'_, N>),
-    ) {
+    /// is a node event; with tracking on, the caller has recorded it (`record_handler`).
+    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut N, &mut Context<'_, N>)) {
         let n_nodes = self.slots.len();
-        if self.slots[node.index()].state.is_none() {
+        let slot = &mut self.slots[node.index()];
+        let Some(state) = slot.state.as_mut() else {
             return;
-        }
+        };
         let event = EventId(self.next_event);
         self.next_event += 1;
-        if let Some(causality) = &self.causality {
-            let kind = match cause {
-                Cause::Start => NodeEventKind::Start,
-                Cause::Restart => NodeEventKind::Restart,
-                Cause::Timer(timer_id) => NodeEventKind::Timer { timer_id },
-                Cause::Receive { from, msg_id } => {
-                    let send = causality.send_of(msg_id).expect("every delivered message was sent");
-                    NodeEventKind::Receive { from, msg_id, send }
-                }
-            };
-            self.record_event(node, event, kind, label);
-        }
-        let clock = self.clocks[node.index()];
-        let slot = &mut self.slots[node.index()];
-        let state = slot.state.as_mut().expect("checked above");
         let mut ctx = Context {
             node,
             n_nodes,
@@ -425,7 +442,7 @@ impl<N: Node> World<N> {
             next_timer_id: &mut self.next_timer_id,
             event,
             next_event: &mut self.next_event,
-            clock,
+            clock: slot.clock,
         };
         handler(state, &mut ctx);
         let incarnation = slot.incarnation;
@@ -433,15 +450,7 @@ impl<N: Node> World<N> {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg, event } => self.send(node, to, msg, event),
-                Effect::Local { label, event } => {
-                    self.trace.encode(&label);
-                    let keep = self.trace.keeps_records();
-                    let copy = keep.then(|| label.clone());
-                    self.trace.record(self.step, self.now, 14, &[u64::from(node.0)], true, || {
-                        TraceEvent::Local { node, label: copy.expect("cloned when records are kept") }
-                    });
-                    self.record_event(node, event, NodeEventKind::Local, || label);
-                }
+                Effect::Local { label, event } => self.local_event(node, label, event),
                 Effect::SetTimer { id, after, timer } => {
                     self.trace.encode(&timer);
                     let fields = [u64::from(node.0), id.0, after.as_micros()];
@@ -470,7 +479,10 @@ impl<N: Node> World<N> {
 
     fn start(&mut self, node: NodeId) {
         self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || TraceEvent::Start { node });
-        self.dispatch(node, Cause::Start, || "start".into(), |state, ctx| state.on_start(ctx));
+        if self.causality.is_some() {
+            self.record_handler(node, Cause::Start, &());
+        }
+        self.dispatch(node, |state, ctx| state.on_start(ctx));
     }
 
     fn record_fault(&mut self, fault: &Fault) {
@@ -528,6 +540,7 @@ impl<N: Node> Simulation<N> {
                     durable,
                     incarnation: 0,
                     rng: SimRng::new(config.seed, Stream::Node(id)),
+                    clock: config.clocks.get(i).copied().unwrap_or_default(),
                 }
             })
             .collect();
@@ -549,7 +562,6 @@ impl<N: Node> Simulation<N> {
             healed: false,
             next_event: 0,
             causality: config.causality.then(|| Causality::new(n_nodes)),
-            clocks: (0..n_nodes).map(|i| config.clocks.get(i).copied().unwrap_or_default()).collect(),
         };
         assert!(
             config.clocks.len() <= n_nodes,
@@ -675,14 +687,10 @@ impl<N: Node> Simulation<N> {
                         msg_id,
                         msg: copy.expect("cloned when records are kept"),
                     });
-                    // Formatted before the handler takes the message, and only if it is kept.
-                    let text = world
-                        .causality
-                        .is_some()
-                        .then(|| format!("receive m{} from {from}: {msg:?}", msg_id.0));
-                    let label = || text.unwrap_or_default();
-                    let cause = Cause::Receive { from, msg_id };
-                    world.dispatch(to, cause, label, |state, ctx| state.on_message(ctx, from, msg));
+                    if world.causality.is_some() {
+                        world.record_handler(to, Cause::Receive { from, msg_id }, &msg);
+                    }
+                    world.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
                 }
             }
             EventKind::Timer { node, id, timer, .. } => {
@@ -696,9 +704,10 @@ impl<N: Node> Simulation<N> {
                         timer: copy.expect("cloned when records are kept"),
                     }
                 });
-                let text = world.causality.is_some().then(|| format!("timer t{} fires: {timer:?}", id.0));
-                let label = || text.unwrap_or_default();
-                world.dispatch(node, Cause::Timer(id), label, |state, ctx| state.on_timer(ctx, timer));
+                if world.causality.is_some() {
+                    world.record_handler(node, Cause::Timer(id), &timer);
+                }
+                world.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
             }
             EventKind::Fault(fault) => {
                 world.record_fault(&fault);
@@ -713,8 +722,10 @@ impl<N: Node> Simulation<N> {
                         let slot = &mut world.slots[node.index()];
                         if slot.state.is_none() {
                             slot.state = Some((self.build)(node, &slot.durable));
-                            let label = || "restart".to_string();
-                            world.dispatch(node, Cause::Restart, label, |state, ctx| state.on_start(ctx));
+                            if world.causality.is_some() {
+                                world.record_handler(node, Cause::Restart, &());
+                            }
+                            world.dispatch(node, |state, ctx| state.on_start(ctx));
                         }
                     }
                     Fault::Partition { id, partition } => world.network.add_partition(id, partition),
