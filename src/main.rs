@@ -211,7 +211,7 @@ fn list() -> String {
     for (name, about, params, invariants) in protocols {
         out.push_str(&format!("  {name:<10} {about}\n"));
         for p in params {
-            out.push_str(&format!("      {:<14} default {:<6} {}\n", p.name, p.default, p.help));
+            out.push_str(&format!("      {:<20} default {:<8} {}\n", p.name, p.default, p.help));
         }
         if !invariants.is_empty() {
             out.push_str(&format!("      invariants: {}\n", invariants.join(", ")));

@@ -137,7 +137,7 @@ impl Default for ClocksParams {
 }
 
 pub const PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "processes", default: "3", help: "number of processes (at least 2)" },
+    ParamDoc { name: "processes", default: "3", help: "number of processes, 2 to 500" },
     ParamDoc { name: "actions_per_process", default: "20", help: "timer-driven actions each process takes" },
     ParamDoc { name: "interval_ms_min", default: "1", help: "least time between a process's actions" },
     ParamDoc { name: "interval_ms_max", default: "10", help: "most time between a process's actions" },
