@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use dsim::bench::{self, BenchTrace};
 use dsim::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
-use dsim::runner::{self, TraceSink};
+use dsim::runner::{self, CausalExports, TraceSink};
 use dsim::scenario::Scenario;
 use dsim::shrink;
 use sim_core::{TraceMode, PRESET_NAMES};
@@ -49,6 +49,15 @@ enum Command {
         /// How to print the summary.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Write the run's ground-truth causality as a ShiViz log (paste it into ShiViz).
+        #[arg(long, value_name = "FILE")]
+        shiviz: Option<PathBuf>,
+        /// Write the run's causal graph (events, process order, messages) in Graphviz DOT.
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+        /// Print a table of the first events with their Lamport and vector stamps.
+        #[arg(long)]
+        explain_clocks: bool,
     },
     /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
     #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
@@ -150,7 +159,9 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { file, seed, trace, format } => run(file, seed, trace, format),
+        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks } => {
+            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks })
+        }
         Command::List => {
             emit(&list());
             ExitCode::SUCCESS
@@ -316,10 +327,37 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format) -> ExitCode {
+/// The causal exports `dsim run` was asked for.
+struct Causal {
+    shiviz: Option<PathBuf>,
+    dot: Option<PathBuf>,
+    explain: bool,
+}
+
+fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, String> {
+    match path {
+        Some(path) => File::create(path)
+            .map(|f| Some(BufWriter::new(f)))
+            .map_err(|err| format!("{}: cannot write the {what}: {err}", path.display())),
+        None => Ok(None),
+    }
+}
+
+fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> ExitCode {
     let scenario = match fuzz::load(&file) {
         Ok(loaded) => loaded.scenario,
         Err(err) => return bad_input(err),
+    };
+    let (mut shiviz, mut dot) = match (create(&causal.shiviz, "ShiViz log"), create(&causal.dot, "DOT graph"))
+    {
+        (Ok(shiviz), Ok(dot)) => (shiviz, dot),
+        (Err(err), _) | (_, Err(err)) => return bad_input(err),
+    };
+    let mut explain = Vec::new();
+    let exports = CausalExports {
+        shiviz: shiviz.as_mut().map(|f| f as &mut dyn Write),
+        dot: dot.as_mut().map(|f| f as &mut dyn Write),
+        explain: causal.explain.then_some(&mut explain as &mut dyn Write),
     };
     let shown = file.display().to_string();
     let mut trace_file = match &trace {
@@ -338,12 +376,20 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
         }
     });
     let mode = if sink.is_some() { TraceMode::Full } else { TraceMode::Recent(20) };
-    let summary = match runner::run(&scenario, &shown, seed, mode, sink) {
+    let summary = match runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports) {
         Ok(summary) => summary,
-        Err(err) => return bad_input(format!("writing the trace: {err}")),
+        Err(err) => return bad_input(format!("writing the trace or an export: {err}")),
     };
-    if let Some(Err(err)) = trace_file.map(|mut f| f.flush()) {
-        return bad_input(format!("writing the trace: {err}"));
+    for out in [trace_file, shiviz, dot].into_iter().flatten() {
+        if let Err(err) = out.into_inner().map_err(|e| e.into_error()) {
+            return bad_input(format!("writing the trace or an export: {err}"));
+        }
+    }
+    if matches!(format, Format::Text) {
+        print!("{}", String::from_utf8_lossy(&explain));
+        if !explain.is_empty() {
+            println!();
+        }
     }
     match format {
         Format::Text => emit(&summary.text()),
@@ -358,7 +404,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format)
 
 fn list() -> String {
     let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
-    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 3] = [
+    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 4] = [
         (
             "rpc",
             "RPC with retries (best effort) over a key/value server",
@@ -377,11 +423,17 @@ fn list() -> String {
             protocols::at_most_once::PARAMS,
             protocols::at_most_once::INVARIANTS,
         ),
+        (
+            "clocks",
+            "processes stamp events with physical, Lamport and vector clocks, checked against ground truth",
+            protocols::clocks::PARAMS,
+            protocols::clocks::INVARIANTS,
+        ),
     ];
     for (name, about, params, invariants) in protocols {
         out.push_str(&format!("  {name:<12} {about}\n"));
         for p in params {
-            out.push_str(&format!("      {:<14} default {:<6} {}\n", p.name, p.default, p.help));
+            out.push_str(&format!("      {:<20} default {:<8} {}\n", p.name, p.default, p.help));
         }
         if !invariants.is_empty() {
             out.push_str(&format!("      invariants: {}\n", invariants.join(", ")));

@@ -5,8 +5,8 @@ use crate::scenario::{Expect, ProtocolSpec, Scenario};
 use protocols::Setup;
 use serde::Serialize;
 use sim_core::{
-    Counters, FaultModel, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation, Stream,
-    TraceMode,
+    Causality, Counters, FaultModel, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation,
+    Stream, TraceMode,
 };
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -15,6 +15,73 @@ use std::io::{self, Write};
 pub enum TraceSink<'a> {
     JsonLines(&'a mut dyn Write),
     Text(&'a mut dyn Write),
+}
+
+/// Exports built from the simulator's ground-truth causal record, for any protocol. Asking
+/// for any of them turns causality tracking on for the run.
+#[derive(Default)]
+pub struct CausalExports<'a> {
+    /// A ShiViz log.
+    pub shiviz: Option<&'a mut dyn Write>,
+    /// The causal graph in Graphviz DOT.
+    pub dot: Option<&'a mut dyn Write>,
+    /// A table of events with their Lamport and vector stamps.
+    pub explain: Option<&'a mut dyn Write>,
+}
+
+impl CausalExports<'_> {
+    fn wanted(&self) -> bool {
+        self.shiviz.is_some() || self.dot.is_some() || self.explain.is_some()
+    }
+
+    fn write(&mut self, causality: &Causality) -> io::Result<()> {
+        if let Some(out) = self.shiviz.as_mut() {
+            out.write_all(causality.shiviz().as_bytes())?;
+        }
+        if let Some(out) = self.dot.as_mut() {
+            out.write_all(causality.dot().as_bytes())?;
+        }
+        if let Some(out) = self.explain.as_mut() {
+            out.write_all(explain_clocks(causality, EXPLAIN_ROWS_MAX).as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// How many events `--explain-clocks` shows.
+pub const EXPLAIN_ROWS_MAX: usize = 40;
+
+/// A table of the first `rows_max` events with their ground-truth stamps.
+pub fn explain_clocks(causality: &Causality, rows_max: usize) -> String {
+    let mut out = format!(
+        "{:<8} {:>11} {:>12} {:<34} {:>6}  vector\n",
+        "event", "true time", "local time", "what", "lamport"
+    );
+    for event in causality.events().iter().take(rows_max) {
+        // `n1:3 (receive m4 from n0)` without the name, which has its own column.
+        let described = causality.describe(event.id);
+        let what =
+            described.split_once(" (").map_or(described.as_str(), |(_, rest)| rest).trim_end_matches(')');
+        let vector: Vec<String> = causality.vector(event.id).iter().map(u32::to_string).collect();
+        out.push_str(&format!(
+            "{:<8} {:>11} {:>12} {:<34} {:>6}  [{}]\n",
+            event.name(),
+            event.time.to_string(),
+            event.local_time.to_string(),
+            what,
+            event.lamport.0,
+            vector.join(",")
+        ));
+    }
+    let more = causality.len().saturating_sub(rows_max);
+    if more > 0 {
+        out.push_str(&format!("... and {more} more events (all of them: --shiviz FILE or --dot FILE)\n"));
+    }
+    out.push_str(
+        "Lamport: every event +1, a receive max(own, message) + 1. Vector: entry k counts node k's \
+         events known; a -> b iff V(a) < V(b).\n",
+    );
+    out
 }
 
 /// The result of one run, judged.
@@ -65,6 +132,7 @@ pub fn dispatch<V: Visit>(scenario: &Scenario, seed: u64, trace_mode: TraceMode,
             let think = SimDuration::from_millis(scenario.workload.think_ms);
             visitor.visit(protocols::at_most_once::setup(params, ops, think), config)
         }
+        ProtocolSpec::Clocks(params) => visitor.visit(protocols::clocks::setup(params), config),
     }
 }
 
@@ -93,12 +161,14 @@ pub struct Run {
 struct Simulate<'a, 'w> {
     scenario: &'a Scenario,
     sink: Option<TraceSink<'w>>,
+    exports: CausalExports<'w>,
 }
 
 impl Visit for Simulate<'_, '_> {
     type Out = io::Result<Run>;
 
-    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> io::Result<Run> {
+    fn visit<N: Node>(mut self, setup: Setup<N>, mut config: SimConfig) -> io::Result<Run> {
+        config.causality |= self.exports.wanted();
         let outside_fault_model = setup.fault_model.admits(&config.faults).err();
         let declared = setup.sometimes;
         let mut sim = simulation(setup, config, self.scenario);
@@ -117,6 +187,9 @@ impl Visit for Simulate<'_, '_> {
             }
             None => {}
         }
+        if let Some(causality) = sim.world().causality() {
+            self.exports.write(causality)?;
+        }
         let mut coverage: BTreeMap<String, u64> = declared.iter().map(|p| (p.to_string(), 0)).collect();
         for (point, count) in sim.world().coverage() {
             coverage.insert(point.to_string(), *count);
@@ -132,7 +205,8 @@ pub fn simulate(
     trace_mode: TraceMode,
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Run> {
-    dispatch(scenario, seed, trace_mode, Simulate { scenario, sink })
+    let exports = CausalExports::default();
+    dispatch(scenario, seed, trace_mode, Simulate { scenario, sink, exports })
 }
 
 /// Runs `scenario` (read from `file`) with `seed` (default: the file's), and judges it.
@@ -143,8 +217,20 @@ pub fn run(
     trace_mode: TraceMode,
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Summary> {
+    run_with_exports(scenario, file, seed, trace_mode, sink, CausalExports::default())
+}
+
+/// Runs like [`run`], and writes the causal exports asked for.
+pub fn run_with_exports<'w>(
+    scenario: &Scenario,
+    file: &str,
+    seed: Option<u64>,
+    trace_mode: TraceMode,
+    sink: Option<TraceSink<'w>>,
+    exports: CausalExports<'w>,
+) -> io::Result<Summary> {
     let seed = seed.unwrap_or(scenario.seed);
-    let run = simulate(scenario, seed, trace_mode, sink)?;
+    let run = dispatch(scenario, seed, trace_mode, Simulate { scenario, sink, exports })?;
     Ok(judge(scenario, file, seed, run))
 }
 

@@ -8,13 +8,14 @@
 
 use crate::locate::{locate, render, Seg};
 use protocols::at_most_once::{AmoParams, DiscardMode, EVERY_REQUEST_COMPLETED};
+use protocols::clocks::ClocksParams;
 use protocols::kv::Workload;
 use protocols::ping::PingParams;
 use protocols::rpc::RpcParams;
 use serde::{Deserialize, Serialize};
 use sim_core::{
-    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition, ScheduledFault,
-    SimConfig, SimDuration, SimTime, SlowRule, TraceMode,
+    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition, PhysicalClock,
+    ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, SlowRule, Stream, TraceMode,
 };
 use std::path::Path;
 
@@ -44,6 +45,9 @@ pub struct Scenario {
     /// The ranges `dsim fuzz --swarm` draws from (default ranges if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<FuzzSpec>,
+    /// The nodes' physical clocks (default: all perfect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_clocks: Option<PhysicalClocksSpec>,
 }
 
 /// Ranges for swarm testing: each fuzzed seed turns each fault kind on or off and draws
@@ -98,6 +102,117 @@ impl Default for FuzzSpec {
     }
 }
 
+/// Skew and drift of the nodes' physical clocks: random within bounds (drawn from the
+/// seed), then exact settings for named nodes.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhysicalClocksSpec {
+    /// Each node's offset is drawn uniformly from `-skew_ms_max..=skew_ms_max`.
+    #[serde(default)]
+    pub skew_ms_max: f64,
+    /// Each node's drift is drawn uniformly from `-drift_ppm_max..=drift_ppm_max`.
+    #[serde(default)]
+    pub drift_ppm_max: u32,
+    /// Exact clocks for some nodes (they override the random ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeClockSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeClockSpec {
+    pub node: u32,
+    /// Where the node's clock stands at true time zero (negative: behind).
+    #[serde(default)]
+    pub offset_ms: f64,
+    /// How fast it runs, in parts per million (+100: gains 100 µs per second).
+    #[serde(default)]
+    pub drift_ppm: i64,
+}
+
+/// The largest drift a scenario may give a clock: 10%.
+const DRIFT_PPM_MAX: i64 = 100_000;
+/// The largest offset a scenario may give a clock: about 11.6 days.
+const OFFSET_MS_MAX: f64 = 1e9;
+
+impl PhysicalClocksSpec {
+    fn validate(&self, n_nodes: usize, node_names: &str) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
+        let base = vec![key("physical_clocks")];
+        let at = |field: &str| [base.clone(), vec![key(field)]].concat();
+        if !(self.skew_ms_max.is_finite() && (0.0..=OFFSET_MS_MAX).contains(&self.skew_ms_max)) {
+            return Err((
+                at("skew_ms_max"),
+                format!("{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}", self.skew_ms_max),
+            ));
+        }
+        if i64::from(self.drift_ppm_max) > DRIFT_PPM_MAX {
+            return Err((
+                at("drift_ppm_max"),
+                format!("{} ppm is too much drift: at most {DRIFT_PPM_MAX} (10%)", self.drift_ppm_max),
+            ));
+        }
+        let mut seen = Vec::new();
+        for (i, clock) in self.nodes.iter().enumerate() {
+            let field = |f: &str| [at("nodes"), vec![Seg::Index(i), key(f)]].concat();
+            if clock.node as usize >= n_nodes {
+                return Err((
+                    field("node"),
+                    format!(
+                        "node {} does not exist: valid nodes are 0..={} ({node_names})",
+                        clock.node,
+                        n_nodes - 1
+                    ),
+                ));
+            }
+            if seen.contains(&clock.node) {
+                return Err((field("node"), format!("node {} has two clock settings", clock.node)));
+            }
+            seen.push(clock.node);
+            if !(clock.offset_ms.is_finite() && clock.offset_ms.abs() <= OFFSET_MS_MAX) {
+                return Err((
+                    field("offset_ms"),
+                    format!(
+                        "{} is not valid: expected milliseconds from -{OFFSET_MS_MAX} to {OFFSET_MS_MAX}",
+                        clock.offset_ms
+                    ),
+                ));
+            }
+            if clock.drift_ppm.abs() > DRIFT_PPM_MAX {
+                return Err((
+                    field("drift_ppm"),
+                    format!(
+                        "{} ppm is too much drift: expected -{DRIFT_PPM_MAX}..={DRIFT_PPM_MAX} (10%)",
+                        clock.drift_ppm
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each node's clock for `seed`: random draws first (from their own stream, so that
+    /// they shift nothing else), then the exact settings.
+    pub fn clocks(&self, n_nodes: usize, seed: u64) -> Vec<PhysicalClock> {
+        let mut rng = SimRng::new(seed, Stream::Clocks);
+        let skew_micros = (self.skew_ms_max * 1_000.0).round() as u64;
+        let drift_max = u64::from(self.drift_ppm_max);
+        let mut clocks: Vec<PhysicalClock> = (0..n_nodes)
+            .map(|_| PhysicalClock {
+                offset_micros: rng.between(0, 2 * skew_micros) as i64 - skew_micros as i64,
+                drift_ppm: rng.between(0, 2 * drift_max) as i64 - drift_max as i64,
+            })
+            .collect();
+        for clock in &self.nodes {
+            clocks[clock.node as usize] = PhysicalClock {
+                offset_micros: (clock.offset_ms * 1_000.0).round() as i64,
+                drift_ppm: clock.drift_ppm,
+            };
+        }
+        clocks
+    }
+}
+
 /// The protocol and its parameters: `{"rpc": {"timeout_ms": 50}}`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -105,6 +220,7 @@ pub enum ProtocolSpec {
     Rpc(RpcParams),
     Ping(PingParams),
     AtMostOnce(AmoParams),
+    Clocks(ClocksParams),
 }
 
 /// What the run of the file's own seed must show.
@@ -482,6 +598,11 @@ impl Scenario {
                 invariants: protocols::at_most_once::INVARIANTS,
                 node_names: format!("0 is the server, 1..={} are clients", self.workload.n_clients()),
             },
+            ProtocolSpec::Clocks(params) => ProtocolFacts {
+                n_nodes: params.processes as usize,
+                invariants: protocols::clocks::INVARIANTS,
+                node_names: format!("0..={} are processes", params.processes.saturating_sub(1)),
+            },
         }
     }
 
@@ -510,6 +631,10 @@ impl Scenario {
                 self.validate_at_most_once(params)?;
                 validate_workload(&self.workload)?;
             }
+            ProtocolSpec::Clocks(params) => validate_clocks(params)?,
+        }
+        if let Some(clocks) = &self.physical_clocks {
+            clocks.validate(facts.n_nodes, &facts.node_names)?;
         }
         let node_error = |path: Vec<Seg>, node: u32| {
             (
@@ -716,6 +841,7 @@ impl Scenario {
             .heal_at_ms
             .or_else(|| self.faults.iter().map(FaultSpec::last).max_by(|a, b| a.0.total_cmp(&b.0)))
             .map(Millis::time);
+        let n_nodes = self.facts().n_nodes;
         SimConfig {
             seed,
             network,
@@ -725,6 +851,8 @@ impl Scenario {
             heal_at,
             liveness_window: self.limits.liveness_ms.duration(),
             trace_mode,
+            causality: false,
+            clocks: self.physical_clocks.as_ref().map_or_else(Vec::new, |c| c.clocks(n_nodes, seed)),
         }
     }
 }
@@ -769,6 +897,39 @@ fn check_until(path: Vec<Seg>, at: Millis, until: Option<Millis>) -> Result<(), 
         }
         _ => Ok(()),
     }
+}
+
+/// The largest number of clock processes: vector clocks cost `processes` entries per event.
+const CLOCK_PROCESSES_MAX: u32 = 500;
+
+fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
+    let at =
+        |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("clocks".into()), Seg::Key(field.into())];
+    if !(2..=CLOCK_PROCESSES_MAX).contains(&params.processes) {
+        return Err((
+            at("processes"),
+            format!("{} processes: expected 2 to {CLOCK_PROCESSES_MAX}", params.processes),
+        ));
+    }
+    if params.interval_ms_min > params.interval_ms_max {
+        return Err((
+            at("interval_ms_min"),
+            format!(
+                "interval_ms_min ({}) is above interval_ms_max ({})",
+                params.interval_ms_min, params.interval_ms_max
+            ),
+        ));
+    }
+    if params.interval_ms_max > 1_000_000_000 {
+        return Err((at("interval_ms_max"), "at most 1000000000 ms".into()));
+    }
+    if params.local_weight == 0 && params.send_weight == 0 && params.broadcast_weight == 0 {
+        return Err((
+            at("local_weight"),
+            "local_weight, send_weight and broadcast_weight are all 0: nothing to do".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {

@@ -8,11 +8,16 @@
 //! - [`at_most_once`]: at-most-once RPC (request ids, a reply cache with discard, pending
 //!   marks, a dedup table in memory or durable storage): a reusable client stub and
 //!   server-side dedup layer, over the same key/value server.
+//! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
+//!   clocks, checked against the simulator's ground-truth happens-before; the reusable
+//!   clocks themselves are in [`logical_clocks`].
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
 pub mod at_most_once;
+pub mod clocks;
 pub mod kv;
+pub mod logical_clocks;
 pub mod ping;
 pub mod rpc;
 

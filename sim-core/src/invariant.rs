@@ -21,6 +21,12 @@ pub trait Invariant<N: Node> {
     /// The name reports and scenario files use (`executed-at-most-once`).
     fn name(&self) -> &'static str;
 
+    /// Whether this invariant reads the ground-truth causal record (`world.causality()`).
+    /// Adding such an invariant to a simulation turns causality tracking on.
+    fn needs_causality(&self) -> bool {
+        false
+    }
+
     /// Called after every step. Return `Err(message)` to stop the run.
     fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
         let _ = world;

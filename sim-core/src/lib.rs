@@ -9,17 +9,22 @@
 //!
 //! sim-core knows no protocol and reads no files.
 
+pub mod causality;
 pub mod checkers;
 pub mod history;
 pub mod invariant;
 pub mod network;
 pub mod node;
+pub mod physical;
 pub mod queue;
 pub mod rng;
 pub mod sim;
 pub mod time;
 pub mod trace;
 
+pub use causality::{
+    CausalEdge, CausalOrder, Causality, EventId, LamportTime, NodeEvent, NodeEventKind, VectorClock,
+};
 pub use history::{Entry, EntryKind, History, OpId};
 pub use invariant::{FaultModel, Invariant, Limit, Outcome, Phase, Violation};
 pub use network::{
@@ -27,6 +32,7 @@ pub use network::{
     PRESET_NAMES,
 };
 pub use node::{Context, Coverage, Message, Node, TimerId, TimerPayload};
+pub use physical::{LocalTime, PhysicalClock};
 pub use rng::{Decider, Latency, SimRng, Stream};
 pub use sim::{Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
 pub use time::{NodeId, SimDuration, SimTime};

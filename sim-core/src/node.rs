@@ -6,8 +6,10 @@
 //! effects. The same node therefore runs unchanged under random simulation, replay,
 //! shrinking and exhaustive exploration, and every effect shows in the trace.
 
+use crate::causality::EventId;
 use crate::history::{History, OpId};
 use crate::network::MessageClass;
+use crate::physical::{LocalTime, PhysicalClock};
 use crate::rng::SimRng;
 use crate::time::{NodeId, SimDuration, SimTime};
 use serde::Serialize;
@@ -83,7 +85,8 @@ pub struct TimerId(pub u64);
 /// An effect a handler asked for; the loop applies them in order after the handler returns.
 #[derive(Clone, Debug)]
 pub(crate) enum Effect<M, T> {
-    Send { to: NodeId, msg: M },
+    Send { to: NodeId, msg: M, event: EventId },
+    Local { label: String, event: EventId },
     SetTimer { id: TimerId, after: SimDuration, timer: T },
     CancelTimer { id: TimerId },
 }
@@ -99,6 +102,11 @@ pub struct Context<'a, N: Node> {
     pub(crate) history: &'a mut History<N::Op>,
     pub(crate) next_timer_id: &'a mut u64,
     pub(crate) coverage: &'a mut Coverage,
+    /// The node event the handler is at (see [`Context::event`]).
+    pub(crate) event: EventId,
+    /// The id the next node event of the run will get.
+    pub(crate) next_event: &'a mut u64,
+    pub(crate) clock: PhysicalClock,
 }
 
 impl<N: Node> Context<'_, N> {
@@ -117,10 +125,42 @@ impl<N: Node> Context<'_, N> {
         self.now
     }
 
-    /// Sends a message; the network decides when (and whether) it arrives.
+    /// What this node's physical clock reads now: the true time, skewed by the node's
+    /// offset and drift (see [`PhysicalClock`]). Unlike [`Context::now`], readings of
+    /// different nodes cannot be compared to order events.
+    pub fn local_time(&self) -> LocalTime {
+        self.clock.read(self.now)
+    }
+
+    /// Sends a message; the network decides when (and whether) it arrives. The send is a
+    /// node event: [`Context::event`] is its id afterwards.
     pub fn send(&mut self, to: NodeId, msg: N::Msg) {
         assert!(to.index() < self.n_nodes, "{} sent to unknown node {to}", self.node);
-        self.effects.push(Effect::Send { to, msg });
+        let event = self.next_event();
+        self.effects.push(Effect::Send { to, msg, event });
+    }
+
+    /// Marks a local event (a step of the node's work that is neither a send nor a
+    /// receive), so that the causal record, its exports and any clock the protocol keeps
+    /// can count it. Returns its id.
+    pub fn local_event(&mut self, label: impl Into<String>) -> EventId {
+        let event = self.next_event();
+        self.effects.push(Effect::Local { label: label.into(), event });
+        event
+    }
+
+    /// The node event this handler is at: the start, receive or timer event that ran it,
+    /// or the last send or local event it has made since. Events are numbered whether or
+    /// not causality is tracked; with tracking on, `world.causality()` knows them all.
+    pub fn event(&self) -> EventId {
+        self.event
+    }
+
+    fn next_event(&mut self) -> EventId {
+        let event = EventId(*self.next_event);
+        *self.next_event += 1;
+        self.event = event;
+        event
     }
 
     /// Sets a timer that fires after `after`, unless cancelled or the node crashes first.

@@ -24,16 +24,20 @@ pub enum Stream {
     /// Swarm testing's draws of which faults a fuzzed run enables.
     Swarm,
     Node(NodeId),
+    /// Drawing the nodes' physical clock offsets and drifts.
+    Clocks,
 }
 
 impl Stream {
-    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`, swarm the last.
+    /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`; physical clocks
+    /// and swarm draws take the last two streams, far above any node.
     pub fn number(self) -> u64 {
         match self {
             Stream::Network => 0,
             Stream::Workload => 1,
-            Stream::Swarm => u64::MAX,
+            Stream::Swarm => u64::MAX - 1,
             Stream::Node(id) => 2 + u64::from(id.0),
+            Stream::Clocks => u64::MAX,
         }
     }
 }

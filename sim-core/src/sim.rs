@@ -11,15 +11,18 @@
 //! end, loss and duplication stop) and the liveness phase begins; at
 //! `heal_at + liveness_window` the end-of-run checks run whether or not the queue drained.
 
+use crate::causality::{Causality, EventId, NodeEventKind};
 use crate::history::History;
 use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
 use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
 use crate::node::{Context, Coverage, Effect, Message, Node, TimerId};
+use crate::physical::{LocalTime, PhysicalClock};
 use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::fmt::Debug;
 
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
 type EventQueue<T> = crate::queue::RadixQueue<T>;
@@ -62,6 +65,11 @@ pub struct SimConfig {
     /// How long after `heal_at` the end-of-run checks wait at most.
     pub liveness_window: SimDuration,
     pub trace_mode: TraceMode,
+    /// Track ground-truth causality (see the `causality` module). Also turned on by any
+    /// invariant that needs it.
+    pub causality: bool,
+    /// Each node's physical clock, by node index; nodes past the end have perfect clocks.
+    pub clocks: Vec<PhysicalClock>,
 }
 
 impl SimConfig {
@@ -76,6 +84,8 @@ impl SimConfig {
             heal_at: None,
             liveness_window: SimDuration::from_millis(60_000),
             trace_mode: TraceMode::Recent(32),
+            causality: false,
+            clocks: Vec::new(),
         }
     }
 }
@@ -138,6 +148,7 @@ struct Slot<N: Node> {
     /// Bumped at each crash, so timers set before it never fire after it.
     incarnation: u32,
     rng: SimRng,
+    clock: PhysicalClock,
 }
 
 /// A message in flight, as invariants see it.
@@ -168,6 +179,18 @@ pub struct World<N: Node> {
     effects: Vec<Effect<N::Msg, N::Timer>>,
     healed: bool,
     coverage: Coverage,
+    /// The id the next node event gets (counted whether or not causality is tracked).
+    next_event: u64,
+    causality: Option<Causality>,
+}
+
+/// What ran a handler: the node event that the handler's run is.
+#[derive(Clone, Copy, Debug)]
+enum Cause {
+    Start,
+    Restart,
+    Timer(TimerId),
+    Receive { from: NodeId, msg_id: MsgId },
 }
 
 impl<N: Node> World<N> {
@@ -255,15 +278,88 @@ impl<N: Node> World<N> {
         self.healed
     }
 
+    /// The ground-truth causal record, if causality is tracked.
+    pub fn causality(&self) -> Option<&Causality> {
+        self.causality.as_ref()
+    }
+
+    /// A node's physical clock.
+    pub fn clock(&self, id: NodeId) -> PhysicalClock {
+        self.slots[id.index()].clock
+    }
+
+    /// What a node's physical clock reads now.
+    pub fn local_time(&self, id: NodeId) -> LocalTime {
+        self.slots[id.index()].clock.read(self.now)
+    }
+
+    // The causal record is kept by the helpers below, each called only when tracking is on
+    // and never inlined, so that the event loop's hot functions stay as small (and as
+    // inlined) as they are without tracking.
+
+    /// Records a node event; checks that it gets the id the handler was told.
+    fn record_event(&mut self, node: NodeId, event: EventId, kind: NodeEventKind, label: String) {
+        let at = (self.now, self.slots[node.index()].clock.read(self.now));
+        let causality = self.causality.as_mut().expect("causality is tracked");
+        let recorded = causality.record(node, kind, at, label);
+        assert_eq!(recorded, event, "node events recorded out of order");
+    }
+
+    /// Records the event of a handler about to run on `node`: it gets the next event id.
+    /// `detail` is the message or timer, for the label.
+    #[inline(never)]
+    fn record_handler(&mut self, node: NodeId, cause: Cause, detail: &dyn Debug) {
+        assert!(self.is_up(node), "a handler event for {node}, which is down");
+        let event = EventId(self.next_event);
+        let causality = self.causality.as_ref().expect("causality is tracked");
+        let (kind, label) = match cause {
+            Cause::Start => (NodeEventKind::Start, "start".to_string()),
+            Cause::Restart => (NodeEventKind::Restart, "restart".to_string()),
+            Cause::Timer(timer_id) => {
+                (NodeEventKind::Timer { timer_id }, format!("timer t{} fires: {detail:?}", timer_id.0))
+            }
+            Cause::Receive { from, msg_id } => {
+                let send = causality.send_of(msg_id).expect("every delivered message was sent");
+                let label = format!("receive m{} from {from}: {detail:?}", msg_id.0);
+                (NodeEventKind::Receive { from, msg_id, send }, label)
+            }
+        };
+        self.record_event(node, event, kind, label);
+    }
+
+    #[inline(never)]
+    fn record_send(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, event: EventId, msg: &N::Msg) {
+        let label = format!("send m{} to {to}: {msg:?}", msg_id.0);
+        self.record_event(from, event, NodeEventKind::Send { to, msg_id }, label);
+        self.causality.as_mut().expect("causality is tracked").note_message(msg_id, event);
+    }
+
+    #[inline(never)]
+    fn local_event(&mut self, node: NodeId, label: String, event: EventId) {
+        self.trace.encode(&label);
+        let keep = self.trace.keeps_records();
+        let copy = keep.then(|| label.clone());
+        self.trace.record(self.step, self.now, 14, &[u64::from(node.0)], true, || TraceEvent::Local {
+            node,
+            label: copy.expect("cloned when records are kept"),
+        });
+        if self.causality.is_some() {
+            self.record_event(node, event, NodeEventKind::Local, label);
+        }
+    }
+
     fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push(at.as_micros(), seq, kind);
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg) {
+    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
         let msg_id = MsgId(self.next_msg_id);
         self.next_msg_id += 1;
+        if self.causality.is_some() {
+            self.record_send(from, to, msg_id, event, &msg);
+        }
         let bytes = self.trace.encode(&msg);
         let (step, now) = (self.step, self.now);
         let counters = &mut self.counters[from.index()];
@@ -279,6 +375,9 @@ impl<N: Node> World<N> {
                 if let Some(copy_at) = copy_at {
                     let copy_id = MsgId(self.next_msg_id);
                     self.next_msg_id += 1;
+                    if let Some(causality) = &mut self.causality {
+                        causality.note_message(copy_id, event);
+                    }
                     self.counters[from.index()].duplicated += 1;
                     let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, copy_id.0];
                     self.trace.record(step, now, 5, &fields, false, || TraceEvent::Duplicate {
@@ -309,13 +408,16 @@ impl<N: Node> World<N> {
         });
     }
 
-    /// Runs one handler of `node` (if it is up) and applies its effects.
+    /// Runs one handler of `node` (if it is up) and applies its effects. The handler's run
+    /// is a node event; with tracking on, the caller has recorded it (`record_handler`).
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut N, &mut Context<'_, N>)) {
         let n_nodes = self.slots.len();
         let slot = &mut self.slots[node.index()];
         let Some(state) = slot.state.as_mut() else {
             return;
         };
+        let event = EventId(self.next_event);
+        self.next_event += 1;
         let mut ctx = Context {
             node,
             n_nodes,
@@ -326,13 +428,17 @@ impl<N: Node> World<N> {
             history: &mut self.history,
             next_timer_id: &mut self.next_timer_id,
             coverage: &mut self.coverage,
+            event,
+            next_event: &mut self.next_event,
+            clock: slot.clock,
         };
         handler(state, &mut ctx);
         let incarnation = slot.incarnation;
         let mut effects = std::mem::take(&mut self.effects);
         for effect in effects.drain(..) {
             match effect {
-                Effect::Send { to, msg } => self.send(node, to, msg),
+                Effect::Send { to, msg, event } => self.send(node, to, msg, event),
+                Effect::Local { label, event } => self.local_event(node, label, event),
                 Effect::SetTimer { id, after, timer } => {
                     self.trace.encode(&timer);
                     let fields = [u64::from(node.0), id.0, after.as_micros()];
@@ -361,6 +467,9 @@ impl<N: Node> World<N> {
 
     fn start(&mut self, node: NodeId) {
         self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || TraceEvent::Start { node });
+        if self.causality.is_some() {
+            self.record_handler(node, Cause::Start, &());
+        }
         self.dispatch(node, |state, ctx| state.on_start(ctx));
     }
 
@@ -419,6 +528,7 @@ impl<N: Node> Simulation<N> {
                     durable,
                     incarnation: 0,
                     rng: SimRng::new(config.seed, Stream::Node(id)),
+                    clock: config.clocks.get(i).copied().unwrap_or_default(),
                 }
             })
             .collect();
@@ -439,7 +549,14 @@ impl<N: Node> Simulation<N> {
             effects: Vec::new(),
             healed: false,
             coverage: Coverage::new(),
+            next_event: 0,
+            causality: config.causality.then(|| Causality::new(n_nodes)),
         };
+        assert!(
+            config.clocks.len() <= n_nodes,
+            "{} physical clocks for {n_nodes} nodes",
+            config.clocks.len()
+        );
         for i in 0..n_nodes {
             world.schedule(SimTime::ZERO, EventKind::Start(NodeId(i as u32)));
         }
@@ -463,9 +580,22 @@ impl<N: Node> Simulation<N> {
         }
     }
 
-    /// Adds an invariant, checked after every step and at the end.
+    /// Adds an invariant, checked after every step and at the end. One that needs the
+    /// causal record turns causality tracking on; it must be added before the first step.
     pub fn add_invariant(&mut self, invariant: Box<dyn Invariant<N>>) {
+        if invariant.needs_causality() {
+            self.track_causality();
+        }
         self.invariants.push(invariant);
+    }
+
+    /// Turns ground-truth causality tracking on. Only before the first step: a record that
+    /// missed events would be wrong.
+    pub fn track_causality(&mut self) {
+        if self.world.causality.is_none() {
+            assert_eq!(self.world.step, 0, "causality tracking must start before the first step");
+            self.world.causality = Some(Causality::new(self.world.slots.len()));
+        }
     }
 
     pub fn world(&self) -> &World<N> {
@@ -546,6 +676,9 @@ impl<N: Node> Simulation<N> {
                         msg_id,
                         msg: copy.expect("cloned when records are kept"),
                     });
+                    if world.causality.is_some() {
+                        world.record_handler(to, Cause::Receive { from, msg_id }, &msg);
+                    }
                     world.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
                 }
             }
@@ -560,6 +693,9 @@ impl<N: Node> Simulation<N> {
                         timer: copy.expect("cloned when records are kept"),
                     }
                 });
+                if world.causality.is_some() {
+                    world.record_handler(node, Cause::Timer(id), &timer);
+                }
                 world.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
             }
             EventKind::Fault(fault) => {
@@ -575,6 +711,9 @@ impl<N: Node> Simulation<N> {
                         let slot = &mut world.slots[node.index()];
                         if slot.state.is_none() {
                             slot.state = Some((self.build)(node, &slot.durable));
+                            if world.causality.is_some() {
+                                world.record_handler(node, Cause::Restart, &());
+                            }
                             world.dispatch(node, |state, ctx| state.on_start(ctx));
                         }
                     }

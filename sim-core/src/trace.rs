@@ -12,7 +12,8 @@
 //! `h = (h.rotate_left(5) ^ w).wrapping_mul(0x5170_5a4f_2d33_5f4d)`. Each record folds:
 //! its step number, its time in microseconds, the event's kind code (see
 //! [`TraceEvent::code`]), then the event's numeric fields in declaration order (node ids,
-//! message and timer ids, delays), then for sends and timer sets the payload's postcard
+//! message and timer ids, delays), then for sends, timer sets and local events the payload's
+//! (for local events, the label's) postcard
 //! encoding: its length, then its bytes in little-endian 8-byte words, the last one
 //! zero-padded. Deliveries and fires name the message or timer by id only: its content was
 //! folded when it was sent or set. The result is printed as 16 hex digits.
@@ -90,6 +91,11 @@ pub enum TraceEvent<M, T> {
     },
     /// The end of the fault phase: partitions end, loss and duplication stop.
     NetworkHealed,
+    /// A node marked a local event (`ctx.local_event`).
+    Local {
+        node: NodeId,
+        label: String,
+    },
 }
 
 impl<M, T> TraceEvent<M, T> {
@@ -109,6 +115,7 @@ impl<M, T> TraceEvent<M, T> {
             TraceEvent::Partition { .. } => 11,
             TraceEvent::Heal { .. } => 12,
             TraceEvent::NetworkHealed => 13,
+            TraceEvent::Local { .. } => 14,
         }
     }
 
@@ -128,6 +135,7 @@ impl<M, T> TraceEvent<M, T> {
             TraceEvent::Partition { .. } => "partition",
             TraceEvent::Heal { .. } => "heal",
             TraceEvent::NetworkHealed => "network-healed",
+            TraceEvent::Local { .. } => "local",
         }
     }
 }
@@ -174,6 +182,7 @@ impl<M: Debug, T: Debug> fmt::Display for TraceRecord<M, T> {
             }
             TraceEvent::Heal { partition_id } => write!(f, "heal     p{partition_id}"),
             TraceEvent::NetworkHealed => write!(f, "healed   network: no more loss or partitions"),
+            TraceEvent::Local { node, label } => write!(f, "local    {node} {label}"),
         }
     }
 }

@@ -1,0 +1,661 @@
+//! Clocks: N processes stamp every event with a physical timestamp, a Lamport clock and a
+//! vector clock, and the simulator checks each stamp against the true happens-before
+//! relation it tracks itself (`sim_core::causality`).
+//!
+//! **The workload.** Each process starts, then acts every `interval_ms_min..=interval_ms_max`
+//! (its timer), `actions_per_process` times: a local event, a send to a random peer, or a
+//! broadcast to every peer, drawn by weight. Every start, timer, local event, send and
+//! receive is an event and is stamped (see [`crate::logical_clocks`] for the rules).
+//!
+//! **The guarantees and their invariants**, all checked against ground truth, incrementally
+//! (each new event against a frontier of at most three events per process, never all
+//! pairs):
+//! - `lamport-clock-condition`: `a -> b` implies `L(a) < L(b)`, for every send/receive
+//!   pair and every pair of consecutive events of a process (so, by transitivity, for
+//!   every pair within a process and every causal chain).
+//! - `lamport-total-order`: the stamps `(L, process id)` are all different, and for every
+//!   `a -> b`, `(L(a), p(a)) < (L(b), p(b))`: a total order consistent with
+//!   happens-before. Checked for each new event `e` against, for each process `q`, the
+//!   latest event of `q` that happened before `e`.
+//! - `vector-clock-exact`: for all recorded events, `V(a) < V(b)` iff `a -> b`, and
+//!   concurrent iff incomparable. For a new event `e` and each process `q` the check
+//!   compares three events: the latest event of `q` before `e` (must be `<`), the first
+//!   event of `q` not before `e` (must be concurrent), and the latest recorded event of `q`
+//!   (must not be `>`). Since each process's own clocks are checked to rise, and both
+//!   orders offered are transitive, these three stand for all of `q`'s events.
+//! - `physical-clock-condition`: ordering events by `(physical timestamp, process id,
+//!   position in the process)` is consistent with happens-before, for every message. With
+//!   skewed or drifting clocks it is not: a message from a process whose clock runs ahead
+//!   can arrive, by the receiver's clock, before it was sent. Lamport clocks fix this.
+//!
+//! **Known-buggy variants**: `vector_receive: notes` (the receiver merges only its own
+//! entry) and `vector_order: notes` (strict less in every entry); `vector-clock-exact`
+//! catches each at the first event that shows it. Physical clocks are not a variant but a
+//! setting: give the scenario `physical_clocks` with skew or drift.
+//!
+//! **Fault model.** The clocks live in memory, so processes never crash; the network may
+//! lose, delay, reorder and duplicate messages (a duplicate is one send, two receives).
+
+use crate::logical_clocks::{LamportClock, ProcessVectorClock, VectorOrder, VectorReceive};
+use crate::{ParamDoc, Setup};
+use serde::{Deserialize, Serialize};
+use sim_core::causality::short_kind;
+use sim_core::{
+    CausalOrder, Causality, Context, EventId, FaultModel, Invariant, LamportTime, LocalTime, Message, Node,
+    NodeEventKind, NodeId, SimDuration, VectorClock, World,
+};
+use std::collections::BTreeSet;
+
+pub const LAMPORT_CLOCK_CONDITION: &str = "lamport-clock-condition";
+pub const LAMPORT_TOTAL_ORDER: &str = "lamport-total-order";
+pub const VECTOR_CLOCK_EXACT: &str = "vector-clock-exact";
+pub const PHYSICAL_CLOCK_CONDITION: &str = "physical-clock-condition";
+
+pub const INVARIANTS: &[&str] =
+    &[LAMPORT_CLOCK_CONDITION, LAMPORT_TOTAL_ORDER, VECTOR_CLOCK_EXACT, PHYSICAL_CLOCK_CONDITION];
+
+/// A message: its sender's stamps at the send.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Stamped {
+    pub lamport: LamportTime,
+    pub vector: VectorClock,
+    pub physical: LocalTime,
+}
+
+impl Message for Stamped {}
+
+/// The process's one timer: time to act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Act;
+
+/// What a process recorded for one of its events (a history note).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Stamp {
+    pub event: EventId,
+    pub lamport: LamportTime,
+    pub vector: VectorClock,
+    pub physical: LocalTime,
+}
+
+/// Scenario parameters of the clocks workload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClocksParams {
+    #[serde(default = "default_processes")]
+    pub processes: u32,
+    #[serde(default = "default_actions")]
+    pub actions_per_process: u32,
+    #[serde(default = "default_interval_ms_min")]
+    pub interval_ms_min: u64,
+    #[serde(default = "default_interval_ms_max")]
+    pub interval_ms_max: u64,
+    #[serde(default = "one")]
+    pub local_weight: u32,
+    #[serde(default = "two")]
+    pub send_weight: u32,
+    #[serde(default = "one")]
+    pub broadcast_weight: u32,
+    #[serde(default, alias = "vector-receive")]
+    pub vector_receive: VectorReceive,
+    #[serde(default, alias = "vector-order")]
+    pub vector_order: VectorOrder,
+}
+
+fn default_processes() -> u32 {
+    3
+}
+fn default_actions() -> u32 {
+    20
+}
+fn default_interval_ms_min() -> u64 {
+    1
+}
+fn default_interval_ms_max() -> u64 {
+    10
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+
+impl Default for ClocksParams {
+    fn default() -> Self {
+        ClocksParams {
+            processes: default_processes(),
+            actions_per_process: default_actions(),
+            interval_ms_min: default_interval_ms_min(),
+            interval_ms_max: default_interval_ms_max(),
+            local_weight: 1,
+            send_weight: 2,
+            broadcast_weight: 1,
+            vector_receive: VectorReceive::Correct,
+            vector_order: VectorOrder::Correct,
+        }
+    }
+}
+
+pub const PARAMS: &[ParamDoc] = &[
+    ParamDoc { name: "processes", default: "3", help: "number of processes, 2 to 500" },
+    ParamDoc { name: "actions_per_process", default: "20", help: "timer-driven actions each process takes" },
+    ParamDoc { name: "interval_ms_min", default: "1", help: "least time between a process's actions" },
+    ParamDoc { name: "interval_ms_max", default: "10", help: "most time between a process's actions" },
+    ParamDoc { name: "local_weight", default: "1", help: "relative weight of a local event" },
+    ParamDoc { name: "send_weight", default: "2", help: "relative weight of a send to a random peer" },
+    ParamDoc { name: "broadcast_weight", default: "1", help: "relative weight of a send to every peer" },
+    ParamDoc { name: "vector_receive", default: "correct", help: "correct | notes (merge only own entry)" },
+    ParamDoc { name: "vector_order", default: "correct", help: "correct | notes (strict less everywhere)" },
+];
+
+/// One process of the workload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClockProcess {
+    lamport: LamportClock,
+    vector: ProcessVectorClock,
+    actions_left: u32,
+    params: ClocksParams,
+}
+
+impl ClockProcess {
+    pub fn new(me: NodeId, params: &ClocksParams) -> ClockProcess {
+        ClockProcess {
+            lamport: LamportClock::default(),
+            vector: ProcessVectorClock::new(me, params.processes as usize, params.vector_receive),
+            actions_left: params.actions_per_process,
+            params: params.clone(),
+        }
+    }
+
+    /// Stamps a local event, a start, a timer or a send: both clocks tick.
+    fn tick(&mut self, ctx: &mut Context<'_, Self>) -> Stamped {
+        Stamped { lamport: self.lamport.tick(), vector: self.vector.tick(), physical: ctx.local_time() }
+    }
+
+    fn record(ctx: &mut Context<'_, Self>, stamped: &Stamped) {
+        let stamp = Stamp {
+            event: ctx.event(),
+            lamport: stamped.lamport,
+            vector: stamped.vector.clone(),
+            physical: stamped.physical,
+        };
+        ctx.note(stamp);
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<'_, Self>) {
+        if self.actions_left == 0 {
+            return;
+        }
+        self.actions_left -= 1;
+        let (min, max) = (self.params.interval_ms_min, self.params.interval_ms_max);
+        let after = SimDuration::from_micros(ctx.rng().between(min * 1_000, max * 1_000));
+        ctx.set_timer(after, Act);
+    }
+
+    fn act(&mut self, ctx: &mut Context<'_, Self>) {
+        let p = &self.params;
+        let total = u64::from(p.local_weight) + u64::from(p.send_weight) + u64::from(p.broadcast_weight);
+        if total == 0 {
+            return;
+        }
+        let draw = ctx.rng().below(total);
+        let me = ctx.id();
+        let n = ctx.n_nodes() as u64;
+        if draw < u64::from(p.local_weight) {
+            ctx.local_event("work");
+            let stamped = self.tick(ctx);
+            Self::record(ctx, &stamped);
+        } else if draw < u64::from(p.local_weight) + u64::from(p.send_weight) {
+            let mut peer = ctx.rng().below(n - 1);
+            if peer >= u64::from(me.0) {
+                peer += 1;
+            }
+            self.send(ctx, NodeId(peer as u32));
+        } else {
+            for peer in (0..n as u32).map(NodeId).filter(|&peer| peer != me) {
+                self.send(ctx, peer);
+            }
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId) {
+        let stamped = self.tick(ctx);
+        ctx.send(to, stamped.clone());
+        Self::record(ctx, &stamped);
+    }
+}
+
+impl Node for ClockProcess {
+    type Msg = Stamped;
+    type Timer = Act;
+    type Durable = ();
+    type Op = Stamp;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        let stamped = self.tick(ctx);
+        Self::record(ctx, &stamped);
+        self.schedule(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, msg: Stamped) {
+        // The sender had counted further than the receiver: Lamport's max() matters.
+        if msg.lamport > self.lamport.time() {
+            ctx.sometimes(RECEIVE_JUMPS_CLOCK);
+        }
+        // The message arrived stamped later by the sender's physical clock than the
+        // receiver's says it is now: ordering by physical time would put receive before send.
+        if msg.physical > ctx.local_time() {
+            ctx.sometimes(RECEIVE_BEFORE_SEND_PHYSICALLY);
+        }
+        let stamped = Stamped {
+            lamport: self.lamport.receive(msg.lamport),
+            vector: self.vector.receive(&msg.vector),
+            physical: ctx.local_time(),
+        };
+        Self::record(ctx, &stamped);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _timer: Act) {
+        let stamped = self.tick(ctx);
+        Self::record(ctx, &stamped);
+        if ctx.n_nodes() >= 2 {
+            self.act(ctx);
+        }
+        self.schedule(ctx);
+    }
+}
+
+/// The rare paths the clocks workload marks.
+pub const SOMETIMES: &[&str] = &[RECEIVE_JUMPS_CLOCK, RECEIVE_BEFORE_SEND_PHYSICALLY];
+/// A receive moved the receiver's Lamport clock forward past its own count.
+pub const RECEIVE_JUMPS_CLOCK: &str = "clocks: a receive jumped the Lamport clock forward";
+/// A message arrived "before" it was sent, by the two nodes' physical clocks.
+pub const RECEIVE_BEFORE_SEND_PHYSICALLY: &str = "clocks: received before sent, by physical timestamps";
+
+pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
+    let n_nodes = params.processes as usize;
+    let built = params.clone();
+    let hint = match (params.vector_receive, params.vector_order) {
+        (VectorReceive::Notes, _) => Some(
+            "this run uses the notes' receive rule: a receiver merges only its own entry, \
+             v_j[j] = max(v_j[j], v_m[j]), so it forgets everything the sender knew. Correct: \
+             v_j[k] = max(v_j[k], v_m[k]) for every k, then v_j[j] += 1.",
+        ),
+        (_, VectorOrder::Notes) => Some(
+            "this run uses the notes' order: v < w iff every entry is strictly less. Two events \
+             of one process with no message between them differ in one entry only, so it calls \
+             them concurrent. Correct: v < w iff v <= w in every entry and v != w.",
+        ),
+        _ => None,
+    };
+    Setup {
+        n_nodes,
+        build: Box::new(move |id, _| ClockProcess::new(id, &built)),
+        invariants: vec![
+            Box::new(LamportClockCondition::default()),
+            Box::new(LamportTotalOrder::default()),
+            Box::new(VectorClockExact::new(params.vector_order, hint)),
+            Box::new(PhysicalClockCondition::default()),
+        ],
+        sometimes: SOMETIMES,
+        fault_model: FaultModel {
+            description: "no process crashes (clocks live in memory); any network faults".into(),
+            may_crash: Vec::new(),
+            max_down_at_once: 0,
+            partitions: true,
+        },
+        node_names: (0..n_nodes).map(|i| format!("process {i}")).collect(),
+    }
+}
+
+/// The protocol's stamps, by event id, kept in step with the causal record: each check
+/// first reads the new history notes, then walks the new ground-truth events, each of
+/// which must have been stamped.
+#[derive(Default)]
+struct Stamps {
+    history_cursor: usize,
+    events_cursor: usize,
+    by_event: Vec<Option<Stamp>>,
+}
+
+impl Stamps {
+    /// Reads what is new; returns the causal record and the new events, in order.
+    fn advance<'w>(
+        &mut self,
+        world: &'w World<ClockProcess>,
+    ) -> Result<(&'w Causality, std::ops::Range<usize>), String> {
+        let causality = world.causality().expect("the clocks invariants turn causality tracking on");
+        let entries = world.history().entries();
+        for entry in &entries[self.history_cursor..] {
+            let index = entry.op.event.index();
+            if self.by_event.len() <= index {
+                self.by_event.resize(index + 1, None);
+            }
+            assert!(self.by_event[index].is_none(), "event {} stamped twice", entry.op.event);
+            self.by_event[index] = Some(entry.op.clone());
+        }
+        self.history_cursor = entries.len();
+        let new = self.events_cursor..causality.len();
+        for event in &causality.events()[new.clone()] {
+            if self.by_event.get(event.id.index()).is_none_or(Option::is_none) {
+                return Err(format!(
+                    "{} ({}) has no clock stamp: the protocol did not record it",
+                    event.name(),
+                    short_kind(&event.kind)
+                ));
+            }
+        }
+        self.events_cursor = causality.len();
+        Ok((causality, new))
+    }
+
+    fn get(&self, id: EventId) -> &Stamp {
+        self.by_event[id.index()].as_ref().expect("checked in advance")
+    }
+}
+
+/// `n1:3 (receive m4 from n0)`.
+fn name(causality: &Causality, id: EventId) -> String {
+    causality.describe(id)
+}
+
+/// The event of `node` at position `seq` (from 1).
+fn at(causality: &Causality, node: NodeId, seq: u32) -> EventId {
+    causality.node_events(node)[seq as usize - 1]
+}
+
+/// The events `e` must be checked against for one process `q`: the latest event of `q`
+/// that happened before `e` (if any) and the first that did not (if recorded yet).
+fn frontier(causality: &Causality, e: EventId, q: NodeId) -> (Option<EventId>, Option<EventId>) {
+    let event = causality.event(e);
+    let mut known = causality.vector(e)[q.index()];
+    if q == event.node {
+        known -= 1; // the entry counts `e` itself
+    }
+    let before = (known > 0).then(|| at(causality, q, known));
+    let events = causality.node_events(q);
+    let after = events.get(known as usize).copied().filter(|&a| a < e);
+    (before, after)
+}
+
+/// `lamport-clock-condition`: `a -> b` implies `L(a) < L(b)`, for every message and every
+/// pair of consecutive events of a process.
+#[derive(Default)]
+pub struct LamportClockCondition {
+    stamps: Stamps,
+}
+
+impl Invariant<ClockProcess> for LamportClockCondition {
+    fn name(&self) -> &'static str {
+        LAMPORT_CLOCK_CONDITION
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+        let (causality, new) = self.stamps.advance(world)?;
+        for event in &causality.events()[new] {
+            let e = event.id;
+            let mut earlier = Vec::new();
+            if event.seq > 1 {
+                earlier.push((
+                    at(causality, event.node, event.seq - 1),
+                    "the previous event of the same process",
+                ));
+            }
+            if let NodeEventKind::Receive { send, .. } = event.kind {
+                earlier.push((send, "the send of the message it receives"));
+            }
+            for (a, relation) in earlier {
+                let (la, le) = (self.stamps.get(a).lamport, self.stamps.get(e).lamport);
+                if la >= le {
+                    return Err(format!(
+                        "{} -> {} ({relation}), but their Lamport stamps are {la} and {le}: \
+                         the clock condition a -> b => L(a) < L(b) fails",
+                        name(causality, a),
+                        name(causality, e)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `lamport-total-order`: `(L, process id)` is a total order consistent with happens-before.
+#[derive(Default)]
+pub struct LamportTotalOrder {
+    stamps: Stamps,
+    seen: BTreeSet<(LamportTime, NodeId)>,
+}
+
+impl Invariant<ClockProcess> for LamportTotalOrder {
+    fn name(&self) -> &'static str {
+        LAMPORT_TOTAL_ORDER
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+        let (causality, new) = self.stamps.advance(world)?;
+        for event in &causality.events()[new] {
+            let e = event.id;
+            let key = (self.stamps.get(e).lamport, event.node);
+            if !self.seen.insert(key) {
+                return Err(format!(
+                    "{} has the stamp ({}, {}), as an earlier event of the same process does: \
+                     (L, process id) does not order them",
+                    name(causality, e),
+                    key.0,
+                    key.1
+                ));
+            }
+            for q in (0..causality.n_nodes() as u32).map(NodeId) {
+                let (Some(a), _) = frontier(causality, e, q) else { continue };
+                let earlier = (self.stamps.get(a).lamport, q);
+                if earlier >= key {
+                    return Err(format!(
+                        "{} -> {} (via {}), but their stamps (L, process) are ({}, {}) and ({}, {}): \
+                         the total order puts them the wrong way round",
+                        name(causality, a),
+                        name(causality, e),
+                        causality.describe_chain(a, e),
+                        earlier.0,
+                        earlier.1,
+                        key.0,
+                        key.1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `vector-clock-exact`: `V(a) < V(b)` iff `a -> b`, and concurrent iff incomparable, under
+/// the order the protocol uses.
+pub struct VectorClockExact {
+    stamps: Stamps,
+    order: VectorOrder,
+    hint: Option<&'static str>,
+}
+
+impl VectorClockExact {
+    pub fn new(order: VectorOrder, hint: Option<&'static str>) -> VectorClockExact {
+        VectorClockExact { stamps: Stamps::default(), order, hint }
+    }
+
+    fn fail(&self, causality: &Causality, a: EventId, e: EventId, truth: &str, said: CausalOrder) -> String {
+        let (va, ve) = (&self.stamps.get(a).vector, &self.stamps.get(e).vector);
+        let said = match said {
+            CausalOrder::Before => "V(a) < V(b)",
+            CausalOrder::After => "V(a) > V(b)",
+            CausalOrder::Same => "V(a) = V(b)",
+            CausalOrder::Concurrent => "they are concurrent",
+        };
+        let mut text = format!(
+            "a = {}, b = {}: ground truth: {truth}; but their vector clocks are V(a) = {va}, \
+             V(b) = {ve}, and by the order in use ({}) {said}",
+            name(causality, a),
+            name(causality, e),
+            self.order.describe(),
+        );
+        if let Some(hint) = self.hint {
+            text.push_str(&format!(". Why: {hint}"));
+        }
+        text
+    }
+}
+
+impl Invariant<ClockProcess> for VectorClockExact {
+    fn name(&self) -> &'static str {
+        VECTOR_CLOCK_EXACT
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+        let (causality, new) = self.stamps.advance(world)?;
+        for event in &causality.events()[new] {
+            let e = event.id;
+            let ve = &self.stamps.get(e).vector;
+            for q in (0..causality.n_nodes() as u32).map(NodeId) {
+                let (before, after) = frontier(causality, e, q);
+                if let Some(a) = before {
+                    let said = self.order.compare(&self.stamps.get(a).vector, ve);
+                    if said != CausalOrder::Before {
+                        let truth = format!("a -> b, via {}", causality.describe_chain(a, e));
+                        return Err(self.fail(causality, a, e, &truth, said));
+                    }
+                }
+                if let Some(a) = after {
+                    let said = self.order.compare(&self.stamps.get(a).vector, ve);
+                    if said != CausalOrder::Concurrent {
+                        return Err(self.fail(causality, a, e, "a and b are concurrent", said));
+                    }
+                }
+                if q != event.node {
+                    let last = causality.node_events(q).iter().rev().find(|&&a| a < e);
+                    if let Some(&last) = last {
+                        let said = self.order.compare(&self.stamps.get(last).vector, ve);
+                        if said == CausalOrder::After || said == CausalOrder::Same {
+                            let truth = if causality.happened_before(last, e) {
+                                "a -> b"
+                            } else {
+                                "a and b are concurrent"
+                            };
+                            return Err(self.fail(causality, last, e, truth, said));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `physical-clock-condition`: ordering events by (physical timestamp, process id,
+/// position in the process) is consistent with happens-before, for every message.
+#[derive(Default)]
+pub struct PhysicalClockCondition {
+    stamps: Stamps,
+}
+
+impl Invariant<ClockProcess> for PhysicalClockCondition {
+    fn name(&self) -> &'static str {
+        PHYSICAL_CLOCK_CONDITION
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+        let (causality, new) = self.stamps.advance(world)?;
+        for event in &causality.events()[new] {
+            let NodeEventKind::Receive { send, .. } = event.kind else { continue };
+            let sent = causality.event(send);
+            let key = |id: EventId, node: NodeId, seq: u32| (self.stamps.get(id).physical, node, seq);
+            let (a, b) = (key(send, sent.node, sent.seq), key(event.id, event.node, event.seq));
+            if a >= b {
+                return Err(format!(
+                    "{} -> {}, but by physical timestamps the receive comes first: sent at {} by {}'s \
+                     clock, received at {} by {}'s clock (true times {} and {}). {} clock: offset {} µs, \
+                     drift {} ppm; {} clock: offset {} µs, drift {} ppm. Lamport clocks order these \
+                     two correctly",
+                    name(causality, send),
+                    name(causality, event.id),
+                    a.0,
+                    sent.node,
+                    b.0,
+                    event.node,
+                    sent.time,
+                    event.time,
+                    sent.node,
+                    world.clock(sent.node).offset_micros,
+                    world.clock(sent.node).drift_ppm,
+                    event.node,
+                    world.clock(event.node).offset_micros,
+                    world.clock(event.node).drift_ppm,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::{Latency, LinkConfig, NetworkConfig, Outcome, PhysicalClock, SimConfig, Simulation};
+
+    fn run(params: &ClocksParams, seed: u64, clocks: Vec<PhysicalClock>) -> Outcome {
+        let mut link = LinkConfig::reliable(Latency::uniform_ms(1, 10));
+        link.duplicate_probability = 0.1;
+        let mut config = SimConfig::new(seed, NetworkConfig::uniform(link));
+        config.clocks = clocks;
+        let setup = setup(params);
+        let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
+        for invariant in setup.invariants {
+            sim.add_invariant(invariant);
+        }
+        sim.run().outcome
+    }
+
+    #[test]
+    fn correct_clocks_pass() {
+        assert_eq!(run(&ClocksParams::default(), 1, Vec::new()), Outcome::Pass);
+    }
+
+    #[test]
+    fn notes_order_fails_on_two_events_of_one_process() {
+        let params = ClocksParams { vector_order: VectorOrder::Notes, ..ClocksParams::default() };
+        let outcome = run(&params, 1, Vec::new());
+        let violation = outcome.violation().expect("caught");
+        assert_eq!(violation.invariant, VECTOR_CLOCK_EXACT);
+        assert!(violation.message.contains("n1:1 (start) -> n1:2 (timer t1)"), "{}", violation.message);
+    }
+
+    #[test]
+    fn notes_receive_fails_at_a_message() {
+        let params = ClocksParams { vector_receive: VectorReceive::Notes, ..ClocksParams::default() };
+        let violation = run(&params, 1, Vec::new()).violation().cloned().expect("caught");
+        assert_eq!(violation.invariant, VECTOR_CLOCK_EXACT);
+        assert!(violation.message.contains("receive"), "{}", violation.message);
+        println!("{}", violation.message);
+    }
+
+    #[test]
+    fn skewed_physical_clocks_fail_where_lamport_holds() {
+        let clocks = vec![PhysicalClock { offset_micros: 50_000, drift_ppm: 0 }, PhysicalClock::PERFECT];
+        let violation = run(&ClocksParams::default(), 1, clocks).violation().cloned().expect("caught");
+        assert_eq!(violation.invariant, PHYSICAL_CLOCK_CONDITION);
+        println!("{}", violation.message);
+    }
+}
