@@ -45,7 +45,17 @@ fn reproduces(scenario: &Scenario, seed: u64, invariant: &str) -> Option<Run> {
 }
 
 fn size(scenario: &Scenario, run: &Run) -> Size {
-    Size { faults: scenario.faults.len(), operations: scenario.workload.n_ops(), steps: run.report.steps }
+    Size { faults: scenario.faults.len(), operations: operations(scenario), steps: run.report.steps }
+}
+
+/// What the workload asks for: client operations, or actions of the clocks processes, or
+/// pings in flight.
+pub fn operations(scenario: &Scenario) -> usize {
+    match &scenario.protocol {
+        ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_) => scenario.workload.n_ops(),
+        ProtocolSpec::Clocks(p) => p.processes as usize * p.actions_per_process as usize,
+        ProtocolSpec::Ping(p) => p.nodes as usize * p.in_flight as usize,
+    }
 }
 
 /// Shrinks a failure. Errors if the failure does not reproduce to begin with.
@@ -90,6 +100,13 @@ pub fn shrink(failure: &FailureFile, max_tries: u64) -> Result<Shrunk, String> {
     Ok(Shrunk { before, after, tries, failure })
 }
 
+fn clocks_params(scenario: &mut Scenario) -> &mut protocols::clocks::ClocksParams {
+    match &mut scenario.protocol {
+        ProtocolSpec::Clocks(params) => params,
+        _ => unreachable!("only called on clocks scenarios"),
+    }
+}
+
 fn nearby_seeds(seed: u64) -> impl Iterator<Item = u64> {
     (1..=4u64).flat_map(move |d| [seed.checked_sub(d), seed.checked_add(d)]).flatten()
 }
@@ -105,9 +122,11 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
         }
     };
 
-    // Workload: fewer clients, fewer operations, fewer keys.
+    // Workload: fewer clients, fewer operations, fewer keys (for the protocols that use it).
     let workload = &scenario.workload;
+    let uses_workload = matches!(scenario.protocol, ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_));
     match &workload.script {
+        _ if !uses_workload => {}
         Some(script) => {
             for client in 0..script.len() {
                 if script.len() > 1 {
@@ -131,6 +150,12 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
             push(&|s| s.workload.ops_per_client = s.workload.ops_per_client.saturating_sub(1));
             push(&|s| s.workload.keys = s.workload.keys.saturating_sub(1).max(1));
         }
+    }
+    if let ProtocolSpec::Clocks(params) = &scenario.protocol {
+        let (processes, actions) = (params.processes, params.actions_per_process);
+        push(&|s| clocks_params(s).processes = (processes - 1).max(2));
+        push(&|s| clocks_params(s).actions_per_process = actions / 2);
+        push(&|s| clocks_params(s).actions_per_process = actions.saturating_sub(1));
     }
     if let ProtocolSpec::Ping(params) = &scenario.protocol {
         let (nodes, in_flight) = (params.nodes, params.in_flight);

@@ -146,3 +146,81 @@ fn best_effort_rpc_under_loss_is_caught_by_clients() {
     });
     must_catch("rpc (best effort): the lecture's anomaly", "kv-linearizable", scenario);
 }
+
+/// The protocol section (and invariant selection) of a bundled scenario, under generated
+/// networks and seeds.
+fn variant_of(
+    file: &str,
+    lossy: bool,
+    with_faults: Option<(Vec<u32>, u32)>,
+) -> impl Strategy<Value = (Value, u64)> {
+    let base: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let faults = match with_faults {
+        Some((crashable, nodes)) => faults(crashable, nodes).boxed(),
+        None => Just(json!([])).boxed(),
+    };
+    (network(lossy), faults, any::<u64>()).prop_map(move |(network, faults, seed)| {
+        let mut scenario = json!({ "protocol": base["protocol"], "network": network, "faults": faults });
+        for field in ["workload", "invariants", "physical_clocks"] {
+            if let Some(value) = base.get(field) {
+                scenario[field] = value.clone();
+            }
+        }
+        (scenario, seed)
+    })
+}
+
+#[test]
+fn exactly_once_rpc_passes_across_server_crashes() {
+    let base = "scenarios/at-most-once/crash-restart-durable.json";
+    must_pass(variant_of(base, true, Some((vec![0], 3))).prop_map(|(mut scenario, seed)| {
+        // Keep only crashes of the server: clients are outside this protocol's fault model.
+        scenario["workload"] = json!({ "clients": 2, "ops_per_client": 8, "keys": 2 });
+        (scenario, seed)
+    }));
+}
+
+#[test]
+fn at_most_once_buggy_variants_are_caught() {
+    must_catch(
+        "at-most-once, dedup off",
+        "kv-linearizable",
+        variant_of("scenarios/at-most-once/dedup-off.json", true, None),
+    );
+    must_catch(
+        "at-most-once, table in memory across a crash",
+        "executed-at-most-once",
+        variant_of("scenarios/at-most-once/crash-restart-memory.json", true, Some((vec![0], 3))),
+    );
+    must_catch(
+        "at-most-once, discard without acks",
+        "cache-bounded",
+        variant_of("scenarios/at-most-once/discard-without-acks.json", false, None),
+    );
+    must_catch(
+        "at-most-once, client accepts any reply",
+        "reply-matches-request",
+        variant_of("scenarios/at-most-once/accept-any-reply.json", true, None),
+    );
+}
+
+#[test]
+fn correct_clocks_pass_and_the_notes_variants_are_caught() {
+    must_pass(variant_of("scenarios/clocks/vector-10.json", true, None));
+    must_pass(variant_of("scenarios/clocks/lamport-10.json", true, None));
+    must_catch(
+        "vector clocks, the notes' receive rule",
+        "vector-clock-exact",
+        variant_of("scenarios/clocks/vector-receive-notes.json", true, None),
+    );
+    must_catch(
+        "vector clocks, the notes' order",
+        "vector-clock-exact",
+        variant_of("scenarios/clocks/vector-order-notes.json", true, None),
+    );
+    must_catch(
+        "ordering by skewed physical clocks",
+        "physical-clock-condition",
+        variant_of("scenarios/clocks/physical-skew.json", true, None),
+    );
+}
