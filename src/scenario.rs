@@ -520,6 +520,9 @@ pub struct Limits {
     /// How long after healing end-of-run checks wait for the run to settle.
     #[serde(default = "default_liveness_ms")]
     pub liveness_ms: Millis,
+    /// Ends an open-ended run (ping) normally at this time; its end checks run then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_at_ms: Option<Millis>,
 }
 
 fn default_max_steps() -> u64 {
@@ -539,6 +542,7 @@ impl Default for Limits {
             max_time_ms: default_max_time_ms(),
             heal_at_ms: None,
             liveness_ms: default_liveness_ms(),
+            end_at_ms: None,
         }
     }
 }
@@ -850,6 +854,7 @@ impl Scenario {
             max_time: self.limits.max_time_ms.time(),
             heal_at,
             liveness_window: self.limits.liveness_ms.duration(),
+            end_at: self.limits.end_at_ms.map(Millis::time),
             trace_mode,
             causality: false,
             clocks: self.physical_clocks.as_ref().map_or_else(Vec::new, |c| c.clocks(n_nodes, seed)),

@@ -20,6 +20,7 @@ const CATALOGUE: &[(&str, &str, u64)] = &[
     ("scenarios/clocks/vector-receive-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/vector-order-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/physical-skew.json", "physical-clock-condition", 20),
+    ("scenarios/ping/lossy.json", "pings-conserved", 20),
 ];
 
 #[test]

@@ -1,12 +1,14 @@
 //! Ping: a load generator. Each of N nodes keeps K pings in flight to random other nodes;
 //! every ping is answered by a pong, and every pong starts a new ping.
 //!
-//! It checks nothing: it exists to measure the simulator itself (`dsim bench`), and to
-//! exercise the network under load in tests.
+//! It exists to measure the simulator itself (`dsim bench`) and to exercise the network
+//! under load. Its one invariant, `pings-conserved` (N x K messages in flight after every
+//! step), costs O(1) per step: the "invariants on" benchmark measures the loop's price for
+//! running checks, not a checker's own cost.
 
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
-use sim_core::{Context, FaultModel, Message, MessageClass, Node, NodeId};
+use sim_core::{Context, FaultModel, Invariant, Message, MessageClass, Node, NodeId, World};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum PingMsg {
@@ -105,7 +107,35 @@ pub const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "in_flight", default: "10", help: "pings each node keeps in flight" },
 ];
 
-pub const INVARIANTS: &[&str] = &[];
+pub const INVARIANTS: &[&str] = &[PINGS_CONSERVED];
+
+/// `pings-conserved`: every delivery starts exactly one new message (a ping is answered by a
+/// pong, a pong starts a ping), so while no node crashes and nothing is lost or duplicated,
+/// exactly N x K messages are in flight after every step. O(1) per step; it fires under loss.
+pub const PINGS_CONSERVED: &str = "pings-conserved";
+
+pub struct PingsConserved {
+    expected: usize,
+}
+
+impl Invariant<PingNode> for PingsConserved {
+    fn name(&self) -> &'static str {
+        PINGS_CONSERVED
+    }
+
+    fn check_step(&mut self, world: &World<PingNode>) -> Result<(), String> {
+        // Until every node has started, fewer are in flight.
+        if world.step() <= world.n_nodes() as u64 {
+            return Ok(());
+        }
+        let now = world.n_in_flight();
+        if now == self.expected {
+            Ok(())
+        } else {
+            Err(format!("{now} messages are in flight, but N x K = {} should be", self.expected))
+        }
+    }
+}
 
 pub fn setup(params: &PingParams) -> Setup<PingNode> {
     let in_flight = params.in_flight;
@@ -113,7 +143,7 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
     Setup {
         n_nodes,
         build: Box::new(move |_, _| PingNode::new(in_flight)),
-        invariants: Vec::new(),
+        invariants: vec![Box::new(PingsConserved { expected: n_nodes * in_flight as usize })],
         fault_model: FaultModel {
             description: "any node may crash; partitions allowed".into(),
             may_crash: (0..params.nodes).map(NodeId).collect(),

@@ -64,6 +64,9 @@ pub struct SimConfig {
     pub heal_at: Option<SimTime>,
     /// How long after `heal_at` the end-of-run checks wait at most.
     pub liveness_window: SimDuration,
+    /// When an open-ended run (one whose queue never drains, like a load generator) ends
+    /// normally: its end-of-run checks run then. `None`: at the drained queue or a deadline.
+    pub end_at: Option<SimTime>,
     pub trace_mode: TraceMode,
     /// Track ground-truth causality (see the `causality` module). Also turned on by any
     /// invariant that needs it.
@@ -83,6 +86,7 @@ impl SimConfig {
             max_time: SimTime::from_millis(3_600_000),
             heal_at: None,
             liveness_window: SimDuration::from_millis(60_000),
+            end_at: None,
             trace_mode: TraceMode::Recent(32),
             causality: false,
             clocks: Vec::new(),
@@ -134,9 +138,21 @@ pub struct Report {
 #[derive(Debug)]
 enum EventKind<M, T> {
     Start(NodeId),
-    Deliver { from: NodeId, to: NodeId, msg_id: MsgId, bytes: u32, msg: M },
-    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: T },
-    Fault(Fault),
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg_id: MsgId,
+        bytes: u32,
+        msg: M,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        id: TimerId,
+        timer: T,
+    },
+    /// Boxed: faults are rare, and every queued event is as large as the largest variant.
+    Fault(Box<Fault>),
     HealNetwork,
     LivenessDeadline,
 }
@@ -179,6 +195,7 @@ pub struct World<N: Node> {
     effects: Vec<Effect<N::Msg, N::Timer>>,
     healed: bool,
     coverage: Coverage,
+    n_in_flight: usize,
     /// The id the next node event gets (counted whether or not causality is tracked).
     next_event: u64,
     causality: Option<Causality>,
@@ -348,7 +365,15 @@ impl<N: Node> World<N> {
         }
     }
 
+    /// Messages in flight right now (O(1), unlike [`World::in_flight`]).
+    pub fn n_in_flight(&self) -> usize {
+        self.n_in_flight
+    }
+
     fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
+        if let EventKind::Deliver { .. } = kind {
+            self.n_in_flight += 1;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queue.push(at.as_micros(), seq, kind);
@@ -549,6 +574,7 @@ impl<N: Node> Simulation<N> {
             effects: Vec::new(),
             healed: false,
             coverage: Coverage::new(),
+            n_in_flight: 0,
             next_event: 0,
             causality: config.causality.then(|| Causality::new(n_nodes)),
         };
@@ -564,7 +590,10 @@ impl<N: Node> Simulation<N> {
             for node in fault_nodes(&fault.fault) {
                 assert!(node.index() < n_nodes, "a fault names {node}, but there are {n_nodes} nodes");
             }
-            world.schedule(fault.at, EventKind::Fault(fault.fault));
+            world.schedule(fault.at, EventKind::Fault(Box::new(fault.fault)));
+        }
+        if let Some(end_at) = config.end_at {
+            world.schedule(end_at, EventKind::LivenessDeadline);
         }
         if let Some(heal_at) = config.heal_at {
             world.schedule(heal_at, EventKind::HealNetwork);
@@ -636,6 +665,9 @@ impl<N: Node> Simulation<N> {
             let Some((micros, seq, event)) = world.queue.pop() else {
                 return Some(self.finish());
             };
+            if let EventKind::Deliver { .. } = event {
+                world.n_in_flight -= 1;
+            }
             // Timers cancelled, or set by an earlier incarnation, vanish without a step.
             if let EventKind::Timer { node, incarnation, id, .. } = &event {
                 let live = world.live_timers.remove(id);
@@ -647,10 +679,12 @@ impl<N: Node> Simulation<N> {
         };
         let at = SimTime::from_micros(micros);
         if world.step >= self.max_steps {
+            world.n_in_flight += usize::from(matches!(event, EventKind::Deliver { .. }));
             world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxSteps { steps: world.step }));
         }
         if at > self.max_time {
+            world.n_in_flight += usize::from(matches!(event, EventKind::Deliver { .. }));
             world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxTime { time: self.max_time }));
         }
@@ -700,7 +734,7 @@ impl<N: Node> Simulation<N> {
             }
             EventKind::Fault(fault) => {
                 world.record_fault(&fault);
-                match fault {
+                match *fault {
                     Fault::Crash(node) => {
                         let slot = &mut world.slots[node.index()];
                         if slot.state.take().is_some() {
@@ -773,5 +807,20 @@ fn fault_nodes(fault: &Fault) -> Vec<NodeId> {
         Fault::Crash(node) | Fault::Restart(node) => vec![*node],
         Fault::Partition { partition, .. } => partition.nodes(),
         Fault::Heal { .. } => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an in-flight message costs in the queue besides its payload: the event in the
+    /// slab and its 24-byte key. Boxing faults keeps events small.
+    #[test]
+    fn a_queued_delivery_stays_small() {
+        #[derive(Clone, Debug, Serialize)]
+        struct Payload(u64, u64);
+        let event = std::mem::size_of::<Option<EventKind<Payload, ()>>>();
+        assert!(event <= 48 + std::mem::size_of::<Payload>() - 16, "{event} bytes");
     }
 }
