@@ -6,7 +6,11 @@
 //! after M deliveries. This module reads the wall clock: it times whole runs from outside,
 //! and nothing it reads flows into a simulated run.
 
+use crate::runner;
+use crate::scenario::Scenario;
+use protocols::kv::{KeyModel, KvOp, KvResult, KvStore};
 use protocols::ping::{self, PingParams};
+use sim_core::checkers::linearizability::{self, Operation};
 use sim_core::{
     Latency, LinkConfig, NetworkConfig, SimConfig, SimRng, SimTime, Simulation, Stream, TraceMode,
 };
@@ -44,8 +48,16 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-/// The ping workload under the simulator.
-pub fn ping(nodes: u32, in_flight: u32, deliveries: u64, trace: BenchTrace, seed: u64) -> Measurement {
+/// The ping workload under the simulator (with its `pings-conserved` invariant checked after
+/// every step if `invariants`).
+pub fn ping(
+    nodes: u32,
+    in_flight: u32,
+    deliveries: u64,
+    trace: BenchTrace,
+    invariants: bool,
+    seed: u64,
+) -> Measurement {
     let mut config =
         SimConfig::new(seed, NetworkConfig::uniform(LinkConfig::reliable(Latency::uniform_ms(1, 10))));
     config.trace_mode = match trace {
@@ -57,7 +69,17 @@ pub fn ping(nodes: u32, in_flight: u32, deliveries: u64, trace: BenchTrace, seed
     config.max_time = SimTime::MAX;
     let setup = ping::setup(&PingParams { nodes, in_flight });
     let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
+    if invariants {
+        for invariant in setup.invariants {
+            sim.add_invariant(invariant);
+        }
+    }
     let (report, elapsed) = timed(|| sim.run());
+    assert!(
+        report.outcome.violation().is_none(),
+        "the benchmark's own invariant failed: {:?}",
+        report.outcome
+    );
     Measurement { deliveries: report.totals.delivered, elapsed, trace_hash: report.trace_hash }
 }
 
@@ -98,6 +120,95 @@ pub fn bare(nodes: u32, in_flight: u32, deliveries: u64, seed: u64) -> Measureme
         delivered
     });
     Measurement { deliveries: delivered, elapsed, trace_hash: String::from("-") }
+}
+
+/// Steps per second of a bundled scenario, with its invariants and without them.
+#[derive(Clone, Debug)]
+pub struct ScenarioThroughput {
+    pub steps: u64,
+    pub with_invariants: Duration,
+    pub without_invariants: Duration,
+}
+
+impl ScenarioThroughput {
+    pub fn steps_per_s(&self) -> f64 {
+        self.steps as f64 / self.with_invariants.as_secs_f64().max(1e-9)
+    }
+
+    /// How much the invariants slow the run down (1.0: not at all).
+    pub fn invariant_cost(&self) -> f64 {
+        self.with_invariants.as_secs_f64() / self.without_invariants.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `scenario` repeatedly (at least `min_runs` times and 0.2 s), with its invariants
+/// and with none; the best time of each.
+pub fn scenario_throughput(scenario: &Scenario, min_runs: u32) -> ScenarioThroughput {
+    let mut bare = scenario.clone();
+    bare.invariants = Some(Vec::new());
+    let best = |s: &Scenario| {
+        let (mut best, mut total, mut runs, mut steps) = (Duration::MAX, Duration::ZERO, 0, 0);
+        while runs < min_runs || total < Duration::from_millis(200) {
+            let (run, elapsed) =
+                timed(|| runner::simulate(s, s.seed, TraceMode::HashOnly, None).expect("no I/O"));
+            steps = run.report.steps;
+            best = best.min(elapsed);
+            total += elapsed;
+            runs += 1;
+        }
+        (steps, best)
+    };
+    let (steps, with_invariants) = best(scenario);
+    let (_, without_invariants) = best(&bare);
+    ScenarioThroughput { steps, with_invariants, without_invariants }
+}
+
+/// A generated key/value history: `clients` clients, each running operations one after
+/// another on `keys` keys; each operation takes effect at a random moment between its call
+/// and its return, so the history is linearizable by construction. Returns the operations
+/// per key.
+pub fn kv_history(n_ops: usize, clients: u64, keys: u64, seed: u64) -> Vec<Vec<Operation<KvOp, KvResult>>> {
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    // (linearization point, client, call, return, op)
+    let mut planned = Vec::with_capacity(n_ops);
+    let mut clock = vec![0u64; clients as usize];
+    for i in 0..n_ops {
+        let client = i as u64 % clients;
+        let call = clock[client as usize] + rng.below(10);
+        let point = call + 1 + rng.below(20);
+        let ret = point + 1 + rng.below(20);
+        clock[client as usize] = ret;
+        let key = format!("k{}", rng.below(keys));
+        let value = format!("{client}.{i} ");
+        let op = match rng.below(3) {
+            0 => KvOp::Put { key, value },
+            1 => KvOp::Append { key, value },
+            _ => KvOp::Get { key },
+        };
+        planned.push((point, client, call, ret, op));
+    }
+    planned.sort_by_key(|p| p.0);
+    let mut store = KvStore::default();
+    let mut by_key: std::collections::BTreeMap<String, Vec<Operation<KvOp, KvResult>>> = Default::default();
+    for (_, client, call, ret, op) in planned {
+        let output = store.apply(&op);
+        by_key.entry(op.key().to_string()).or_default().push(Operation {
+            client,
+            call,
+            ret: Some(ret),
+            input: op,
+            output: Some(output),
+        });
+    }
+    by_key.into_values().collect()
+}
+
+/// Checks a generated history of `n_ops` operations (10 clients, 10 keys); returns the time
+/// and the verdict (always linearizable, by construction).
+pub fn checker(n_ops: usize, seed: u64) -> (Duration, bool) {
+    let history = kv_history(n_ops, 10, 10, seed);
+    let (ok, elapsed) = timed(|| history.iter().all(|ops| linearizability::check(&KeyModel, ops)));
+    (elapsed, ok)
 }
 
 /// A ping node count that is valid for the bench.

@@ -309,7 +309,12 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                         op.output = Some(result.clone());
                         self.times.get_mut(&key).expect("key seen at invoke")[index].1 = Some(entry.time);
                     }
-                    if !touched.contains(&key) {
+                    // Only a read can contradict an order: a write's return constrains only
+                    // operations called later, and a finished write can always take effect at
+                    // its return. So a key is re-checked when a Get on it returns (and all
+                    // keys at the end); the first violating step stays exact.
+                    let is_read = matches!(self.keys[&key][index].input, KvOp::Get { .. });
+                    if is_read && *result != KvResult::GaveUp && !touched.contains(&key) {
                         touched.push(key);
                     }
                 }
@@ -317,7 +322,19 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
             }
         }
         self.cursor = entries.len();
-        for key in touched {
+        self.check_keys(touched)
+    }
+
+    fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
+        self.check_step(world)?;
+        let keys: Vec<String> = self.keys.keys().cloned().collect();
+        self.check_keys(keys)
+    }
+}
+
+impl KvLinearizable {
+    fn check_keys(&self, keys: Vec<String>) -> Result<(), String> {
+        for key in keys {
             let ops = &self.keys[&key];
             if !linearizability::check(&KeyModel, ops) {
                 return Err(describe_key_history(&key, ops, &self.times[&key]));

@@ -14,7 +14,7 @@
 //! compositional), which keeps the search small.
 
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// A sequential specification.
 pub trait Model {
@@ -109,10 +109,16 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
         }
     };
 
-    let mut linearized = vec![0u64; ops.len().div_ceil(64)];
-    // Never iterated: only asked "seen before?", so its order cannot leak.
+    // The set of linearized operations, as a 128-bit Zobrist hash: each operation has a
+    // fixed random 128-bit value, XORed in when linearized and out when undone. The memo
+    // cache keys on it rather than on the set itself, so a step costs O(1), not O(n / 64);
+    // two different sets collide with probability about 2^-128 per pair.
+    let zobrist: Vec<u128> = (0..ops.len() as u64).map(zobrist_value).collect();
+    let mut linearized: u128 = 0;
+    // Never iterated: only asked "seen before?", so its order cannot leak. Hashed with a
+    // fast fold rather than SipHash: nothing here is adversarial.
     #[allow(clippy::disallowed_types)]
-    let mut cache: std::collections::HashSet<(Vec<u64>, M::State)> = Default::default();
+    let mut cache: std::collections::HashSet<(u128, M::State), BuildHasherDefault<Fold>> = Default::default();
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = model.init();
     let mut node = next[0];
@@ -122,15 +128,15 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
         if !is_return {
             let operation = &ops[op];
             if let Some(new_state) = model.step(&state, &operation.input, operation.output.as_ref()) {
-                linearized[op / 64] |= 1 << (op % 64);
-                if cache.insert((linearized.clone(), new_state.clone())) {
+                linearized ^= zobrist[op];
+                if cache.insert((linearized, new_state.clone())) {
                     stack.push((node, std::mem::replace(&mut state, new_state)));
                     lift(&mut next, &mut prev, node);
                     lift(&mut next, &mut prev, return_node[op]);
                     node = next[0];
                     continue;
                 }
-                linearized[op / 64] &= !(1 << (op % 64));
+                linearized ^= zobrist[op];
             }
             node = next[node];
         } else {
@@ -138,7 +144,7 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
                 return false;
             };
             let op = events[call_node - 1].2;
-            linearized[op / 64] &= !(1 << (op % 64));
+            linearized ^= zobrist[op];
             state = old_state;
             unlift(&mut next, &mut prev, return_node[op]);
             unlift(&mut next, &mut prev, call_node);
@@ -146,6 +152,53 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
         }
     }
     true
+}
+
+/// A fast multiplicative hasher for the memo cache (Fx-style: rotate, xor, multiply per
+/// word).
+#[derive(Default)]
+struct Fold(u64);
+
+impl Hasher for Fold {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.write_u64(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        for &byte in chunks.remainder() {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u128(&mut self, word: u128) {
+        self.write_u64(word as u64);
+        self.write_u64((word >> 64) as u64);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+}
+
+/// Operation `i`'s Zobrist value: two rounds of splitmix64, fixed for every run.
+fn zobrist_value(i: u64) -> u128 {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let high = mix(i.wrapping_mul(2));
+    let low = mix(i.wrapping_mul(2) + 1);
+    (u128::from(high) << 64) | u128::from(low)
 }
 
 #[cfg(test)]
