@@ -169,6 +169,7 @@ impl Visit for Simulate<'_, '_> {
 
     fn visit<N: Node>(mut self, setup: Setup<N>, mut config: SimConfig) -> io::Result<Run> {
         config.causality |= self.exports.wanted();
+        config.causality_labels = self.exports.wanted();
         let outside_fault_model = setup.fault_model.admits(&config.faults).err();
         let declared = setup.sometimes;
         let mut sim = simulation(setup, config, self.scenario);

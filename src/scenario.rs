@@ -857,6 +857,7 @@ impl Scenario {
             end_at: self.limits.end_at_ms.map(Millis::time),
             trace_mode,
             causality: false,
+            causality_labels: false,
             clocks: self.physical_clocks.as_ref().map_or_else(Vec::new, |c| c.clocks(n_nodes, seed)),
         }
     }

@@ -243,9 +243,16 @@ impl Network {
         &self.config
     }
 
-    #[inline]
+    /// Whether a partition cuts `from -> to` now. The common case (no partition) is one
+    /// inlined comparison.
+    #[inline(always)]
     pub fn partitioned(&self, from: NodeId, to: NodeId) -> bool {
-        !self.partitions.is_empty() && self.partitions.values().any(|p| p.blocks(from, to))
+        !self.partitions.is_empty() && self.partitioned_slow(from, to)
+    }
+
+    #[inline(never)]
+    fn partitioned_slow(&self, from: NodeId, to: NodeId) -> bool {
+        self.partitions.values().any(|p| p.blocks(from, to))
     }
 
     pub fn add_partition(&mut self, id: u32, partition: Partition) {

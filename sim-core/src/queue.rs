@@ -143,8 +143,15 @@ impl<T> RadixQueue<T> {
             self.occupied[smallest / 64] &= !(1 << (smallest % 64));
             let &(time, seq, _) = moving.iter().min().expect("an occupied bucket is not empty");
             self.last = (time, seq);
+            // Every key here lands in a lower bucket; gather their bits and set them once.
+            let mut occupied = [0u64; 3];
             for &(time, seq, slot) in &moving {
-                self.file(time, seq, slot);
+                let b = bucket(self.last, time, seq);
+                self.buckets[b].push((time, seq, slot));
+                occupied[b / 64] |= 1 << (b % 64);
+            }
+            for (word, bits) in self.occupied.iter_mut().zip(occupied) {
+                *word |= bits;
             }
             // Keep the bucket's allocation for next time.
             moving.clear();

@@ -71,6 +71,9 @@ pub struct SimConfig {
     /// Track ground-truth causality (see the `causality` module). Also turned on by any
     /// invariant that needs it.
     pub causality: bool,
+    /// Give each causal event a readable label (its message or timer, `{:?}`), for the
+    /// ShiViz, DOT and explain exports. Costs a string per event; checkers do not need it.
+    pub causality_labels: bool,
     /// Each node's physical clock, by node index; nodes past the end have perfect clocks.
     pub clocks: Vec<PhysicalClock>,
 }
@@ -89,6 +92,7 @@ impl SimConfig {
             end_at: None,
             trace_mode: TraceMode::Recent(32),
             causality: false,
+            causality_labels: false,
             clocks: Vec::new(),
         }
     }
@@ -199,6 +203,7 @@ pub struct World<N: Node> {
     /// The id the next node event gets (counted whether or not causality is tracked).
     next_event: u64,
     causality: Option<Causality>,
+    causality_labels: bool,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -329,15 +334,25 @@ impl<N: Node> World<N> {
         assert!(self.is_up(node), "a handler event for {node}, which is down");
         let event = EventId(self.next_event);
         let causality = self.causality.as_ref().expect("causality is tracked");
+        // Without labels, String::new() allocates nothing.
+        let labels = self.causality_labels;
         let (kind, label) = match cause {
-            Cause::Start => (NodeEventKind::Start, "start".to_string()),
-            Cause::Restart => (NodeEventKind::Restart, "restart".to_string()),
+            Cause::Start => (NodeEventKind::Start, if labels { "start".to_string() } else { String::new() }),
+            Cause::Restart => {
+                (NodeEventKind::Restart, if labels { "restart".to_string() } else { String::new() })
+            }
             Cause::Timer(timer_id) => {
-                (NodeEventKind::Timer { timer_id }, format!("timer t{} fires: {detail:?}", timer_id.0))
+                let label =
+                    if labels { format!("timer t{} fires: {detail:?}", timer_id.0) } else { String::new() };
+                (NodeEventKind::Timer { timer_id }, label)
             }
             Cause::Receive { from, msg_id } => {
                 let send = causality.send_of(msg_id).expect("every delivered message was sent");
-                let label = format!("receive m{} from {from}: {detail:?}", msg_id.0);
+                let label = if labels {
+                    format!("receive m{} from {from}: {detail:?}", msg_id.0)
+                } else {
+                    String::new()
+                };
                 (NodeEventKind::Receive { from, msg_id, send }, label)
             }
         };
@@ -346,7 +361,11 @@ impl<N: Node> World<N> {
 
     #[inline(never)]
     fn record_send(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, event: EventId, msg: &N::Msg) {
-        let label = format!("send m{} to {to}: {msg:?}", msg_id.0);
+        let label = if self.causality_labels {
+            format!("send m{} to {to}: {msg:?}", msg_id.0)
+        } else {
+            String::new()
+        };
         self.record_event(from, event, NodeEventKind::Send { to, msg_id }, label);
         self.causality.as_mut().expect("causality is tracked").note_message(msg_id, event);
     }
@@ -577,6 +596,7 @@ impl<N: Node> Simulation<N> {
             n_in_flight: 0,
             next_event: 0,
             causality: config.causality.then(|| Causality::new(n_nodes)),
+            causality_labels: config.causality_labels,
         };
         assert!(
             config.clocks.len() <= n_nodes,
