@@ -14,6 +14,7 @@ use sim_core::checkers::linearizability::{self, Model, Operation};
 use sim_core::{EntryKind, Invariant, Node, NodeId, OpId, SimRng, SimTime, World};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::rc::Rc;
 
 /// Identifies a client request: the client and its own request counter. Every re-send of
 /// a request carries the same id. Shown as `n1#3` (by `{:?}` too, for readable traces).
@@ -207,21 +208,28 @@ impl Workload {
 pub struct KeyModel;
 
 impl Model for KeyModel {
-    type State = String;
+    /// The key's value. Shared (`Rc`), because the search copies the state at every step
+    /// and most steps (reads) do not change it.
+    type State = Rc<str>;
     type Input = KvOp;
     type Output = KvResult;
 
-    fn init(&self) -> String {
-        String::new()
+    fn init(&self) -> Rc<str> {
+        Rc::from("")
     }
 
-    fn step(&self, state: &String, input: &KvOp, output: Option<&KvResult>) -> Option<String> {
+    fn step(&self, state: &Rc<str>, input: &KvOp, output: Option<&KvResult>) -> Option<Rc<str>> {
         match input {
-            KvOp::Put { value, .. } => Some(value.clone()),
-            KvOp::Append { value, .. } => Some(format!("{state}{value}")),
+            KvOp::Put { value, .. } => Some(Rc::from(value.as_str())),
+            KvOp::Append { value, .. } => {
+                let mut appended = String::with_capacity(state.len() + value.len());
+                appended.push_str(state);
+                appended.push_str(value);
+                Some(Rc::from(appended))
+            }
             KvOp::Get { .. } => match output {
-                None => Some(state.clone()),
-                Some(KvResult::Value(read)) => (read == state).then(|| state.clone()),
+                None => Some(Rc::clone(state)),
+                Some(KvResult::Value(read)) => (read.as_str() == &**state).then(|| Rc::clone(state)),
                 Some(_) => None,
             },
         }

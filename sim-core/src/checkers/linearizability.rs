@@ -118,7 +118,9 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
     // Never iterated: only asked "seen before?", so its order cannot leak. Hashed with a
     // fast fold rather than SipHash: nothing here is adversarial.
     #[allow(clippy::disallowed_types)]
-    let mut cache: std::collections::HashSet<(u128, M::State), BuildHasherDefault<Fold>> = Default::default();
+    // Keyed by (set hash, 128-bit state fingerprint), so no state is cloned into it.
+    let mut cache: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> =
+        std::collections::HashSet::with_capacity_and_hasher(ops.len(), Default::default());
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = model.init();
     let mut node = next[0];
@@ -129,7 +131,7 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
             let operation = &ops[op];
             if let Some(new_state) = model.step(&state, &operation.input, operation.output.as_ref()) {
                 linearized ^= zobrist[op];
-                if cache.insert((linearized, new_state.clone())) {
+                if cache.insert((linearized, fingerprint(&new_state))) {
                     stack.push((node, std::mem::replace(&mut state, new_state)));
                     lift(&mut next, &mut prev, node);
                     lift(&mut next, &mut prev, return_node[op]);
@@ -186,6 +188,17 @@ impl Hasher for Fold {
     fn write_usize(&mut self, word: usize) {
         self.write_u64(word as u64);
     }
+}
+
+/// A 128-bit fingerprint of a model state from two structurally different hashes (the
+/// multiplicative fold and SipHash-1-3 with fixed keys), so a collision in one is no hint
+/// of a collision in the other. Deterministic for a given build; never leaves the checker.
+fn fingerprint<S: Hash>(state: &S) -> u128 {
+    let mut fold = Fold(0x243f_6a88_85a3_08d3);
+    state.hash(&mut fold);
+    let mut sip = std::collections::hash_map::DefaultHasher::new();
+    state.hash(&mut sip);
+    (u128::from(fold.finish()) << 64) | u128::from(sip.finish())
 }
 
 /// Operation `i`'s Zobrist value: two rounds of splitmix64, fixed for every run.
