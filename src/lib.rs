@@ -17,6 +17,12 @@ pub fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
 
+/// The bundled scenario files of one folder (`"clocks"`), sorted by path.
+pub fn bundled_scenarios_in(folder: &str) -> Vec<PathBuf> {
+    let dir = scenarios_dir().join(folder);
+    bundled_scenarios().into_iter().filter(|p| p.starts_with(&dir)).collect()
+}
+
 /// Every bundled scenario file, sorted by path.
 pub fn bundled_scenarios() -> Vec<PathBuf> {
     let mut found = Vec::new();

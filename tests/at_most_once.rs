@@ -13,14 +13,9 @@ use sim_core::{
 };
 use std::collections::BTreeSet;
 
-fn scenario_files() -> Vec<std::path::PathBuf> {
-    let dir = dsim::scenarios_dir().join("at-most-once");
-    dsim::bundled_scenarios().into_iter().filter(|p| p.starts_with(&dir)).collect()
-}
-
 #[test]
 fn every_at_most_once_scenario_meets_its_expectation_deterministically() {
-    let files = scenario_files();
+    let files = dsim::bundled_scenarios_in("at-most-once");
     assert!(files.len() >= 8, "expected the at-most-once scenarios, found {files:?}");
     for path in files {
         let scenario = Scenario::load(&path).expect("bundled scenarios load");

@@ -2,15 +2,10 @@
 //! well-formed, and every class of bad input gets one clear error and exit code 2.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn dsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("dsim runs")
-}
+mod common;
+use common::dsim;
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

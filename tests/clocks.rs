@@ -11,16 +11,10 @@ use protocols::logical_clocks::{VectorOrder, VectorReceive};
 use serde_json::{json, Value};
 use sim_core::{Outcome, TraceMode};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-fn clocks_scenarios() -> Vec<PathBuf> {
-    let dir = dsim::scenarios_dir().join("clocks");
-    dsim::bundled_scenarios().into_iter().filter(|p| p.starts_with(&dir)).collect()
-}
 
 #[test]
 fn every_clocks_scenario_meets_its_expectation_twice_alike() {
-    let files = clocks_scenarios();
+    let files = dsim::bundled_scenarios_in("clocks");
     assert!(files.len() >= 9, "the clocks scenarios are bundled: {files:?}");
     for file in files {
         let scenario = Scenario::load(&file).expect("loads");

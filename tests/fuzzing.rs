@@ -4,15 +4,9 @@ use dsim::fuzz::{self, FailureFile, FuzzOptions, SeedRange, Shard};
 use dsim::scenario::Scenario;
 use dsim::shrink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn dsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dsim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("dsim runs")
-}
+mod common;
+use common::dsim;
 
 fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzzing").join(name);
