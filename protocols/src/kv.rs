@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use sim_core::checkers::linearizability::{self, Model, Operation};
 use sim_core::{EntryKind, Invariant, Node, NodeId, OpId, SimRng, SimTime, World};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
@@ -271,20 +271,77 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 }
 
 /// `kv-linearizable`: each key's history of client operations is linearizable. Checked
-/// again for a key whenever an operation on it returns.
+/// again for a key whenever a read on it returns, and for every key at the end.
 ///
 /// Real-time order comes from positions in the history, not from virtual times: a client
 /// that gets a reply and starts its next operation in the same handler does both at one
 /// virtual instant, yet the first returned before the second was called.
+///
+/// Each key's history is compacted whenever no operation on the key is in flight: every
+/// later operation must then come after all of it, so it is summed up exactly by the set
+/// of values some linearization of it can leave ([`linearizability::final_states`]), and
+/// later checks start from those. A check therefore costs what happened since the key was
+/// last quiet, not the whole run.
 #[derive(Default)]
 pub struct KvLinearizable {
     cursor: usize,
-    /// Per key: operations with history positions as their call and return stamps.
-    keys: BTreeMap<String, Vec<Operation<KvOp, KvResult>>>,
-    /// Per key, aligned with `keys`: the virtual times of each call and return, for reports.
-    times: BTreeMap<String, Vec<(SimTime, Option<SimTime>)>>,
-    /// Where each open operation sits: its key and index there.
+    keys: BTreeMap<String, KeyHistory>,
+    /// Where each open operation sits: its key and index in the key's `ops`.
     open: BTreeMap<OpId, (String, usize)>,
+}
+
+/// One key's unsettled history.
+#[derive(Default)]
+struct KeyHistory {
+    /// The values the settled part can have left (the initial value before anything).
+    settled: Vec<Rc<str>>,
+    /// Operations since the key was last quiet, stamped with history positions.
+    ops: Vec<Operation<KvOp, KvResult>>,
+    /// Aligned with `ops`: the virtual times of each call and return, for reports.
+    times: Vec<(SimTime, Option<SimTime>)>,
+    /// Operations invoked and not returned. One whose client gave up never returns: the
+    /// key is then never quiet again, and its history is checked whole.
+    in_flight: usize,
+    /// The last operations settled, shown when a later check fails.
+    recent: VecDeque<(Operation<KvOp, KvResult>, (SimTime, Option<SimTime>))>,
+}
+
+const RECENT_SHOWN: usize = 12;
+
+impl KeyHistory {
+    fn new() -> KeyHistory {
+        KeyHistory { settled: vec![KeyModel.init()], ..KeyHistory::default() }
+    }
+
+    /// Checks the key; compacts it if it is quiet.
+    fn check(&mut self, key: &str) -> Result<(), String> {
+        if self.in_flight == 0 {
+            let finals = linearizability::final_states(&KeyModel, &self.settled, &self.ops);
+            if finals.is_empty() {
+                return Err(self.describe(key));
+            }
+            self.settled = finals;
+            for settled in self.ops.drain(..).zip(self.times.drain(..)) {
+                if self.recent.len() == RECENT_SHOWN {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(settled);
+            }
+            return Ok(());
+        }
+        if self.settled.iter().any(|start| linearizability::check_from(&KeyModel, start, &self.ops)) {
+            Ok(())
+        } else {
+            Err(self.describe(key))
+        }
+    }
+
+    fn describe(&self, key: &str) -> String {
+        let settled = self.recent.iter().map(|(op, t)| (op, t));
+        let current = self.ops.iter().zip(&self.times);
+        let all: Vec<_> = settled.chain(current).collect();
+        describe_key_history(key, &all)
+    }
 }
 
 impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
@@ -298,55 +355,52 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
         for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
             match (&entry.kind, &entry.op) {
                 (EntryKind::Invoke { id }, KvRecord::Call(op)) => {
-                    let ops = self.keys.entry(op.key().to_string()).or_default();
-                    self.open.insert(*id, (op.key().to_string(), ops.len()));
-                    ops.push(Operation {
+                    let key = self.keys.entry(op.key().to_string()).or_insert_with(KeyHistory::new);
+                    self.open.insert(*id, (op.key().to_string(), key.ops.len()));
+                    key.ops.push(Operation {
                         client: u64::from(entry.node.0),
                         call: position as u64,
                         ret: None,
                         input: op.clone(),
                         output: None,
                     });
-                    self.times.entry(op.key().to_string()).or_default().push((entry.time, None));
+                    key.times.push((entry.time, None));
+                    key.in_flight += 1;
                 }
                 (EntryKind::Return { id }, KvRecord::Return(result)) => {
-                    let (key, index) = self.open.remove(id).expect("a return matches an invoke");
-                    if *result != KvResult::GaveUp {
-                        let op = &mut self.keys.get_mut(&key).expect("key seen at invoke")[index];
-                        op.ret = Some(position as u64);
-                        op.output = Some(result.clone());
-                        self.times.get_mut(&key).expect("key seen at invoke")[index].1 = Some(entry.time);
+                    let (name, index) = self.open.remove(id).expect("a return matches an invoke");
+                    let key = self.keys.get_mut(&name).expect("key seen at invoke");
+                    if *result == KvResult::GaveUp {
+                        continue;
                     }
+                    let op = &mut key.ops[index];
+                    op.ret = Some(position as u64);
+                    op.output = Some(result.clone());
+                    key.times[index].1 = Some(entry.time);
+                    key.in_flight -= 1;
                     // Only a read can contradict an order: a write's return constrains only
                     // operations called later, and a finished write can always take effect at
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
-                    let is_read = matches!(self.keys[&key][index].input, KvOp::Get { .. });
-                    if is_read && *result != KvResult::GaveUp && !touched.contains(&key) {
-                        touched.push(key);
+                    let is_read = matches!(op.input, KvOp::Get { .. });
+                    if is_read && !touched.contains(&name) {
+                        touched.push(name);
                     }
                 }
                 _ => {}
             }
         }
         self.cursor = entries.len();
-        self.check_keys(touched)
+        for name in touched {
+            self.keys.get_mut(&name).expect("touched keys exist").check(&name)?;
+        }
+        Ok(())
     }
 
     fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
         self.check_step(world)?;
-        let keys: Vec<String> = self.keys.keys().cloned().collect();
-        self.check_keys(keys)
-    }
-}
-
-impl KvLinearizable {
-    fn check_keys(&self, keys: Vec<String>) -> Result<(), String> {
-        for key in keys {
-            let ops = &self.keys[&key];
-            if !linearizability::check(&KeyModel, ops) {
-                return Err(describe_key_history(&key, ops, &self.times[&key]));
-            }
+        for (name, key) in &mut self.keys {
+            key.check(name)?;
         }
         Ok(())
     }
@@ -354,17 +408,15 @@ impl KvLinearizable {
 
 fn describe_key_history(
     key: &str,
-    ops: &[Operation<KvOp, KvResult>],
-    times: &[(SimTime, Option<SimTime>)],
+    ops: &[(&Operation<KvOp, KvResult>, &(SimTime, Option<SimTime>))],
 ) -> String {
-    let shown = 12;
-    let skip = ops.len().saturating_sub(shown);
+    let skip = ops.len().saturating_sub(RECENT_SHOWN);
     let mut text = format!(
         "the operations on key {key:?} have no linearization (no order of them, consistent \
          with real time, explains every result). {}operations on {key:?}, in call order:",
-        if skip > 0 { format!("last {shown} ") } else { String::new() }
+        if skip > 0 { format!("last {RECENT_SHOWN} ") } else { String::new() }
     );
-    for (op, (call, ret)) in ops.iter().zip(times).skip(skip) {
+    for (op, (call, ret)) in &ops[skip..] {
         let ret = ret.map_or("…".to_string(), |t| t.to_string());
         let result = op.output.as_ref().map_or("unknown".to_string(), |r| r.to_string());
         text.push_str(&format!("\n    n{} {} [{} .. {}] -> {}", op.client, op.input, call, ret, result));

@@ -74,6 +74,11 @@ const NONE: usize = usize::MAX;
 /// assert!(!check(&Register, &[op(0, 1, Op::Write(1), None), op(2, 3, Op::Read, Some(0))]));
 /// ```
 pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> bool {
+    check_from(model, &model.init(), ops)
+}
+
+/// Like [`check`], with the model starting in `init` instead of its initial state.
+pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Input, M::Output>]) -> bool {
     // Events in time order; at equal times calls come first (overlap is the lenient view).
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
     for (i, op) in ops.iter().enumerate() {
@@ -122,7 +127,7 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
     let mut cache: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> =
         std::collections::HashSet::with_capacity_and_hasher(ops.len(), Default::default());
     let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut state = model.init();
+    let mut state = init.clone();
     let mut node = next[0];
     while next[0] != NONE {
         assert!(node != NONE, "the search ran past the end of the history");
@@ -154,6 +159,71 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
         }
     }
     true
+}
+
+/// Every state the model can end in after some linearization of `ops`, starting from any
+/// of `inits`. Empty if `ops` has no linearization. Every operation must have returned.
+///
+/// This is what lets a checker forget a settled history: once no operation on an object is
+/// in flight, everything later must be ordered after everything so far, so the history so
+/// far is summed up exactly by these states.
+///
+/// ```
+/// use sim_core::checkers::linearizability::{final_states, Model, Operation};
+/// struct Register;
+/// impl Model for Register {
+///     type State = u32;
+///     type Input = u32; // write this value
+///     type Output = ();
+///     fn init(&self) -> u32 { 0 }
+///     fn step(&self, _: &u32, v: &u32, _: Option<&()>) -> Option<u32> { Some(*v) }
+/// }
+/// // Two overlapping writes: either may land last.
+/// let w = |v, call, ret| Operation { client: v as u64, call, ret: Some(ret), input: v, output: None };
+/// let mut states = final_states(&Register, &[0], &[w(1, 0, 3), w(2, 1, 2)]);
+/// states.sort();
+/// assert_eq!(states, vec![1, 2]);
+/// ```
+pub fn final_states<M: Model>(
+    model: &M,
+    inits: &[M::State],
+    ops: &[Operation<M::Input, M::Output>],
+) -> Vec<M::State> {
+    let n = ops.len();
+    let returns: Vec<u64> =
+        ops.iter().map(|op| op.ret.expect("final_states needs every operation returned")).collect();
+    let zobrist: Vec<u128> = (0..n as u64).map(zobrist_value).collect();
+    // Never iterated: only asked "seen before?".
+    #[allow(clippy::disallowed_types)]
+    let mut seen: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> = Default::default();
+    #[allow(clippy::disallowed_types)]
+    let mut final_seen: std::collections::HashSet<u128, BuildHasherDefault<Fold>> = Default::default();
+    let mut finals = Vec::new();
+    let mut stack: Vec<(Vec<bool>, u128, usize, M::State)> =
+        inits.iter().map(|s| (vec![false; n], 0u128, 0usize, s.clone())).collect();
+    while let Some((done, set, count, state)) = stack.pop() {
+        if count == n {
+            if final_seen.insert(fingerprint(&state)) {
+                finals.push(state);
+            }
+            continue;
+        }
+        // An operation can come next if no other pending one returned before it was called
+        // (at equal times the call counts as first, as in `check`).
+        let earliest_return = (0..n).filter(|&i| !done[i]).map(|i| returns[i]).min().expect("one is pending");
+        for i in (0..n).filter(|&i| !done[i] && ops[i].call <= earliest_return) {
+            let op = &ops[i];
+            if let Some(next) = model.step(&state, &op.input, op.output.as_ref()) {
+                let next_set = set ^ zobrist[i];
+                if seen.insert((next_set, fingerprint(&next))) {
+                    let mut next_done = done.clone();
+                    next_done[i] = true;
+                    stack.push((next_done, next_set, count + 1, next));
+                }
+            }
+        }
+    }
+    finals
 }
 
 /// A fast multiplicative hasher for the memo cache (Fx-style: rotate, xor, multiply per
@@ -249,6 +319,41 @@ mod tests {
         let unseen = [op(0, 0, Some(10), Op::Write(1), None), op(1, 2, Some(3), Op::Read, Some(0))];
         assert!(check(&Register, &seen));
         assert!(check(&Register, &unseen));
+    }
+
+    /// Splitting a history at a point no operation spans, and carrying the final states
+    /// across, gives the same verdict as checking it whole.
+    #[test]
+    fn final_states_summarize_a_prefix_exactly() {
+        use crate::rng::{SimRng, Stream};
+        for seed in 0..300 {
+            let mut rng = SimRng::new(seed, Stream::Workload);
+            let mut ops = Vec::new();
+            let mut t = 0;
+            // Two rounds of up to 3 overlapping operations, split at a quiet moment.
+            let mut cut = 0;
+            for round in 0..2 {
+                let start = t;
+                for client in 0..1 + rng.below(3) {
+                    let call = start + rng.below(5);
+                    let ret = call + 1 + rng.below(5);
+                    t = t.max(ret + 1);
+                    let input = if rng.chance(0.5) { Op::Write(rng.below(3) as u32) } else { Op::Read };
+                    let output = match input {
+                        Op::Read => Some(rng.below(3) as u32),
+                        Op::Write(_) => None,
+                    };
+                    ops.push(op(client, call, Some(ret), input, output));
+                }
+                if round == 0 {
+                    cut = ops.len();
+                }
+            }
+            let whole = check(&Register, &ops);
+            let states = final_states(&Register, &[0], &ops[..cut]);
+            let split = states.iter().any(|s| check_from(&Register, s, &ops[cut..]));
+            assert_eq!(whole, split, "seed {seed}: {ops:?}");
+        }
     }
 
     #[test]
