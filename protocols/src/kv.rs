@@ -290,8 +290,10 @@ pub struct KvLinearizable {
     open: BTreeMap<OpId, (String, usize)>,
 }
 
+/// An operation with the virtual times of its call and return.
+type TimedOp = (Operation<KvOp, KvResult>, (SimTime, Option<SimTime>));
+
 /// One key's unsettled history.
-#[derive(Default)]
 struct KeyHistory {
     /// The values the settled part can have left (the initial value before anything).
     settled: Vec<Rc<str>>,
@@ -303,16 +305,25 @@ struct KeyHistory {
     /// key is then never quiet again, and its history is checked whole.
     in_flight: usize,
     /// The last operations settled, shown when a later check fails.
-    recent: VecDeque<(Operation<KvOp, KvResult>, (SimTime, Option<SimTime>))>,
+    recent: VecDeque<TimedOp>,
 }
 
 const RECENT_SHOWN: usize = 12;
 
-impl KeyHistory {
-    fn new() -> KeyHistory {
-        KeyHistory { settled: vec![KeyModel.init()], ..KeyHistory::default() }
+/// A key nobody has written: its one possible value is the initial one.
+impl Default for KeyHistory {
+    fn default() -> KeyHistory {
+        KeyHistory {
+            settled: vec![KeyModel.init()],
+            ops: Vec::new(),
+            times: Vec::new(),
+            in_flight: 0,
+            recent: VecDeque::new(),
+        }
     }
+}
 
+impl KeyHistory {
     /// Checks the key; compacts it if it is quiet.
     fn check(&mut self, key: &str) -> Result<(), String> {
         if self.in_flight == 0 {
@@ -355,7 +366,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
         for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
             match (&entry.kind, &entry.op) {
                 (EntryKind::Invoke { id }, KvRecord::Call(op)) => {
-                    let key = self.keys.entry(op.key().to_string()).or_insert_with(KeyHistory::new);
+                    let key = self.keys.entry(op.key().to_string()).or_default();
                     self.open.insert(*id, (op.key().to_string(), key.ops.len()));
                     key.ops.push(Operation {
                         client: u64::from(entry.node.0),
