@@ -290,8 +290,11 @@ pub struct KvLinearizable {
     open: BTreeMap<OpId, (String, usize)>,
 }
 
-/// An operation with the virtual times of its call and return.
-type TimedOp = (Operation<KvOp, KvResult>, (SimTime, Option<SimTime>));
+/// The virtual times of an operation's call and return (none yet, or never).
+type Times = (SimTime, Option<SimTime>);
+
+/// An operation with its times.
+type TimedOp = (Operation<KvOp, KvResult>, Times);
 
 /// One key's unsettled history.
 struct KeyHistory {
@@ -300,7 +303,7 @@ struct KeyHistory {
     /// Operations since the key was last quiet, stamped with history positions.
     ops: Vec<Operation<KvOp, KvResult>>,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
-    times: Vec<(SimTime, Option<SimTime>)>,
+    times: Vec<Times>,
     /// Operations invoked and not returned. One whose client gave up never returns: the
     /// key is then never quiet again, and its history is checked whole.
     in_flight: usize,
@@ -417,10 +420,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
     }
 }
 
-fn describe_key_history(
-    key: &str,
-    ops: &[(&Operation<KvOp, KvResult>, &(SimTime, Option<SimTime>))],
-) -> String {
+fn describe_key_history(key: &str, ops: &[(&Operation<KvOp, KvResult>, &Times)]) -> String {
     let skip = ops.len().saturating_sub(RECENT_SHOWN);
     let mut text = format!(
         "the operations on key {key:?} have no linearization (no order of them, consistent \
