@@ -382,3 +382,14 @@ fn counters_count_messages_and_bytes() {
     assert_eq!(receiver.bytes_delivered, sender.bytes_sent);
     assert_eq!(report.totals.sent, 10);
 }
+
+#[test]
+fn no_fault_shows_in_the_trace_of_a_run_without_faults() {
+    let mut sim = probe_sim(config(link(10), 3), 50, 5);
+    sim.run();
+    let kinds = kinds(&sim);
+    for fault in ["drop", "duplicate", "crash", "restart", "partition", "heal", "network-healed"] {
+        assert!(!kinds.contains(&fault), "{fault} in a run without faults");
+    }
+    assert!(sim.world().trace().all(|r| !matches!(r.event, TraceEvent::Drop { .. })));
+}
