@@ -315,7 +315,9 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
 struct Stamps {
     history_cursor: usize,
     events_cursor: usize,
-    by_event: Vec<Option<Stamp>>,
+    /// For each event, the index of its stamp in the history, plus one (0: none yet).
+    /// The history is append-only, so the stamps are read there, never copied.
+    by_event: Vec<usize>,
 }
 
 impl Stamps {
@@ -326,18 +328,18 @@ impl Stamps {
     ) -> Result<(&'w Causality, std::ops::Range<usize>), String> {
         let causality = world.causality().expect("the clocks invariants turn causality tracking on");
         let entries = world.history().entries();
-        for entry in &entries[self.history_cursor..] {
+        for (position, entry) in entries.iter().enumerate().skip(self.history_cursor) {
             let index = entry.op.event.index();
             if self.by_event.len() <= index {
-                self.by_event.resize(index + 1, None);
+                self.by_event.resize(index + 1, 0);
             }
-            assert!(self.by_event[index].is_none(), "event {} stamped twice", entry.op.event);
-            self.by_event[index] = Some(entry.op.clone());
+            assert!(self.by_event[index] == 0, "event {} stamped twice", entry.op.event);
+            self.by_event[index] = position + 1;
         }
         self.history_cursor = entries.len();
         let new = self.events_cursor..causality.len();
         for event in &causality.events()[new.clone()] {
-            if self.by_event.get(event.id.index()).is_none_or(Option::is_none) {
+            if self.by_event.get(event.id.index()).is_none_or(|&slot| slot == 0) {
                 return Err(format!(
                     "{} ({}) has no clock stamp: the protocol did not record it",
                     event.name(),
@@ -349,8 +351,10 @@ impl Stamps {
         Ok((causality, new))
     }
 
-    fn get(&self, id: EventId) -> &Stamp {
-        self.by_event[id.index()].as_ref().expect("checked in advance")
+    fn get<'w>(&self, world: &'w World<ClockProcess>, id: EventId) -> &'w Stamp {
+        let slot = self.by_event[id.index()];
+        assert!(slot > 0, "{id} was checked for a stamp in advance");
+        &world.history().entries()[slot - 1].op
     }
 }
 
@@ -409,7 +413,7 @@ impl Invariant<ClockProcess> for LamportClockCondition {
                 earlier.push((send, "the send of the message it receives"));
             }
             for (a, relation) in earlier {
-                let (la, le) = (self.stamps.get(a).lamport, self.stamps.get(e).lamport);
+                let (la, le) = (self.stamps.get(world, a).lamport, self.stamps.get(world, e).lamport);
                 if la >= le {
                     return Err(format!(
                         "{} -> {} ({relation}), but their Lamport stamps are {la} and {le}: \
@@ -444,7 +448,7 @@ impl Invariant<ClockProcess> for LamportTotalOrder {
         let (causality, new) = self.stamps.advance(world)?;
         for event in &causality.events()[new] {
             let e = event.id;
-            let key = (self.stamps.get(e).lamport, event.node);
+            let key = (self.stamps.get(world, e).lamport, event.node);
             if !self.seen.insert(key) {
                 return Err(format!(
                     "{} has the stamp ({}, {}), as an earlier event of the same process does: \
@@ -456,7 +460,7 @@ impl Invariant<ClockProcess> for LamportTotalOrder {
             }
             for q in (0..causality.n_nodes() as u32).map(NodeId) {
                 let (Some(a), _) = frontier(causality, e, q) else { continue };
-                let earlier = (self.stamps.get(a).lamport, q);
+                let earlier = (self.stamps.get(world, a).lamport, q);
                 if earlier >= key {
                     return Err(format!(
                         "{} -> {} (via {}), but their stamps (L, process) are ({}, {}) and ({}, {}): \
@@ -489,8 +493,16 @@ impl VectorClockExact {
         VectorClockExact { stamps: Stamps::default(), order, hint }
     }
 
-    fn fail(&self, causality: &Causality, a: EventId, e: EventId, truth: &str, said: CausalOrder) -> String {
-        let (va, ve) = (&self.stamps.get(a).vector, &self.stamps.get(e).vector);
+    fn fail(
+        &self,
+        world: &World<ClockProcess>,
+        causality: &Causality,
+        a: EventId,
+        e: EventId,
+        truth: &str,
+        said: CausalOrder,
+    ) -> String {
+        let (va, ve) = (&self.stamps.get(world, a).vector, &self.stamps.get(world, e).vector);
         let said = match said {
             CausalOrder::Before => "V(a) < V(b)",
             CausalOrder::After => "V(a) > V(b)",
@@ -524,7 +536,7 @@ impl Invariant<ClockProcess> for VectorClockExact {
         let (causality, new) = self.stamps.advance(world)?;
         for event in &causality.events()[new] {
             let e = event.id;
-            let ve = &self.stamps.get(e).vector;
+            let ve = &self.stamps.get(world, e).vector;
             // Fast path: a stamp equal to the simulator's exact vector, compared with the
             // correct order, is exact against every event by the vector-clock theorem (the
             // ground truth is that theorem's own construction). Only the frontier check
@@ -535,29 +547,29 @@ impl Invariant<ClockProcess> for VectorClockExact {
             for q in (0..causality.n_nodes() as u32).map(NodeId) {
                 let (before, after) = frontier(causality, e, q);
                 if let Some(a) = before {
-                    let said = self.order.compare(&self.stamps.get(a).vector, ve);
+                    let said = self.order.compare(&self.stamps.get(world, a).vector, ve);
                     if said != CausalOrder::Before {
                         let truth = format!("a -> b, via {}", causality.describe_chain(a, e));
-                        return Err(self.fail(causality, a, e, &truth, said));
+                        return Err(self.fail(world, causality, a, e, &truth, said));
                     }
                 }
                 if let Some(a) = after {
-                    let said = self.order.compare(&self.stamps.get(a).vector, ve);
+                    let said = self.order.compare(&self.stamps.get(world, a).vector, ve);
                     if said != CausalOrder::Concurrent {
-                        return Err(self.fail(causality, a, e, "a and b are concurrent", said));
+                        return Err(self.fail(world, causality, a, e, "a and b are concurrent", said));
                     }
                 }
                 if q != event.node {
                     let last = causality.node_events(q).iter().rev().find(|&&a| a < e);
                     if let Some(&last) = last {
-                        let said = self.order.compare(&self.stamps.get(last).vector, ve);
+                        let said = self.order.compare(&self.stamps.get(world, last).vector, ve);
                         if said == CausalOrder::After || said == CausalOrder::Same {
                             let truth = if causality.happened_before(last, e) {
                                 "a -> b"
                             } else {
                                 "a and b are concurrent"
                             };
-                            return Err(self.fail(causality, last, e, truth, said));
+                            return Err(self.fail(world, causality, last, e, truth, said));
                         }
                     }
                 }
@@ -588,7 +600,7 @@ impl Invariant<ClockProcess> for PhysicalClockCondition {
         for event in &causality.events()[new] {
             let NodeEventKind::Receive { send, .. } = event.kind else { continue };
             let sent = causality.event(send);
-            let key = |id: EventId, node: NodeId, seq: u32| (self.stamps.get(id).physical, node, seq);
+            let key = |id: EventId, node: NodeId, seq: u32| (self.stamps.get(world, id).physical, node, seq);
             let (a, b) = (key(send, sent.node, sent.seq), key(event.id, event.node, event.seq));
             if a >= b {
                 return Err(format!(
