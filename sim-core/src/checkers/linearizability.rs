@@ -79,8 +79,44 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
 
 /// Like [`check`], with the model starting in `init` instead of its initial state.
 pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Input, M::Output>]) -> bool {
+    // Invariants check after every step, often on a handful of operations: reuse this
+    // thread's buffers rather than allocate seven per check. (A nested call, should a
+    // model ever make one, gets fresh buffers.)
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => search(model, init, ops, &mut scratch),
+        Err(_) => search(model, init, ops, &mut Scratch::default()),
+    })
+}
+
+/// Buffers for [`check_from`], kept per thread between checks.
+#[derive(Default)]
+struct Scratch {
+    events: Vec<(u64, bool, usize)>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    return_node: Vec<usize>,
+    /// Zobrist values by operation index (they depend on the index alone).
+    zobrist: Vec<u128>,
+    /// The memo: (set hash, 128-bit state fingerprint), so no state is cloned into it.
+    /// Never iterated: only asked "seen before?", so its order cannot leak. Hashed with a
+    /// fast fold rather than SipHash: nothing here is adversarial.
+    #[allow(clippy::disallowed_types)]
+    cache: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn search<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[Operation<M::Input, M::Output>],
+    scratch: &mut Scratch,
+) -> bool {
+    let Scratch { events, next, prev, return_node, zobrist, cache } = scratch;
     // Events in time order; at equal times calls come first (overlap is the lenient view).
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
+    events.clear();
     for (i, op) in ops.iter().enumerate() {
         if let Some(ret) = op.ret {
             assert!(ret >= op.call, "operation {i} returns before it is called");
@@ -92,9 +128,12 @@ pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Inpu
 
     // A doubly linked list over the events; node 0 is the head, event k is node k + 1.
     let n_events = events.len();
-    let mut next: Vec<usize> = (1..=n_events).chain([NONE]).collect();
-    let mut prev: Vec<usize> = std::iter::once(NONE).chain(0..n_events).collect();
-    let mut return_node = vec![0; ops.len()];
+    next.clear();
+    next.extend((1..=n_events).chain([NONE]));
+    prev.clear();
+    prev.extend(std::iter::once(NONE).chain(0..n_events));
+    return_node.clear();
+    return_node.resize(ops.len(), 0);
     for (k, &(_, is_return, op)) in events.iter().enumerate() {
         if is_return {
             return_node[op] = k + 1;
@@ -116,16 +155,17 @@ pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Inpu
 
     // The set of linearized operations, as a 128-bit Zobrist hash: each operation has a
     // fixed random 128-bit value, XORed in when linearized and out when undone. The memo
-    // cache keys on it rather than on the set itself, so a step costs O(1), not O(n / 64);
-    // two different sets collide with probability about 2^-128 per pair.
-    let zobrist: Vec<u128> = (0..ops.len() as u64).map(zobrist_value).collect();
+    // keys on it rather than on the set itself, so a step costs O(1), not O(n / 64); two
+    // different sets collide with probability about 2^-128 per pair.
+    while zobrist.len() < ops.len() {
+        zobrist.push(zobrist_value(zobrist.len() as u64));
+    }
     let mut linearized: u128 = 0;
-    // Never iterated: only asked "seen before?", so its order cannot leak. Hashed with a
-    // fast fold rather than SipHash: nothing here is adversarial.
-    #[allow(clippy::disallowed_types)]
-    // Keyed by (set hash, 128-bit state fingerprint), so no state is cloned into it.
-    let mut cache: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> =
-        std::collections::HashSet::with_capacity_and_hasher(ops.len(), Default::default());
+    // A memo grown by a huge check is not cleared on every small one after it.
+    if cache.capacity() > 64 * (ops.len() + 64) {
+        *cache = Default::default();
+    }
+    cache.clear();
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = init.clone();
     let mut node = next[0];
@@ -138,8 +178,8 @@ pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Inpu
                 linearized ^= zobrist[op];
                 if cache.insert((linearized, fingerprint(&new_state))) {
                     stack.push((node, std::mem::replace(&mut state, new_state)));
-                    lift(&mut next, &mut prev, node);
-                    lift(&mut next, &mut prev, return_node[op]);
+                    lift(next, prev, node);
+                    lift(next, prev, return_node[op]);
                     node = next[0];
                     continue;
                 }
@@ -153,8 +193,8 @@ pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Inpu
             let op = events[call_node - 1].2;
             linearized ^= zobrist[op];
             state = old_state;
-            unlift(&mut next, &mut prev, return_node[op]);
-            unlift(&mut next, &mut prev, call_node);
+            unlift(next, prev, return_node[op]);
+            unlift(next, prev, call_node);
             node = next[call_node];
         }
     }
