@@ -79,12 +79,25 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> boo
 
 /// Like [`check`], with the model starting in `init` instead of its initial state.
 pub fn check_from<M: Model>(model: &M, init: &M::State, ops: &[Operation<M::Input, M::Output>]) -> bool {
+    check_from_within(model, init, ops, usize::MAX).expect("an unbounded search always decides")
+}
+
+/// Like [`check_from`], giving up (`None`) once the search has visited more than `budget`
+/// configurations. The search is exponential in the worst case (a non-linearizable
+/// history with many overlapping operations must be refuted exhaustively); a checker run
+/// after every step needs a bound.
+pub fn check_from_within<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[Operation<M::Input, M::Output>],
+    budget: usize,
+) -> Option<bool> {
     // Invariants check after every step, often on a handful of operations: reuse this
     // thread's buffers rather than allocate seven per check. (A nested call, should a
     // model ever make one, gets fresh buffers.)
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => search(model, init, ops, &mut scratch),
-        Err(_) => search(model, init, ops, &mut Scratch::default()),
+        Ok(mut scratch) => search(model, init, ops, budget, &mut scratch),
+        Err(_) => search(model, init, ops, budget, &mut Scratch::default()),
     })
 }
 
@@ -112,8 +125,9 @@ fn search<M: Model>(
     model: &M,
     init: &M::State,
     ops: &[Operation<M::Input, M::Output>],
+    budget: usize,
     scratch: &mut Scratch,
-) -> bool {
+) -> Option<bool> {
     let Scratch { events, next, prev, return_node, zobrist, cache } = scratch;
     // Events in time order; at equal times calls come first (overlap is the lenient view).
     events.clear();
@@ -177,6 +191,9 @@ fn search<M: Model>(
             if let Some(new_state) = model.step(&state, &operation.input, operation.output.as_ref()) {
                 linearized ^= zobrist[op];
                 if cache.insert((linearized, fingerprint(&new_state))) {
+                    if cache.len() > budget {
+                        return None;
+                    }
                     stack.push((node, std::mem::replace(&mut state, new_state)));
                     lift(next, prev, node);
                     lift(next, prev, return_node[op]);
@@ -188,7 +205,7 @@ fn search<M: Model>(
             node = next[node];
         } else {
             let Some((call_node, old_state)) = stack.pop() else {
-                return false;
+                return Some(false);
             };
             let op = events[call_node - 1].2;
             linearized ^= zobrist[op];
@@ -198,7 +215,7 @@ fn search<M: Model>(
             node = next[call_node];
         }
     }
-    true
+    Some(true)
 }
 
 /// Every state the model can end in after some linearization of `ops`, starting from any
@@ -229,6 +246,18 @@ pub fn final_states<M: Model>(
     inits: &[M::State],
     ops: &[Operation<M::Input, M::Output>],
 ) -> Vec<M::State> {
+    final_states_within(model, inits, ops, usize::MAX).expect("an unbounded search always ends")
+}
+
+/// Like [`final_states`], giving up (`None`) once more than `budget` configurations have
+/// been visited: enumerating every interleaving is exponential in how many operations
+/// overlap.
+pub fn final_states_within<M: Model>(
+    model: &M,
+    inits: &[M::State],
+    ops: &[Operation<M::Input, M::Output>],
+    budget: usize,
+) -> Option<Vec<M::State>> {
     let n = ops.len();
     let returns: Vec<u64> =
         ops.iter().map(|op| op.ret.expect("final_states needs every operation returned")).collect();
@@ -256,6 +285,9 @@ pub fn final_states<M: Model>(
             if let Some(next) = model.step(&state, &op.input, op.output.as_ref()) {
                 let next_set = set ^ zobrist[i];
                 if seen.insert((next_set, fingerprint(&next))) {
+                    if seen.len() > budget {
+                        return None;
+                    }
                     let mut next_done = done.clone();
                     next_done[i] = true;
                     stack.push((next_done, next_set, count + 1, next));
@@ -263,7 +295,7 @@ pub fn final_states<M: Model>(
             }
         }
     }
-    finals
+    Some(finals)
 }
 
 /// A fast multiplicative hasher for the memo cache (Fx-style: rotate, xor, multiply per
@@ -394,6 +426,18 @@ mod tests {
             let split = states.iter().any(|s| check_from(&Register, s, &ops[cut..]));
             assert_eq!(whole, split, "seed {seed}: {ops:?}");
         }
+    }
+
+    #[test]
+    fn a_bounded_search_gives_up_instead_of_exploding() {
+        // Twelve overlapping writes, then a read nothing can explain: refuting it means
+        // trying every order of the writes.
+        let mut ops: Vec<_> = (0..12).map(|i| op(i, 0, Some(100), Op::Write(i as u32 + 1), None)).collect();
+        ops.push(op(99, 200, Some(201), Op::Read, Some(77)));
+        assert_eq!(check_from_within(&Register, &0, &ops, 1_000), None);
+        assert_eq!(check_from_within(&Register, &0, &ops, usize::MAX), Some(false));
+        assert_eq!(final_states_within(&Register, &[0], &ops[..12], 100), None);
+        assert_eq!(final_states_within(&Register, &[0], &ops[..12], usize::MAX).map(|f| f.len()), Some(12));
     }
 
     #[test]
