@@ -12,7 +12,7 @@ use crate::scenario::{
     FaultSpec, LatencySpec, Millis, OrderingSpec, Probability, Scenario, ScenarioError, SlowSpec,
 };
 use serde::{Deserialize, Serialize};
-use sim_core::{Outcome, SimRng, Stream, TraceMode};
+use sim_core::{FaultModel, Outcome, SimRng, Stream, TraceMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -120,6 +120,13 @@ impl std::fmt::Display for SwarmKnobs {
 /// Draws the swarm knobs for `seed` and returns the scenario with them filled in: network
 /// knobs on every link, and a fault timeline that replaces the file's.
 pub fn swarm(scenario: &Scenario, seed: u64) -> (Scenario, SwarmKnobs) {
+    let (model, n_nodes) = runner::fault_model(scenario);
+    swarm_in(scenario, &model, n_nodes, seed)
+}
+
+/// [`swarm`] with the protocol's fault model and node count already known (a campaign
+/// works them out once, not once per seed).
+fn swarm_in(scenario: &Scenario, model: &FaultModel, n_nodes: usize, seed: u64) -> (Scenario, SwarmKnobs) {
     let spec = scenario.fuzz.clone().unwrap_or_default();
     let mut rng = SimRng::new(seed, Stream::Swarm);
     // Each kind is on with probability 1/2; when on, its rate is uniform in its range.
@@ -136,7 +143,6 @@ pub fn swarm(scenario: &Scenario, seed: u64) -> (Scenario, SwarmKnobs) {
     let duplicate = rate(spec.duplicate_probability);
     let slow = rate(spec.slow_probability);
     let ordering = if rng.chance(0.5) { OrderingSpec::Fifo } else { OrderingSpec::Reorder };
-    let (model, n_nodes) = runner::fault_model(scenario);
     let window = spec.fault_window_ms.0;
     let crashes =
         if model.may_crash.is_empty() { 0 } else { rng.below(u64::from(spec.crashes_max) + 1) as u32 };
@@ -344,6 +350,7 @@ fn now() -> std::time::Instant {
 /// thread timing.
 pub fn campaign(scenario: &Scenario, source: &str, options: &FuzzOptions) -> FuzzReport {
     let seeds = seeds(options.seeds, options.shard);
+    let swarm_model = options.swarm.then(|| runner::fault_model(scenario));
     let next = AtomicUsize::new(0);
     let first_failure = AtomicU64::new(u64::MAX);
     let results: Mutex<Vec<(usize, SeedResult)>> = Mutex::new(Vec::new());
@@ -359,7 +366,7 @@ pub fn campaign(scenario: &Scenario, source: &str, options: &FuzzOptions) -> Fuz
                 {
                     break;
                 }
-                let result = run_seed(scenario, source, seeds[i], options.swarm);
+                let result = run_seed(scenario, source, seeds[i], swarm_model.as_ref());
                 if result.failure.is_some() {
                     failures_found.fetch_add(1, Ordering::Relaxed);
                     first_failure.fetch_min(i as u64, Ordering::Relaxed);
@@ -389,12 +396,14 @@ struct SeedResult {
     declared: Vec<String>,
 }
 
-fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm_on: bool) -> SeedResult {
-    let (scenario, knobs) = if swarm_on {
-        let (s, k) = swarm(scenario, seed);
-        (s, Some(k))
-    } else {
-        (scenario.clone(), None)
+/// Runs one seed; with `swarm` (the protocol's fault model and node count), draws its knobs.
+fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm: Option<&(FaultModel, usize)>) -> SeedResult {
+    let (scenario, knobs) = match swarm {
+        Some((model, n_nodes)) => {
+            let (s, k) = swarm_in(scenario, model, *n_nodes, seed);
+            (s, Some(k))
+        }
+        None => (scenario.clone(), None),
     };
     let run = runner::simulate(&scenario, seed, TraceMode::HashOnly, None).expect("no trace sink, no I/O");
     let outside = run.outside_fault_model.is_some();

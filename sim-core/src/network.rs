@@ -154,13 +154,6 @@ impl NetworkConfig {
             link.duplicate_probability = 0.0;
         }
     }
-
-    /// True if any link can drop, duplicate, or slow messages.
-    pub fn is_faulty(&self) -> bool {
-        std::iter::once(&self.default)
-            .chain(self.overrides.values())
-            .any(|l| l.drop_probability > 0.0 || l.duplicate_probability > 0.0 || l.slow.is_some())
-    }
 }
 
 /// A partition of the network.

@@ -119,14 +119,6 @@ impl Latency {
         Latency::Uniform { min: SimDuration::from_millis(min), max: SimDuration::from_millis(max) }
     }
 
-    /// The largest latency this distribution can produce.
-    pub fn max(&self) -> SimDuration {
-        match *self {
-            Latency::Constant(d) => d,
-            Latency::Uniform { max, .. } | Latency::Exponential { max, .. } => max,
-        }
-    }
-
     fn sample(&self, draw: u64) -> SimDuration {
         match *self {
             Latency::Constant(d) => d,

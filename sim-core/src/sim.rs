@@ -685,9 +685,6 @@ impl<N: Node> Simulation<N> {
             let Some((micros, seq, event)) = world.queue.pop() else {
                 return Some(self.finish());
             };
-            if let EventKind::Deliver { .. } = event {
-                world.n_in_flight -= 1;
-            }
             // Timers cancelled, or set by an earlier incarnation, vanish without a step.
             if let EventKind::Timer { node, incarnation, id, .. } = &event {
                 let live = world.live_timers.remove(id);
@@ -699,14 +696,17 @@ impl<N: Node> Simulation<N> {
         };
         let at = SimTime::from_micros(micros);
         if world.step >= self.max_steps {
-            world.n_in_flight += usize::from(matches!(event, EventKind::Deliver { .. }));
             world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxSteps { steps: world.step }));
         }
         if at > self.max_time {
-            world.n_in_flight += usize::from(matches!(event, EventKind::Deliver { .. }));
             world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxTime { time: self.max_time }));
+        }
+        // The event is consumed from here on: a delivery leaves the network (delivered, or
+        // dropped at a crashed or cut-off receiver).
+        if let EventKind::Deliver { .. } = event {
+            world.n_in_flight -= 1;
         }
         world.now = at;
         world.step += 1;

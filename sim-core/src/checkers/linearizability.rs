@@ -262,7 +262,7 @@ pub fn final_states_within<M: Model>(
     let returns: Vec<u64> =
         ops.iter().map(|op| op.ret.expect("final_states needs every operation returned")).collect();
     let zobrist: Vec<u128> = (0..n as u64).map(zobrist_value).collect();
-    // Never iterated: only asked "seen before?".
+    // Neither set is iterated: each is only asked "seen before?", so no order can leak.
     #[allow(clippy::disallowed_types)]
     let mut seen: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> = Default::default();
     #[allow(clippy::disallowed_types)]
