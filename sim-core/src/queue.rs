@@ -1,22 +1,18 @@
-//! The event queue: events ordered by (virtual time, insertion sequence).
+//! The event queue: events ordered by virtual time, and events of equal time in the order
+//! they were scheduled (so traces never depend on how the queue breaks ties).
 //!
-//! Keys are unique (the sequence number is), and a simulation only ever schedules events
-//! at or after the current time, so the keys popped are monotone. That is what a radix
-//! heap needs: [`RadixQueue`] keeps events in buckets by the highest bit in which their
-//! key differs from the last key popped; popping empties bucket 0, or redistributes the
-//! smallest non-empty bucket into lower ones. Each event moves down at most 128 buckets in
-//! its life, and in practice a handful, so the cost per event barely grows with the number
-//! in flight.
+//! A simulation only ever schedules events at or after the current time, so the times
+//! popped are monotone. [`WheelQueue`], a hierarchical timing wheel, uses that: an event
+//! is filed by the highest 6-bit group in which its time differs from the current time,
+//! and moves down a level at most once per group, so its cost barely grows with the
+//! number in flight. [`BinaryQueue`] (a binary heap) is the reference it is tested and
+//! measured against (`dsim bench --suite`, "queue" lines).
 //!
-//! Both queues keep only 24-byte keys in their ordered structure and the events themselves
-//! in a slab, so reordering moves small keys, never payloads. [`BinaryQueue`] (a binary
-//! heap of keys) is kept for comparison in benchmarks and tests.
+//! Both keep only small keys in their ordered structure and the events themselves in a
+//! slab, so reordering moves keys, never payloads.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
-/// (time in microseconds, insertion sequence, slab slot).
-type Key = (u64, u64, u32);
 
 /// Where events wait between being scheduled and being popped.
 #[derive(Debug)]
@@ -56,55 +52,105 @@ impl<T> Slab<T> {
     }
 }
 
-/// A monotone priority queue: a radix heap over (time, sequence) keys.
+/// Bits of time each wheel level resolves.
+const LEVEL_BITS: u32 = 8;
+const SLOTS: u64 = 1 << LEVEL_BITS;
+const WORDS: usize = SLOTS as usize / 64;
+
+/// Which slots of a level are occupied, one bit a slot.
+#[derive(Clone, Copy, Debug, Default)]
+struct Occupancy([u64; WORDS]);
+
+impl Occupancy {
+    #[inline]
+    fn set(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    /// Clears a slot's bit; returns whether the level is now empty.
+    #[inline]
+    fn clear(&mut self, index: usize) -> bool {
+        self.0[index / 64] &= !(1 << (index % 64));
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    #[inline]
+    fn first(&self) -> Option<usize> {
+        self.0.iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
+    }
+}
+
+/// One level of the wheel: its slots, each a list of (time, slab slot) in insertion order,
+/// and which of them are occupied.
+#[derive(Debug)]
+struct Level {
+    slots: [Vec<(u64, u32)>; SLOTS as usize],
+    occupied: Occupancy,
+}
+
+impl Default for Level {
+    fn default() -> Self {
+        Level { slots: std::array::from_fn(|_| Vec::new()), occupied: Occupancy::default() }
+    }
+}
+
+/// A monotone priority queue: a hierarchical timing wheel over microsecond times, popping
+/// in (time, insertion order).
+///
+/// Level `l` holds the events whose time first differs from the wheel's current time
+/// `now` in bits `6l..6l+6`, filed by those bits; level 0 therefore holds events of the
+/// current 64 µs, one exact time a slot. Popping takes the head of the lowest occupied
+/// slot of level 0. When level 0 is empty, the lowest occupied slot of the lowest
+/// occupied level is *cascaded*: `now` moves to the start of that slot's span and its
+/// events are re-filed into the (empty) levels below. An event is filed once and cascaded
+/// once per level it crosses: at most twice for delays under 262 ms, whatever the number
+/// in flight.
+///
+/// Insertion order survives without sequence numbers: a slot receives either pushes
+/// (each later than anything queued) or, when it is empty, one cascade that keeps the
+/// order of the slot it comes from; by induction every slot lists its events in insertion
+/// order, so events of equal time pop in the order they were pushed.
 ///
 /// ```
-/// use sim_core::queue::RadixQueue;
-/// let mut q = RadixQueue::default();
-/// q.push(5, 0, "late");
-/// q.push(1, 1, "early");
-/// q.push(1, 2, "early, second");
-/// assert_eq!(q.pop(), Some((1, 1, "early")));
-/// assert_eq!(q.pop(), Some((1, 2, "early, second")));
-/// assert_eq!(q.pop(), Some((5, 0, "late")));
+/// use sim_core::queue::WheelQueue;
+/// let mut q = WheelQueue::default();
+/// q.push(5_000, "late");
+/// q.push(1, "early");
+/// q.push(1, "early, second");
+/// assert_eq!(q.pop(), Some((1, "early")));
+/// assert_eq!(q.pop(), Some((1, "early, second")));
+/// assert_eq!(q.pop(), Some((5_000, "late")));
 /// assert_eq!(q.pop(), None);
 /// ```
 #[derive(Debug)]
-pub struct RadixQueue<T> {
-    /// The last key popped (every queued key is at or above it).
-    last: (u64, u64),
-    /// Bucket 0: keys equal to `last`; 1..=64: same time, the sequence differs first in
-    /// bit b-1; 65..=128: the time differs first in bit b-65.
-    buckets: Vec<Vec<Key>>,
-    /// Bit b set: bucket b is not empty (so finding the smallest is one instruction).
-    occupied: [u64; 3],
+pub struct WheelQueue<T> {
+    /// The wheel's current time: every queued time is at or after it.
+    now: u64,
+    /// Levels as far up as some queued time has needed.
+    levels: Vec<Level>,
+    /// Bit `l` set: level `l` has an occupied slot.
+    occupied_levels: u64,
+    /// How many events of level 0's lowest occupied slot were popped already (only that
+    /// slot is ever popped from, so one cursor serves).
+    cursor: usize,
     slab: Slab<T>,
     len: usize,
 }
 
-impl<T> Default for RadixQueue<T> {
+impl<T> Default for WheelQueue<T> {
     fn default() -> Self {
-        RadixQueue {
-            last: (0, 0),
-            buckets: (0..129).map(|_| Vec::new()).collect(),
-            occupied: [0; 3],
+        WheelQueue {
+            now: 0,
+            levels: Vec::new(),
+            occupied_levels: 0,
+            cursor: 0,
             slab: Slab::default(),
             len: 0,
         }
     }
 }
 
-fn bucket(last: (u64, u64), time: u64, seq: u64) -> usize {
-    if time != last.0 {
-        65 + (63 - (time ^ last.0).leading_zeros() as usize)
-    } else if seq != last.1 {
-        1 + (63 - (seq ^ last.1).leading_zeros() as usize)
-    } else {
-        0
-    }
-}
-
-impl<T> RadixQueue<T> {
+impl<T> WheelQueue<T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -113,82 +159,119 @@ impl<T> RadixQueue<T> {
         self.len == 0
     }
 
-    /// Queues `item` at (`time`, `seq`), which must not be below the last key popped.
-    pub fn push(&mut self, time: u64, seq: u64, item: T) {
-        assert!((time, seq) >= self.last, "a radix queue only takes keys at or after the last popped");
+    /// Queues `item` at `time`, which must not be before the last time popped; events of
+    /// equal time pop in the order they were pushed.
+    pub fn push(&mut self, time: u64, item: T) {
+        assert!(time >= self.now, "a timing wheel only takes times at or after the last popped");
         let slot = self.slab.insert(item);
-        self.file(time, seq, slot);
+        self.file(time, slot);
         self.len += 1;
     }
 
-    fn file(&mut self, time: u64, seq: u64, slot: u32) {
-        let b = bucket(self.last, time, seq);
-        self.buckets[b].push((time, seq, slot));
-        self.occupied[b / 64] |= 1 << (b % 64);
+    #[inline]
+    fn file(&mut self, time: u64, slot: u32) {
+        let differ = time ^ self.now;
+        let level = if differ == 0 { 0 } else { (63 - differ.leading_zeros()) / LEVEL_BITS } as usize;
+        if level >= self.levels.len() {
+            self.levels.resize_with(level + 1, Level::default);
+        }
+        let index = (time >> (LEVEL_BITS * level as u32)) & (SLOTS - 1);
+        let level_ref = &mut self.levels[level];
+        level_ref.slots[index as usize].push((time, slot));
+        level_ref.occupied.set(index as usize);
+        self.occupied_levels |= 1 << level;
     }
 
-    fn smallest_occupied(&self) -> Option<usize> {
-        self.occupied
-            .iter()
-            .enumerate()
-            .find(|(_, w)| **w != 0)
-            .map(|(i, w)| i * 64 + w.trailing_zeros() as usize)
-    }
-
-    /// Removes the event with the smallest (time, seq).
-    pub fn pop(&mut self) -> Option<(u64, u64, T)> {
-        if self.buckets[0].is_empty() {
-            let smallest = self.smallest_occupied()?;
-            let mut moving = std::mem::take(&mut self.buckets[smallest]);
-            self.occupied[smallest / 64] &= !(1 << (smallest % 64));
-            let &(time, seq, _) = moving.iter().min().expect("an occupied bucket is not empty");
-            self.last = (time, seq);
-            // Every key here lands in a lower bucket; gather their bits and set them once.
-            let mut occupied = [0u64; 3];
-            for &(time, seq, slot) in &moving {
-                let b = bucket(self.last, time, seq);
-                self.buckets[b].push((time, seq, slot));
-                occupied[b / 64] |= 1 << (b % 64);
+    /// Brings the earliest event into level 0 (cascading as needed) and returns its slot
+    /// index there, or `None` if the queue is empty.
+    fn settle(&mut self) -> Option<usize> {
+        loop {
+            if self.occupied_levels & 1 != 0 {
+                return self.levels[0].occupied.first();
             }
-            for (word, bits) in self.occupied.iter_mut().zip(occupied) {
-                *word |= bits;
+            if self.occupied_levels == 0 {
+                return None;
             }
-            // Keep the bucket's allocation for next time.
+            let level = self.occupied_levels.trailing_zeros() as usize;
+            let shift = LEVEL_BITS * level as u32;
+            let index = self.levels[level].occupied.first().expect("an occupied level") as u64;
+            // The start of the slot's span: the current time's bits above this level, the
+            // slot's bits at it, zeros below. No queued time is earlier.
+            let above = !((SLOTS << shift) - 1);
+            self.now = (self.now & above) | (index << shift);
+            let mut moving = std::mem::take(&mut self.levels[level].slots[index as usize]);
+            let level_ref = &mut self.levels[level];
+            if level_ref.occupied.clear(index as usize) {
+                self.occupied_levels &= !(1 << level);
+            }
+            for &(time, slot) in &moving {
+                self.file(time, slot);
+            }
+            // Keep the slot's allocation for next time.
             moving.clear();
-            self.buckets[smallest] = moving;
+            self.levels[level].slots[index as usize] = moving;
         }
-        let (time, seq, slot) = self.buckets[0].pop().expect("bucket 0 holds the minimum");
-        if self.buckets[0].is_empty() {
-            self.occupied[0] &= !1;
-        }
-        self.len -= 1;
-        Some((time, seq, self.slab.remove(slot)))
     }
 
-    /// Every queued event with its key, in no particular (but deterministic) order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &T)> {
-        self.buckets.iter().flatten().map(|&(time, seq, slot)| (time, seq, self.slab.get(slot)))
+    /// The earliest event without removing it (cascading the wheel if needed).
+    pub fn peek(&mut self) -> Option<(u64, &T)> {
+        let index = self.settle()?;
+        let (time, slot) = self.levels[0].slots[index][self.cursor];
+        Some((time, self.slab.get(slot)))
+    }
+
+    /// Removes the earliest event (of equal times, the first pushed).
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        let index = self.settle()?;
+        let level = &mut self.levels[0];
+        let list = &mut level.slots[index];
+        let (time, slot) = list[self.cursor];
+        self.cursor += 1;
+        if self.cursor == list.len() {
+            list.clear();
+            self.cursor = 0;
+            if level.occupied.clear(index) {
+                self.occupied_levels &= !1;
+            }
+        }
+        self.now = time;
+        self.len -= 1;
+        Some((time, self.slab.remove(slot)))
+    }
+
+    /// Every queued event with its time, in no particular (but deterministic) order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        let lowest = self.levels.first().and_then(|l| l.occupied.first());
+        self.levels.iter().enumerate().flat_map(move |(l, level)| {
+            level.slots.iter().enumerate().flat_map(move |(i, list)| {
+                // The slot being popped from has its first `cursor` entries spent.
+                let skip = if l == 0 && Some(i) == lowest { self.cursor } else { 0 };
+                list[skip..].iter().map(|&(time, slot)| (time, self.slab.get(slot)))
+            })
+        })
     }
 }
 
-/// A binary heap of compact keys, with events in a slab (for comparison).
+/// A binary heap of (time, sequence, slab slot) keys, with events in a slab: the reference
+/// the wheel is tested and measured against.
 ///
 /// ```
 /// use sim_core::queue::BinaryQueue;
 /// let mut q = BinaryQueue::default();
-/// q.push(5, 0, 'b');
-/// q.push(1, 1, 'a');
-/// assert_eq!(q.pop(), Some((1, 1, 'a')));
+/// q.push(5, 'b');
+/// q.push(1, 'a');
+/// assert_eq!(q.pop(), Some((1, 'a')));
 /// ```
 #[derive(Debug)]
 pub struct BinaryQueue<T> {
-    heap: BinaryHeap<Reverse<Key>>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    next_seq: u64,
     slab: Slab<T>,
 }
 
 impl<T> Default for BinaryQueue<T> {
     fn default() -> Self {
-        BinaryQueue { heap: BinaryHeap::new(), slab: Slab::default() }
+        BinaryQueue { heap: BinaryHeap::new(), next_seq: 0, slab: Slab::default() }
     }
 }
 
@@ -201,66 +284,85 @@ impl<T> BinaryQueue<T> {
         self.heap.is_empty()
     }
 
-    pub fn push(&mut self, time: u64, seq: u64, item: T) {
+    pub fn push(&mut self, time: u64, item: T) {
         let slot = self.slab.insert(item);
-        self.heap.push(Reverse((time, seq, slot)));
+        self.heap.push(Reverse((time, self.next_seq, slot)));
+        self.next_seq += 1;
     }
 
-    pub fn pop(&mut self) -> Option<(u64, u64, T)> {
-        let Reverse((time, seq, slot)) = self.heap.pop()?;
-        Some((time, seq, self.slab.remove(slot)))
+    pub fn peek(&mut self) -> Option<(u64, &T)> {
+        let Reverse((time, _, slot)) = *self.heap.peek()?;
+        Some((time, self.slab.get(slot)))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, &T)> {
-        self.heap.iter().map(|Reverse((time, seq, slot))| (*time, *seq, self.slab.get(*slot)))
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        let Reverse((time, _, slot)) = self.heap.pop()?;
+        Some((time, self.slab.remove(slot)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.heap.iter().map(|Reverse((time, _, slot))| (*time, self.slab.get(*slot)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{SimRng, Stream};
     use proptest::prelude::*;
+
+    /// Delays at every scale the wheel has levels for: same instant, same 64 µs, a few
+    /// levels up, and far.
+    fn delay() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(0u64), 0u64..64, 0u64..5_000, 0u64..300_000, 0u64..(1 << 40)]
+    }
 
     proptest! {
         /// Against a sorted list: a simulation-like schedule (each push at or after the
-        /// last pop, sequences rising) pops in (time, seq) order from both queues.
+        /// last pop) pops in (time, insertion order) from both queues, `peek` agrees with
+        /// `pop`, and `iter` sees exactly what is queued.
         #[test]
-        fn both_queues_pop_in_key_order(delays in proptest::collection::vec((0u64..50, 0u8..3), 1..400)) {
-            let mut radix = RadixQueue::default();
+        fn both_queues_pop_in_time_then_insertion_order(
+            schedule in proptest::collection::vec((delay(), 0u8..3), 1..400)
+        ) {
+            let mut wheel = WheelQueue::default();
             let mut binary = BinaryQueue::default();
             let mut reference: Vec<(u64, u64)> = Vec::new();
-            let (mut now, mut seq) = (0u64, 0u64);
-            for (delay, pops) in delays {
-                radix.push(now + delay, seq, seq);
-                binary.push(now + delay, seq, seq);
+            let mut now = 0u64;
+            for (seq, (delay, pops)) in schedule.into_iter().enumerate() {
+                let seq = seq as u64;
+                wheel.push(now + delay, seq);
+                binary.push(now + delay, seq);
                 reference.push((now + delay, seq));
-                seq += 1;
                 for _ in 0..pops {
                     reference.sort_unstable_by(|a, b| b.cmp(a));
                     let expected = reference.pop();
-                    let got = radix.pop().map(|(t, s, _)| (t, s));
-                    prop_assert_eq!(got, expected);
-                    prop_assert_eq!(binary.pop().map(|(t, s, _)| (t, s)), expected);
+                    prop_assert_eq!(wheel.peek().map(|(t, s)| (t, *s)), expected);
+                    prop_assert_eq!(wheel.pop(), expected);
+                    prop_assert_eq!(binary.pop(), expected);
                     if let Some((t, _)) = expected {
                         now = t;
                     }
                 }
-                prop_assert_eq!(radix.len(), reference.len());
+                prop_assert_eq!(wheel.len(), reference.len());
+                let mut seen: Vec<(u64, u64)> = wheel.iter().map(|(t, s)| (t, *s)).collect();
+                seen.sort_unstable();
+                let mut queued = reference.clone();
+                queued.sort_unstable();
+                prop_assert_eq!(seen, queued);
             }
         }
     }
 
     #[test]
-    fn iter_sees_every_queued_event() {
-        let mut q = RadixQueue::default();
-        let mut rng = SimRng::new(1, Stream::Workload);
-        for seq in 0..100 {
-            q.push(rng.below(1_000), seq, seq);
+    fn a_slot_popped_halfway_takes_later_pushes_at_its_time_in_order() {
+        let mut q = WheelQueue::default();
+        for i in 0..3 {
+            q.push(70, i);
         }
-        q.pop();
-        let mut seen: Vec<u64> = q.iter().map(|(_, _, v)| *v).collect();
-        seen.sort();
-        assert_eq!(seen.len(), 99);
+        assert_eq!(q.pop(), Some((70, 0)));
+        q.push(70, 3);
+        q.push(71, 4);
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(rest, vec![(70, 1), (70, 2), (70, 3), (71, 4)]);
     }
 }

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
-type EventQueue<T> = crate::queue::RadixQueue<T>;
+type EventQueue<T> = crate::queue::WheelQueue<T>;
 
 /// A fault on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -188,7 +188,6 @@ pub struct World<N: Node> {
     step: u64,
     slots: Vec<Slot<N>>,
     queue: EventQueue<EventKind<N::Msg, N::Timer>>,
-    next_seq: u64,
     network: Network,
     trace: Trace<N::Msg, N::Timer>,
     history: History<N::Op>,
@@ -253,7 +252,7 @@ impl<N: Node> World<N> {
 
     /// Messages in flight, in no particular (but deterministic) order.
     pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_, N::Msg>> {
-        self.queue.iter().filter_map(|(time, _, event)| match event {
+        self.queue.iter().filter_map(|(time, event)| match event {
             EventKind::Deliver { from, to, msg_id, msg, .. } => Some(InFlight {
                 from: *from,
                 to: *to,
@@ -393,9 +392,7 @@ impl<N: Node> World<N> {
         if let EventKind::Deliver { .. } = kind {
             self.n_in_flight += 1;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.queue.push(at.as_micros(), seq, kind);
+        self.queue.push(at.as_micros(), kind);
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
@@ -582,7 +579,6 @@ impl<N: Node> Simulation<N> {
             step: 0,
             slots,
             queue: EventQueue::default(),
-            next_seq: 0,
             network: Network::new(config.network, config.seed),
             trace: Trace::new(config.trace_mode),
             history: History::default(),
@@ -681,32 +677,39 @@ impl<N: Node> Simulation<N> {
 
     fn advance(&mut self) -> Option<Outcome> {
         let world = &mut self.world;
-        let (micros, seq, event) = loop {
-            let Some((micros, seq, event)) = world.queue.pop() else {
+        let micros = loop {
+            let Some((micros, event)) = world.queue.peek() else {
                 return Some(self.finish());
             };
             // Timers cancelled, or set by an earlier incarnation, vanish without a step.
-            if let EventKind::Timer { node, incarnation, id, .. } = &event {
-                let live = world.live_timers.remove(id);
+            if let EventKind::Timer { node, incarnation, id, .. } = event {
+                let live = world.live_timers.contains(id);
                 if !live || *incarnation != world.slots[node.index()].incarnation {
+                    let id = *id;
+                    world.queue.pop();
+                    world.live_timers.remove(&id);
                     continue;
                 }
             }
-            break (micros, seq, event);
+            break micros;
         };
+        // A run limit leaves the next event queued (and the network as it was).
         let at = SimTime::from_micros(micros);
         if world.step >= self.max_steps {
-            world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxSteps { steps: world.step }));
         }
         if at > self.max_time {
-            world.queue.push(micros, seq, event);
             return Some(Outcome::LimitReached(Limit::MaxTime { time: self.max_time }));
         }
         // The event is consumed from here on: a delivery leaves the network (delivered, or
-        // dropped at a crashed or cut-off receiver).
-        if let EventKind::Deliver { .. } = event {
-            world.n_in_flight -= 1;
+        // dropped at a crashed or cut-off receiver), a timer stops being live.
+        let (_, event) = world.queue.pop().expect("just peeked");
+        match &event {
+            EventKind::Deliver { .. } => world.n_in_flight -= 1,
+            EventKind::Timer { id, .. } => {
+                world.live_timers.remove(id);
+            }
+            _ => {}
         }
         world.now = at;
         world.step += 1;

@@ -245,6 +245,38 @@ impl TraceHasher {
     }
 }
 
+/// A postcard output that appends to a borrowed buffer. Encoding into the trace's own
+/// scratch space in place (rather than moving a `Vec` in and out of the encoder per
+/// payload) and copying postcard's few-byte pieces byte by byte (rather than through a
+/// `memcpy` call each) made a send's encoding about three times cheaper.
+struct Scratch<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Scratch<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// The trace of one run: its running hash and the records its mode keeps.
 #[derive(Clone, Debug)]
 pub struct Trace<M, T> {
@@ -280,8 +312,7 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
     /// Encodes a payload into the scratch buffer; returns its length in bytes.
     pub(crate) fn encode<P: Serialize>(&mut self, payload: &P) -> usize {
         self.scratch.clear();
-        let scratch = std::mem::take(&mut self.scratch);
-        self.scratch = postcard::to_extend(payload, scratch).expect("payload encodes");
+        postcard::serialize_with_flavor(payload, Scratch(&mut self.scratch)).expect("payload encodes");
         self.scratch.len()
     }
 
