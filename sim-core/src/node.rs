@@ -2,15 +2,17 @@
 //!
 //! A node is a state machine. Its handlers do no I/O: they read their own state and the
 //! [`Context`], and ask the context for effects (send, set or cancel a timer, draw a random
-//! number, write durable storage, record a history operation). The event loop applies the
-//! effects. The same node therefore runs unchanged under random simulation, replay,
-//! shrinking and exhaustive exploration, and every effect shows in the trace.
+//! number, write durable storage, record a history operation), which the context applies
+//! to the simulated world in the order asked. The same node therefore runs unchanged under
+//! random simulation, replay, shrinking and exhaustive exploration, and every effect shows
+//! in the trace.
 
 use crate::causality::EventId;
-use crate::history::{History, OpId};
+use crate::history::OpId;
 use crate::network::MessageClass;
-use crate::physical::{LocalTime, PhysicalClock};
+use crate::physical::LocalTime;
 use crate::rng::SimRng;
+use crate::sim::World;
 use crate::time::{NodeId, SimDuration, SimTime};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -82,31 +84,14 @@ pub trait Node: Clone + Debug + Sized + 'static {
 #[serde(transparent)]
 pub struct TimerId(pub u64);
 
-/// An effect a handler asked for; the loop applies them in order after the handler returns.
-#[derive(Clone, Debug)]
-pub(crate) enum Effect<M, T> {
-    Send { to: NodeId, msg: M, event: EventId },
-    Local { label: String, event: EventId },
-    SetTimer { id: TimerId, after: SimDuration, timer: T },
-    CancelTimer { id: TimerId },
-}
-
-/// What a handler may see and do.
+/// What a handler may see and do. Each effect (send, timer, local event) is applied to the
+/// world as the handler asks for it, in the order asked; the handler's node is taken out of
+/// the world while it runs, so the two never alias.
 pub struct Context<'a, N: Node> {
     pub(crate) node: NodeId,
-    pub(crate) n_nodes: usize,
-    pub(crate) now: SimTime,
-    pub(crate) rng: &'a mut SimRng,
-    pub(crate) durable: &'a mut N::Durable,
-    pub(crate) effects: &'a mut Vec<Effect<N::Msg, N::Timer>>,
-    pub(crate) history: &'a mut History<N::Op>,
-    pub(crate) next_timer_id: &'a mut u64,
-    pub(crate) coverage: &'a mut Coverage,
+    pub(crate) world: &'a mut World<N>,
     /// The node event the handler is at (see [`Context::event`]).
     pub(crate) event: EventId,
-    /// The id the next node event of the run will get.
-    pub(crate) next_event: &'a mut u64,
-    pub(crate) clock: PhysicalClock,
 }
 
 impl<N: Node> Context<'_, N> {
@@ -117,36 +102,37 @@ impl<N: Node> Context<'_, N> {
 
     /// How many nodes the simulation has (ids `0..n_nodes`).
     pub fn n_nodes(&self) -> usize {
-        self.n_nodes
+        self.world.n_nodes()
     }
 
     /// The current virtual time.
     pub fn now(&self) -> SimTime {
-        self.now
+        self.world.now()
     }
 
     /// What this node's physical clock reads now: the true time, skewed by the node's
-    /// offset and drift (see [`PhysicalClock`]). Unlike [`Context::now`], readings of
-    /// different nodes cannot be compared to order events.
+    /// offset and drift (see [`PhysicalClock`](crate::PhysicalClock)). Unlike
+    /// [`Context::now`], readings of different nodes cannot be compared to order events.
     pub fn local_time(&self) -> LocalTime {
-        self.clock.read(self.now)
+        self.world.local_time(self.node)
     }
 
     /// Sends a message; the network decides when (and whether) it arrives. The send is a
     /// node event: [`Context::event`] is its id afterwards.
+    #[inline]
     pub fn send(&mut self, to: NodeId, msg: N::Msg) {
-        assert!(to.index() < self.n_nodes, "{} sent to unknown node {to}", self.node);
-        let event = self.next_event();
-        self.effects.push(Effect::Send { to, msg, event });
+        assert!(to.index() < self.world.n_nodes(), "{} sent to unknown node {to}", self.node);
+        self.event = self.world.new_event();
+        self.world.send(self.node, to, msg, self.event);
     }
 
     /// Marks a local event (a step of the node's work that is neither a send nor a
     /// receive), so that the causal record, its exports and any clock the protocol keeps
     /// can count it. Returns its id.
     pub fn local_event(&mut self, label: impl Into<String>) -> EventId {
-        let event = self.next_event();
-        self.effects.push(Effect::Local { label: label.into(), event });
-        event
+        self.event = self.world.new_event();
+        self.world.local_event(self.node, label.into(), self.event);
+        self.event
     }
 
     /// The node event this handler is at: the start, receive or timer event that ran it,
@@ -156,55 +142,48 @@ impl<N: Node> Context<'_, N> {
         self.event
     }
 
-    fn next_event(&mut self) -> EventId {
-        let event = EventId(*self.next_event);
-        *self.next_event += 1;
-        self.event = event;
-        event
-    }
-
     /// Sets a timer that fires after `after`, unless cancelled or the node crashes first.
     pub fn set_timer(&mut self, after: SimDuration, timer: N::Timer) -> TimerId {
-        let id = TimerId(*self.next_timer_id);
-        *self.next_timer_id += 1;
-        self.effects.push(Effect::SetTimer { id, after, timer });
-        id
+        self.world.set_timer(self.node, after, timer)
     }
 
     /// Cancels a timer; cancelling one that already fired does nothing.
     pub fn cancel_timer(&mut self, id: TimerId) {
-        self.effects.push(Effect::CancelTimer { id });
+        self.world.cancel_timer(self.node, id);
     }
 
     /// This node's own random stream.
     pub fn rng(&mut self) -> &mut SimRng {
-        self.rng
+        self.world.rng_of(self.node)
     }
 
     /// Storage that survives a crash.
     pub fn durable(&mut self) -> &mut N::Durable {
-        self.durable
+        self.world.durable_of(self.node)
     }
 
     /// Records that a client operation starts; returns its id for [`Context::ret`].
     pub fn invoke(&mut self, op: N::Op) -> OpId {
-        self.history.invoke(self.now, self.node, op)
+        let (now, node) = (self.now(), self.node);
+        self.world.history_mut().invoke(now, node, op)
     }
 
     /// Records that a client operation returned with the given result.
     pub fn ret(&mut self, id: OpId, result: N::Op) {
-        self.history.ret(self.now, self.node, id, result);
+        let (now, node) = (self.now(), self.node);
+        self.world.history_mut().ret(now, node, id, result);
     }
 
     /// Records a ground-truth note for checkers (e.g. "executed request r").
     pub fn note(&mut self, note: N::Op) {
-        self.history.note(self.now, self.node, note);
+        let (now, node) = (self.now(), self.node);
+        self.world.history_mut().note(now, node, note);
     }
 
     /// Marks a rare path as reached ("a duplicate arrived while its original was
     /// pending"). Fuzz campaigns count how often each declared point is reached and list
     /// those never reached, so a campaign that missed the interesting case says so.
     pub fn sometimes(&mut self, point: &'static str) {
-        *self.coverage.entry(point).or_insert(0) += 1;
+        self.world.reached(point);
     }
 }

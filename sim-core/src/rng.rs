@@ -61,11 +61,13 @@ impl SimRng {
         SimRng(rng)
     }
 
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
 
     /// A number in `0..n` (by widening multiply; `n` must be positive).
+    #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "below(0) has no valid answer");
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
@@ -81,11 +83,13 @@ impl SimRng {
     }
 
     /// A float uniform in `[0, 1)`, from the top 53 bits of one draw.
+    #[inline]
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// True with probability `p` (one draw, whatever `p` is).
+    #[inline]
     pub fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
@@ -119,6 +123,7 @@ impl Latency {
         Latency::Uniform { min: SimDuration::from_millis(min), max: SimDuration::from_millis(max) }
     }
 
+    #[inline]
     fn sample(&self, draw: u64) -> SimDuration {
         match *self {
             Latency::Constant(d) => d,
@@ -149,16 +154,19 @@ impl Decider {
     }
 
     /// Whether to drop a message.
+    #[inline]
     pub fn drop(&mut self, probability: f64) -> bool {
         self.rng.chance(probability)
     }
 
     /// Whether to deliver a message twice.
+    #[inline]
     pub fn duplicate(&mut self, probability: f64) -> bool {
         self.rng.chance(probability)
     }
 
     /// A message's latency.
+    #[inline]
     pub fn latency(&mut self, latency: &Latency) -> SimDuration {
         latency.sample(self.rng.next_u64())
     }

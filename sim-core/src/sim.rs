@@ -2,8 +2,9 @@
 //! sequence), one step per event.
 //!
 //! Each step pops the earliest event, advances virtual time to it (idle time is skipped,
-//! never ticked through), runs the node handler it concerns, applies the handler's effects
-//! (sends through the network, timers), and then runs every invariant. The first violation
+//! never ticked through), runs the node handler it concerns (whose effects, sends through
+//! the network and timers, apply as the handler asks for them), and then runs every
+//! invariant. The first violation
 //! ends the run. A run also ends when the queue drains, at the liveness deadline, or at a
 //! run limit (`max_steps`, `max_time`), each a reported [`Outcome`].
 //!
@@ -15,7 +16,7 @@ use crate::causality::{Causality, EventId, NodeEventKind};
 use crate::history::History;
 use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
 use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
-use crate::node::{Context, Coverage, Effect, Message, Node, TimerId};
+use crate::node::{Context, Coverage, Message, Node, TimerId};
 use crate::physical::{LocalTime, PhysicalClock};
 use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
@@ -195,7 +196,6 @@ pub struct World<N: Node> {
     live_timers: BTreeSet<TimerId>,
     next_timer_id: u64,
     next_msg_id: u64,
-    effects: Vec<Effect<N::Msg, N::Timer>>,
     healed: bool,
     coverage: Coverage,
     n_in_flight: usize,
@@ -370,7 +370,7 @@ impl<N: Node> World<N> {
     }
 
     #[inline(never)]
-    fn local_event(&mut self, node: NodeId, label: String, event: EventId) {
+    pub(crate) fn local_event(&mut self, node: NodeId, label: String, event: EventId) {
         self.trace.encode(&label);
         let keep = self.trace.keeps_records();
         let copy = keep.then(|| label.clone());
@@ -395,7 +395,7 @@ impl<N: Node> World<N> {
         self.queue.push(at.as_micros(), kind);
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
+    pub(crate) fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
         let msg_id = MsgId(self.next_msg_id);
         self.next_msg_id += 1;
         if self.causality.is_some() {
@@ -449,61 +449,68 @@ impl<N: Node> World<N> {
         });
     }
 
-    /// Runs one handler of `node` (if it is up) and applies its effects. The handler's run
-    /// is a node event; with tracking on, the caller has recorded it (`record_handler`).
+    /// Runs one handler of `node` (if it is up); the handler applies its effects through
+    /// the [`Context`] as it goes. The handler's run is a node event; with tracking on, the
+    /// caller has recorded it (`record_handler`). The node is taken out of its slot while
+    /// the handler runs, so that the context can borrow the rest of the world.
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut N, &mut Context<'_, N>)) {
-        let n_nodes = self.slots.len();
-        let slot = &mut self.slots[node.index()];
-        let Some(state) = slot.state.as_mut() else {
+        let Some(mut state) = self.slots[node.index()].state.take() else {
             return;
         };
+        let event = self.new_event();
+        handler(&mut state, &mut Context { node, world: self, event });
+        self.slots[node.index()].state = Some(state);
+    }
+
+    /// The id of the next node event (counted whether or not causality is tracked).
+    #[inline]
+    pub(crate) fn new_event(&mut self) -> EventId {
         let event = EventId(self.next_event);
         self.next_event += 1;
-        let mut ctx = Context {
+        event
+    }
+
+    pub(crate) fn set_timer(&mut self, node: NodeId, after: SimDuration, timer: N::Timer) -> TimerId {
+        let id = TimerId(self.next_timer_id);
+        self.next_timer_id += 1;
+        self.trace.encode(&timer);
+        let fields = [u64::from(node.0), id.0, after.as_micros()];
+        self.trace.record(self.step, self.now, 6, &fields, true, || TraceEvent::TimerSet {
             node,
-            n_nodes,
-            now: self.now,
-            rng: &mut slot.rng,
-            durable: &mut slot.durable,
-            effects: &mut self.effects,
-            history: &mut self.history,
-            next_timer_id: &mut self.next_timer_id,
-            coverage: &mut self.coverage,
-            event,
-            next_event: &mut self.next_event,
-            clock: slot.clock,
-        };
-        handler(state, &mut ctx);
-        let incarnation = slot.incarnation;
-        let mut effects = std::mem::take(&mut self.effects);
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, msg, event } => self.send(node, to, msg, event),
-                Effect::Local { label, event } => self.local_event(node, label, event),
-                Effect::SetTimer { id, after, timer } => {
-                    self.trace.encode(&timer);
-                    let fields = [u64::from(node.0), id.0, after.as_micros()];
-                    self.trace.record(self.step, self.now, 6, &fields, true, || TraceEvent::TimerSet {
-                        node,
-                        timer_id: id,
-                        after,
-                        timer: timer.clone(),
-                    });
-                    self.live_timers.insert(id);
-                    let kind = EventKind::Timer { node, incarnation, id, timer };
-                    self.schedule(self.now + after, kind);
-                }
-                Effect::CancelTimer { id } => {
-                    if self.live_timers.remove(&id) {
-                        let fields = [u64::from(node.0), id.0];
-                        self.trace.record(self.step, self.now, 8, &fields, false, || {
-                            TraceEvent::TimerCancel { node, timer_id: id }
-                        });
-                    }
-                }
-            }
+            timer_id: id,
+            after,
+            timer: timer.clone(),
+        });
+        self.live_timers.insert(id);
+        let incarnation = self.slots[node.index()].incarnation;
+        self.schedule(self.now + after, EventKind::Timer { node, incarnation, id, timer });
+        id
+    }
+
+    pub(crate) fn cancel_timer(&mut self, node: NodeId, id: TimerId) {
+        if self.live_timers.remove(&id) {
+            let fields = [u64::from(node.0), id.0];
+            self.trace.record(self.step, self.now, 8, &fields, false, || TraceEvent::TimerCancel {
+                node,
+                timer_id: id,
+            });
         }
-        self.effects = effects;
+    }
+
+    pub(crate) fn rng_of(&mut self, node: NodeId) -> &mut SimRng {
+        &mut self.slots[node.index()].rng
+    }
+
+    pub(crate) fn durable_of(&mut self, node: NodeId) -> &mut N::Durable {
+        &mut self.slots[node.index()].durable
+    }
+
+    pub(crate) fn history_mut(&mut self) -> &mut History<N::Op> {
+        &mut self.history
+    }
+
+    pub(crate) fn reached(&mut self, point: &'static str) {
+        *self.coverage.entry(point).or_insert(0) += 1;
     }
 
     fn start(&mut self, node: NodeId) {
@@ -586,7 +593,6 @@ impl<N: Node> Simulation<N> {
             live_timers: BTreeSet::new(),
             next_timer_id: 0,
             next_msg_id: 0,
-            effects: Vec::new(),
             healed: false,
             coverage: Coverage::new(),
             n_in_flight: 0,

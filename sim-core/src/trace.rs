@@ -234,9 +234,9 @@ impl TraceHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.word(u64::from_le_bytes(last));
+            // Byte by byte: a copy of a variable-length tail would be a `memcpy` call.
+            let last = rest.iter().rev().fold(0u64, |word, &byte| (word << 8) | u64::from(byte));
+            self.word(last);
         }
     }
 
@@ -248,7 +248,7 @@ impl TraceHasher {
 /// A postcard output that appends to a borrowed buffer. Encoding into the trace's own
 /// scratch space in place (rather than moving a `Vec` in and out of the encoder per
 /// payload) and copying postcard's few-byte pieces byte by byte (rather than through a
-/// `memcpy` call each) made a send's encoding about three times cheaper.
+/// `memcpy` call each) saved about 30 instructions a send (callgrind, ping workload).
 struct Scratch<'a>(&'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for Scratch<'_> {
@@ -318,6 +318,7 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
 
     /// Folds the record's header and numeric fields, then the last encoded payload if
     /// `with_payload`; keeps the record if the mode says so. `event` is built only if kept.
+    #[inline]
     pub(crate) fn record(
         &mut self,
         step: u64,
