@@ -541,7 +541,7 @@ impl<N: Node> World<N> {
                 fields.extend(partition.nodes().iter().map(|n| u64::from(n.0)));
                 self.trace.record(step, now, 11, &fields, false, || TraceEvent::Partition {
                     partition_id: *id,
-                    partition: partition.clone(),
+                    partition: Box::new(partition.clone()),
                 })
             }
             Fault::Heal { id } => self

@@ -82,9 +82,10 @@ pub enum TraceEvent<M, T> {
     Restart {
         node: NodeId,
     },
+    /// Boxed: partitions are rare, and every record is as large as the largest event.
     Partition {
         partition_id: u32,
-        partition: Partition,
+        partition: Box<Partition>,
     },
     Heal {
         partition_id: u32,
