@@ -210,8 +210,19 @@ impl<T> WheelQueue<T> {
             if self.levels[level].occupied.clear(index) {
                 self.occupied_levels &= !(1 << level);
             }
-            for (time, item) in moving.drain(..) {
-                self.file(time, item.expect("only level 0 has popped events"));
+            if level == 1 {
+                // Most cascades: every event lands in level 0, at its time's low bits.
+                let level0 = &mut self.levels[0];
+                for (time, item) in moving.drain(..) {
+                    let index = (time & (SLOTS - 1)) as usize;
+                    level0.slots[index].push((time, item));
+                    level0.occupied.set(index);
+                }
+                self.occupied_levels |= 1;
+            } else {
+                for (time, item) in moving.drain(..) {
+                    self.file(time, item.expect("only level 0 has popped events"));
+                }
             }
             // Keep the slot's allocation for next time.
             self.levels[level].slots[index] = moving;

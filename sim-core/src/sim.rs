@@ -287,7 +287,7 @@ impl<N: Node> World<N> {
     }
 
     /// The trace kept so far (as much as the trace mode keeps).
-    pub fn trace(&self) -> impl ExactSizeIterator<Item = &TraceRecord<N::Msg, N::Timer>> {
+    pub fn trace(&self) -> impl Iterator<Item = &TraceRecord<N::Msg, N::Timer>> {
         self.trace.records()
     }
 
@@ -824,7 +824,7 @@ impl<N: Node> Simulation<N> {
 
     fn violation(&self, invariant: &str, message: String, phase: Phase) -> Outcome {
         let recent = self.world.trace.records();
-        let skip = recent.len().saturating_sub(20);
+        let skip = self.world.trace.len().saturating_sub(20);
         Outcome::Violation(Violation {
             invariant: invariant.to_string(),
             message,

@@ -278,19 +278,33 @@ impl postcard::ser_flavors::Flavor for Scratch<'_> {
     }
 }
 
+/// Records a full trace keeps per chunk.
+const CHUNK: usize = 16 * 1024;
+
 /// The trace of one run: its running hash and the records its mode keeps.
 #[derive(Clone, Debug)]
 pub struct Trace<M, T> {
     mode: TraceMode,
     hash: TraceHasher,
-    records: VecDeque<TraceRecord<M, T>>,
+    /// The last records (`Recent` mode).
+    recent: VecDeque<TraceRecord<M, T>>,
+    /// Every record (`Full` mode), in chunks of [`CHUNK`]: a long run's trace grows
+    /// without ever copying what it holds (one growing vector would copy it at each
+    /// doubling, hundreds of megabytes for a few million deliveries).
+    full: Vec<Vec<TraceRecord<M, T>>>,
     /// Scratch space for payload encodings, reused to avoid an allocation per send.
     scratch: Vec<u8>,
 }
 
 impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
     pub fn new(mode: TraceMode) -> Self {
-        Trace { mode, hash: TraceHasher::new(), records: VecDeque::new(), scratch: Vec::new() }
+        Trace {
+            mode,
+            hash: TraceHasher::new(),
+            recent: VecDeque::new(),
+            full: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     pub fn mode(&self) -> TraceMode {
@@ -302,8 +316,17 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
     }
 
     /// The kept records, oldest first.
-    pub fn records(&self) -> impl ExactSizeIterator<Item = &TraceRecord<M, T>> {
-        self.records.iter()
+    pub fn records(&self) -> impl Iterator<Item = &TraceRecord<M, T>> {
+        self.recent.iter().chain(self.full.iter().flatten())
+    }
+
+    /// How many records are kept.
+    pub fn len(&self) -> usize {
+        self.recent.len() + self.full.iter().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn keeps_records(&self) -> bool {
@@ -319,7 +342,7 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
 
     /// Folds the record's header and numeric fields, then the last encoded payload if
     /// `with_payload`; keeps the record if the mode says so. `event` is built only if kept.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record(
         &mut self,
         step: u64,
@@ -342,13 +365,19 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
             TraceMode::HashOnly => {}
             TraceMode::Recent(keep) => {
                 if keep > 0 {
-                    if self.records.len() == keep {
-                        self.records.pop_front();
+                    if self.recent.len() == keep {
+                        self.recent.pop_front();
                     }
-                    self.records.push_back(TraceRecord { step, time, event: event() });
+                    self.recent.push_back(TraceRecord { step, time, event: event() });
                 }
             }
-            TraceMode::Full => self.records.push_back(TraceRecord { step, time, event: event() }),
+            TraceMode::Full => {
+                if self.full.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+                    self.full.push(Vec::with_capacity(CHUNK));
+                }
+                let chunk = self.full.last_mut().expect("a chunk with room");
+                chunk.push(TraceRecord { step, time, event: event() });
+            }
         }
     }
 }
