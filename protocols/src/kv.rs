@@ -293,8 +293,8 @@ pub struct KvLinearizable {
     /// a lookup borrows the operation's key).
     key_index: BTreeMap<String, usize>,
     keys: Vec<KeyHistory>,
-    /// Where each open operation sits, by op id: its key's index and its index in the
-    /// key's `ops`.
+    /// Where each open operation sits, by op id: its key's index and its position among
+    /// all the key's operations (settled ones included, see `KeyHistory::settled_ops`).
     open: Vec<(usize, usize)>,
     /// Keys a read on which returned in this step (a buffer kept between steps).
     touched: Vec<usize>,
@@ -314,11 +314,17 @@ struct KeyHistory {
     settled: Vec<Rc<str>>,
     /// Operations since the key was last quiet, stamped with history positions.
     ops: Vec<Operation<KvOp, KvResult>>,
+    /// How many operations were settled (drained from the front of `ops`) so far.
+    settled_ops: usize,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
     times: Vec<Times>,
     /// Operations invoked and not returned. One whose client gave up never returns: the
     /// key is then never quiet again, and its history is checked whole.
     in_flight: usize,
+    /// How many of `ops` there were when the key was last quiet (nothing in flight), if
+    /// it was since the window began: the window's prefix up to there can be settled even
+    /// if the key is busy again by the time a read asks for a check.
+    quiet_len: usize,
     /// The last operations settled, shown when a later check fails.
     recent: VecDeque<TimedOp>,
     /// Compact only once the window has this many operations (after a compaction that ran
@@ -330,6 +336,10 @@ struct KeyHistory {
 /// each, so about 100 MB at most) before the check reports itself undecided.
 pub const SEARCH_BUDGET: usize = 3_000_000;
 
+/// Configurations per operation that settling a window's quiet prefix may visit while the
+/// key is busy (see `KeyHistory::check`).
+const SETTLE_BUDGET_PER_OP: usize = 16;
+
 const RECENT_SHOWN: usize = 12;
 
 impl KeyHistory {
@@ -339,33 +349,50 @@ impl KeyHistory {
             name: name.to_string(),
             settled: vec![KeyModel.init()],
             ops: Vec::new(),
+            settled_ops: 0,
             times: Vec::new(),
             in_flight: 0,
+            quiet_len: 0,
             recent: VecDeque::new(),
             compact_at_len: 0,
         }
     }
 
-    /// Checks the key; compacts it if it is quiet.
+    /// Checks the key; first settles the window up to the last moment it was quiet.
+    ///
+    /// Every operation after that moment was called after every one before it returned, so
+    /// the window is linearizable from a settled value iff what follows that moment is,
+    /// from some value the part before it can leave (`final_states`).
     fn check(&mut self) -> Result<(), String> {
         let key = self.name.as_str();
-        if self.in_flight == 0 && self.ops.len() >= self.compact_at_len {
-            match linearizability::final_states_within(&KeyModel, &self.settled, &self.ops, SEARCH_BUDGET) {
+        let quiet = self.quiet_len;
+        if quiet > 0 && quiet >= self.compact_at_len {
+            let prefix = &self.ops[..quiet];
+            // Settling is an optimisation while the key is busy again (the whole window is
+            // searched below either way), so it only gets a budget in proportion to the
+            // prefix: enumerating every end state of a tangled prefix costs more than
+            // finding one order of the whole window.
+            let budget = if self.in_flight == 0 { SEARCH_BUDGET } else { SETTLE_BUDGET_PER_OP * quiet };
+            match linearizability::final_states_within(&KeyModel, &self.settled, prefix, budget) {
                 Some(finals) if finals.is_empty() => return Err(self.describe()),
                 Some(finals) => {
                     self.settled = finals;
                     self.compact_at_len = 0;
-                    for settled in self.ops.drain(..).zip(self.times.drain(..)) {
+                    self.quiet_len = 0;
+                    self.settled_ops += quiet;
+                    for settled in self.ops.drain(..quiet).zip(self.times.drain(..quiet)) {
                         if self.recent.len() == RECENT_SHOWN {
                             self.recent.pop_front();
                         }
                         self.recent.push_back(settled);
                     }
-                    return Ok(());
+                    if self.ops.is_empty() {
+                        return Ok(());
+                    }
                 }
                 // Too many interleavings to enumerate: keep the window, check it below, and
                 // try again once it has doubled.
-                None => self.compact_at_len = 2 * self.ops.len(),
+                None => self.compact_at_len = 2 * quiet,
             }
         }
         let mut undecided = false;
@@ -420,7 +447,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     if self.open.len() <= id {
                         self.open.resize(id + 1, (usize::MAX, usize::MAX));
                     }
-                    self.open[id] = (index, key.ops.len());
+                    self.open[id] = (index, key.settled_ops + key.ops.len());
                     key.ops.push(Operation {
                         client: u64::from(entry.node.0),
                         call: position as u64,
@@ -438,6 +465,8 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                         continue;
                     }
                     let key = &mut self.keys[index];
+                    // An open operation is never settled: it sits after the last quiet moment.
+                    let at = at - key.settled_ops;
                     let op = &mut key.ops[at];
                     op.ret = Some(position as u64);
                     op.output = Some(result.clone());
@@ -448,6 +477,9 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
                     let is_read = matches!(op.input, KvOp::Get { .. });
+                    if key.in_flight == 0 {
+                        key.quiet_len = key.ops.len();
+                    }
                     if is_read && !self.touched.contains(&index) {
                         self.touched.push(index);
                     }
