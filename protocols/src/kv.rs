@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use sim_core::checkers::linearizability::{self, Model, Operation};
-use sim_core::{EntryKind, Invariant, Node, NodeId, OpId, SimRng, SimTime, World};
+use sim_core::{EntryKind, Invariant, Node, NodeId, SimRng, SimTime, World};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -282,12 +282,22 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 /// of values some linearization of it can leave ([`linearizability::final_states`]), and
 /// later checks start from those. A check therefore costs what happened since the key was
 /// last quiet, not the whole run.
+///
+/// Per step it allocates nothing beyond the operations it keeps: keys are interned to
+/// indexes on first sight, open operations are found by op id in a vector (ids are dense),
+/// and the keys to re-check reuse one buffer.
 #[derive(Default)]
 pub struct KvLinearizable {
     cursor: usize,
-    keys: BTreeMap<String, KeyHistory>,
-    /// Where each open operation sits: its key and index in the key's `ops`.
-    open: BTreeMap<OpId, (String, usize)>,
+    /// Every key seen, by name, with its index in `keys` (names are never cloned per step:
+    /// a lookup borrows the operation's key).
+    key_index: BTreeMap<String, usize>,
+    keys: Vec<KeyHistory>,
+    /// Where each open operation sits, by op id: its key's index and its position among
+    /// all the key's operations (settled ones included, see `KeyHistory::settled_ops`).
+    open: Vec<(usize, usize)>,
+    /// Keys a read on which returned in this step (a buffer kept between steps).
+    touched: Vec<usize>,
 }
 
 /// The virtual times of an operation's call and return (none yet, or never).
@@ -298,15 +308,23 @@ type TimedOp = (Operation<KvOp, KvResult>, Times);
 
 /// One key's unsettled history.
 struct KeyHistory {
+    /// The key, for reports.
+    name: String,
     /// The values the settled part can have left (the initial value before anything).
     settled: Vec<Rc<str>>,
     /// Operations since the key was last quiet, stamped with history positions.
     ops: Vec<Operation<KvOp, KvResult>>,
+    /// How many operations were settled (drained from the front of `ops`) so far.
+    settled_ops: usize,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
     times: Vec<Times>,
     /// Operations invoked and not returned. One whose client gave up never returns: the
     /// key is then never quiet again, and its history is checked whole.
     in_flight: usize,
+    /// How many of `ops` there were when the key was last quiet (nothing in flight), if
+    /// it was since the window began: the window's prefix up to there can be settled even
+    /// if the key is busy again by the time a read asks for a check.
+    quiet_len: usize,
     /// The last operations settled, shown when a later check fails.
     recent: VecDeque<TimedOp>,
     /// Compact only once the window has this many operations (after a compaction that ran
@@ -318,42 +336,63 @@ struct KeyHistory {
 /// each, so about 100 MB at most) before the check reports itself undecided.
 pub const SEARCH_BUDGET: usize = 3_000_000;
 
+/// Configurations per operation that settling a window's quiet prefix may visit while the
+/// key is busy (see `KeyHistory::check`).
+const SETTLE_BUDGET_PER_OP: usize = 16;
+
 const RECENT_SHOWN: usize = 12;
 
-/// A key nobody has written: its one possible value is the initial one.
-impl Default for KeyHistory {
-    fn default() -> KeyHistory {
+impl KeyHistory {
+    /// A key nobody has written: its one possible value is the initial one.
+    fn new(name: &str) -> KeyHistory {
         KeyHistory {
+            name: name.to_string(),
             settled: vec![KeyModel.init()],
             ops: Vec::new(),
+            settled_ops: 0,
             times: Vec::new(),
             in_flight: 0,
+            quiet_len: 0,
             recent: VecDeque::new(),
             compact_at_len: 0,
         }
     }
-}
 
-impl KeyHistory {
-    /// Checks the key; compacts it if it is quiet.
-    fn check(&mut self, key: &str) -> Result<(), String> {
-        if self.in_flight == 0 && self.ops.len() >= self.compact_at_len {
-            match linearizability::final_states_within(&KeyModel, &self.settled, &self.ops, SEARCH_BUDGET) {
-                Some(finals) if finals.is_empty() => return Err(self.describe(key)),
+    /// Checks the key; first settles the window up to the last moment it was quiet.
+    ///
+    /// Every operation after that moment was called after every one before it returned, so
+    /// the window is linearizable from a settled value iff what follows that moment is,
+    /// from some value the part before it can leave (`final_states`).
+    fn check(&mut self) -> Result<(), String> {
+        let key = self.name.as_str();
+        let quiet = self.quiet_len;
+        if quiet > 0 && quiet >= self.compact_at_len {
+            let prefix = &self.ops[..quiet];
+            // Settling is an optimisation while the key is busy again (the whole window is
+            // searched below either way), so it only gets a budget in proportion to the
+            // prefix: enumerating every end state of a tangled prefix costs more than
+            // finding one order of the whole window.
+            let budget = if self.in_flight == 0 { SEARCH_BUDGET } else { SETTLE_BUDGET_PER_OP * quiet };
+            match linearizability::final_states_within(&KeyModel, &self.settled, prefix, budget) {
+                Some(finals) if finals.is_empty() => return Err(self.describe()),
                 Some(finals) => {
                     self.settled = finals;
                     self.compact_at_len = 0;
-                    for settled in self.ops.drain(..).zip(self.times.drain(..)) {
+                    self.quiet_len = 0;
+                    self.settled_ops += quiet;
+                    for settled in self.ops.drain(..quiet).zip(self.times.drain(..quiet)) {
                         if self.recent.len() == RECENT_SHOWN {
                             self.recent.pop_front();
                         }
                         self.recent.push_back(settled);
                     }
-                    return Ok(());
+                    if self.ops.is_empty() {
+                        return Ok(());
+                    }
                 }
                 // Too many interleavings to enumerate: keep the window, check it below, and
                 // try again once it has doubled.
-                None => self.compact_at_len = 2 * self.ops.len(),
+                None => self.compact_at_len = 2 * quiet,
             }
         }
         let mut undecided = false;
@@ -373,14 +412,14 @@ impl KeyHistory {
                 self.ops.len()
             ));
         }
-        Err(self.describe(key))
+        Err(self.describe())
     }
 
-    fn describe(&self, key: &str) -> String {
+    fn describe(&self) -> String {
         let settled = self.recent.iter().map(|(op, t)| (op, t));
         let current = self.ops.iter().zip(&self.times);
         let all: Vec<_> = settled.chain(current).collect();
-        describe_key_history(key, &all)
+        describe_key_history(&self.name, &all)
     }
 }
 
@@ -391,12 +430,24 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
 
     fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
         let entries = world.history().entries();
-        let mut touched: Vec<String> = Vec::new();
+        self.touched.clear();
         for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
             match (&entry.kind, &entry.op) {
                 (EntryKind::Invoke { id }, KvRecord::Call(op)) => {
-                    let key = self.keys.entry(op.key().to_string()).or_default();
-                    self.open.insert(*id, (op.key().to_string(), key.ops.len()));
+                    let index = match self.key_index.get(op.key()) {
+                        Some(&index) => index,
+                        None => {
+                            self.key_index.insert(op.key().to_string(), self.keys.len());
+                            self.keys.push(KeyHistory::new(op.key()));
+                            self.keys.len() - 1
+                        }
+                    };
+                    let key = &mut self.keys[index];
+                    let id = id.0 as usize;
+                    if self.open.len() <= id {
+                        self.open.resize(id + 1, (usize::MAX, usize::MAX));
+                    }
+                    self.open[id] = (index, key.settled_ops + key.ops.len());
                     key.ops.push(Operation {
                         client: u64::from(entry.node.0),
                         call: position as u64,
@@ -408,39 +459,47 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     key.in_flight += 1;
                 }
                 (EntryKind::Return { id }, KvRecord::Return(result)) => {
-                    let (name, index) = self.open.remove(id).expect("a return matches an invoke");
-                    let key = self.keys.get_mut(&name).expect("key seen at invoke");
+                    let (index, at) = self.open[id.0 as usize];
+                    assert!(index != usize::MAX, "a return matches an invoke");
                     if *result == KvResult::GaveUp {
                         continue;
                     }
-                    let op = &mut key.ops[index];
+                    let key = &mut self.keys[index];
+                    // An open operation is never settled: it sits after the last quiet moment.
+                    let at = at - key.settled_ops;
+                    let op = &mut key.ops[at];
                     op.ret = Some(position as u64);
                     op.output = Some(result.clone());
-                    key.times[index].1 = Some(entry.time);
+                    key.times[at].1 = Some(entry.time);
                     key.in_flight -= 1;
                     // Only a read can contradict an order: a write's return constrains only
                     // operations called later, and a finished write can always take effect at
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
                     let is_read = matches!(op.input, KvOp::Get { .. });
-                    if is_read && !touched.contains(&name) {
-                        touched.push(name);
+                    if key.in_flight == 0 {
+                        key.quiet_len = key.ops.len();
+                    }
+                    if is_read && !self.touched.contains(&index) {
+                        self.touched.push(index);
                     }
                 }
                 _ => {}
             }
         }
         self.cursor = entries.len();
-        for name in touched {
-            self.keys.get_mut(&name).expect("touched keys exist").check(&name)?;
+        for &index in &self.touched {
+            self.keys[index].check()?;
         }
         Ok(())
     }
 
     fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
         self.check_step(world)?;
-        for (name, key) in &mut self.keys {
-            key.check(name)?;
+        // In key order, so that which violation is reported first does not depend on the
+        // order keys were first seen in.
+        for &index in self.key_index.values() {
+            self.keys[index].check()?;
         }
         Ok(())
     }

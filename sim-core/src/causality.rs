@@ -13,10 +13,13 @@
 //! `a -> b` iff `V(a)[node(a)] <= V(b)[node(a)]`: one comparison. A duplicated message is
 //! one send with several receives; a dropped one is a send with none.
 //!
-//! Tracking costs a vector of `n_nodes` entries per event, fine up to a few hundred nodes,
-//! and is off unless a run asks for it ([`SimConfig::causality`](crate::SimConfig), or an
-//! invariant whose [`needs_causality`](crate::Invariant::needs_causality) is true), so the
-//! event loop pays nothing for it otherwise.
+//! Tracking records each event (its node, position, kind and ground-truth Lamport time) in
+//! O(1), and is off unless a run asks for it ([`SimConfig::causality`](crate::SimConfig),
+//! or an invariant whose [`needs_causality`](crate::Invariant::needs_causality) is true),
+//! so the event loop pays nothing for it otherwise. The vector stamps (`n_nodes` entries
+//! per event, fine up to a few hundred nodes) are worked out on first use, for every event
+//! recorded so far: a checker that only follows edges (the Lamport invariants) or only
+//! asks for an explanation once it has found a violation never pays for them.
 //!
 //! Exports: the causal graph as a petgraph graph and as Graphviz DOT ([`Causality::graph`],
 //! [`Causality::dot`]), and a ShiViz log ([`Causality::shiviz`]).
@@ -27,6 +30,7 @@ use crate::time::{NodeId, SimTime};
 use crate::trace::MsgId;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
+use std::cell::{Ref, RefCell};
 use std::fmt;
 
 /// Identifies one node event: its position in the run's causal record, from 0.
@@ -183,8 +187,6 @@ pub struct NodeEvent {
     pub local_time: LocalTime,
     /// The ground-truth Lamport time (Lamport 1978 rules).
     pub lamport: LamportTime,
-    /// A one-line description, for exports.
-    pub label: String,
 }
 
 impl NodeEvent {
@@ -224,22 +226,56 @@ impl fmt::Display for CausalEdge {
 /// assert!(causality.happened_before(send, receive));
 /// assert!(causality.happened_before(local, receive));
 /// assert!(causality.concurrent(send, local));
-/// assert_eq!(causality.vector(receive), &[1, 2]);
+/// assert_eq!(*causality.vector(receive), [1, 2]);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Causality {
     n_nodes: usize,
     events: Vec<NodeEvent>,
-    /// The vector clock of every event, `n_nodes` entries each, in event order.
-    vectors: Vec<u32>,
-    /// Each node's current vector clock, `n_nodes` entries each.
-    current: Vec<u32>,
+    /// The vector stamps of the events, as far as anyone has asked for them.
+    vectors: RefCell<VectorStamps>,
     /// Each node's current Lamport time.
     lamport: Vec<LamportTime>,
     /// Each node's events, in order.
     by_node: Vec<Vec<EventId>>,
+    /// The events' one-line descriptions, for exports: only those that have one (labels
+    /// are off unless an export asks for them), so a record stays small.
+    labels: Vec<(EventId, String)>,
     /// The send event of each message id (copies made by duplication included).
     send_of_message: Vec<Option<EventId>>,
+}
+
+/// Vector stamps of a prefix of the events, and each node's clock after that prefix.
+#[derive(Clone, Debug)]
+struct VectorStamps {
+    /// The vector clock of each event stamped so far, `n_nodes` entries each, in event order.
+    vectors: Vec<u32>,
+    /// Each node's vector clock after the events stamped so far, `n_nodes` entries each.
+    current: Vec<u32>,
+}
+
+impl VectorStamps {
+    /// Stamps the events not stamped yet: a receive merges its send's vector first; every
+    /// event then counts one more for its node.
+    fn extend(&mut self, n: usize, events: &[NodeEvent]) {
+        for event in &events[self.vectors.len() / n.max(1)..] {
+            let row = event.node.index() * n;
+            if let NodeEventKind::Receive { send, .. } = event.kind {
+                let sent = send.index() * n;
+                for k in 0..n {
+                    self.current[row + k] = self.current[row + k].max(self.vectors[sent + k]);
+                }
+            }
+            self.current[row + event.node.index()] += 1;
+            assert_eq!(
+                self.current[row + event.node.index()],
+                event.seq,
+                "{} stamped out of order",
+                event.id
+            );
+            self.vectors.extend_from_slice(&self.current[row..row + n]);
+        }
+    }
 }
 
 impl Causality {
@@ -247,10 +283,10 @@ impl Causality {
         Causality {
             n_nodes,
             events: Vec::new(),
-            vectors: Vec::new(),
-            current: vec![0; n_nodes * n_nodes],
+            vectors: RefCell::new(VectorStamps { vectors: Vec::new(), current: vec![0; n_nodes * n_nodes] }),
             lamport: vec![LamportTime(0); n_nodes],
             by_node: vec![Vec::new(); n_nodes],
+            labels: Vec::new(),
             send_of_message: Vec::new(),
         }
     }
@@ -276,15 +312,32 @@ impl Causality {
         &self.events[id.index()]
     }
 
+    /// An event's one-line description (empty unless labels were asked for, or it is a
+    /// local event, which is always labelled).
+    pub fn label(&self, id: EventId) -> &str {
+        match self.labels.binary_search_by_key(&id, |(labelled, _)| *labelled) {
+            Ok(found) => &self.labels[found].1,
+            Err(_) => "",
+        }
+    }
+
     /// The events of one node, in order (`node_events(n)[k]` is `n:(k+1)`).
     pub fn node_events(&self, node: NodeId) -> &[EventId] {
         &self.by_node[node.index()]
     }
 
     /// The exact vector clock of an event.
-    pub fn vector(&self, id: EventId) -> &[u32] {
-        let start = id.index() * self.n_nodes;
-        &self.vectors[start..start + self.n_nodes]
+    pub fn vector(&self, id: EventId) -> Ref<'_, [u32]> {
+        let n = self.n_nodes;
+        let start = id.index() * n;
+        assert!(id.index() < self.events.len(), "{id} is not recorded");
+        // Stamps are worked out for every event recorded so far, in one go: events are only
+        // recorded through `&mut self`, so no borrow handed out here is alive while a later
+        // call needs to extend the stamps.
+        if self.vectors.borrow().vectors.len() < self.events.len() * n {
+            self.vectors.borrow_mut().extend(n, &self.events);
+        }
+        Ref::map(self.vectors.borrow(), |stamps| &stamps.vectors[start..start + n])
     }
 
     /// The send event of a message (or of a duplicate copy, by its copy id).
@@ -298,7 +351,7 @@ impl Causality {
             return false;
         }
         let node = self.events[a.index()].node.index();
-        self.vector(a)[node] <= self.vector(b)[node]
+        self.events[a.index()].seq <= self.vector(b)[node]
     }
 
     /// Whether neither of two distinct events happened before the other.
@@ -329,8 +382,9 @@ impl Causality {
         self.send_of_message[index] = Some(send);
     }
 
-    /// Records the next event of `node` and stamps it: a receive merges its send's vector
-    /// and Lamport time first; every event then counts one more for its node.
+    /// Records the next event of `node` and stamps it with its Lamport time: a receive
+    /// merges its send's first; every event then counts one more. (Its vector stamp follows
+    /// the same rule, on first use: [`Causality::vector`].)
     pub fn record(
         &mut self,
         node: NodeId,
@@ -338,26 +392,21 @@ impl Causality {
         (time, local_time): (SimTime, LocalTime),
         label: String,
     ) -> EventId {
-        let n = self.n_nodes;
         let id = EventId(self.events.len() as u64);
-        let row = node.index() * n;
         let mut lamport = self.lamport[node.index()];
         if let NodeEventKind::Receive { send, .. } = kind {
             assert!(send < id, "a receive ({id}) recorded before its send ({send})");
-            let sent = send.index() * n;
-            for k in 0..n {
-                self.current[row + k] = self.current[row + k].max(self.vectors[sent + k]);
-            }
             lamport = lamport.max(self.events[send.index()].lamport);
         }
-        let own = &mut self.current[row + node.index()];
-        *own = own.checked_add(1).expect("fewer than 2^32 events per node");
-        let seq = *own;
+        let seq =
+            u32::try_from(self.by_node[node.index()].len() + 1).expect("fewer than 2^32 events per node");
         lamport = LamportTime(lamport.0 + 1);
         self.lamport[node.index()] = lamport;
-        self.vectors.extend_from_slice(&self.current[row..row + n]);
         self.by_node[node.index()].push(id);
-        self.events.push(NodeEvent { id, node, seq, kind, time, local_time, lamport, label });
+        if !label.is_empty() {
+            self.labels.push((id, label));
+        }
+        self.events.push(NodeEvent { id, node, seq, kind, time, local_time, lamport });
         id
     }
 
@@ -435,8 +484,8 @@ impl Causality {
         let node_attributes = |_: &DiGraph<EventId, CausalEdge>, (_, id): (NodeIndex, &EventId)| {
             let event = self.event(*id);
             let mut vector = String::new();
-            write_entries(&mut vector, self.vector(*id)).expect("writing to a string");
-            let label = format!("{} {} {} {}", event.name(), event.lamport, vector, event.label);
+            write_entries(&mut vector, &self.vector(*id)).expect("writing to a string");
+            let label = format!("{} {} {} {}", event.name(), event.lamport, vector, self.label(*id));
             format!("label = {:?}, group = \"{}\"", label, event.node)
         };
         let edge_attributes =
@@ -480,7 +529,7 @@ impl Causality {
                 out.push_str(&format!("\"n{k}\":{entry}"));
             }
             out.push_str("}\n");
-            out.push_str(&event.label.replace(['\n', '\r'], " "));
+            out.push_str(&self.label(event.id).replace(['\n', '\r'], " "));
             out.push('\n');
         }
         out
@@ -597,7 +646,7 @@ mod tests {
             causality.describe_chain(send, last),
             "n0:1 (send m0 to n1) -> n1:1 (receive m0 from n0) -> n1:2 (send m1 to n2) -> n2:1 (receive m1 from n1)"
         );
-        assert_eq!(causality.vector(last), &[1, 2, 1]);
+        assert_eq!(*causality.vector(last), [1, 2, 1]);
         assert_eq!(causality.event(last).lamport, LamportTime(4));
         assert!(causality.dot().contains("m1"));
     }
