@@ -330,6 +330,13 @@ struct KeyHistory {
     /// Compact only once the window has this many operations (after a compaction that ran
     /// out of budget, twice the window it failed on).
     compact_at_len: usize,
+    /// The linearization of the window the last check found (indexes into `ops`, every
+    /// operation of the window then), from `settled[witness_start]`; empty if none is
+    /// known. Everything since came after it, so the next check first tries it extended
+    /// by the new operations in call order, which usually still fits: a replay instead of
+    /// a search.
+    witness: Vec<usize>,
+    witness_start: usize,
 }
 
 /// How many configurations one linearizability search may visit (the memo holds 32 bytes
@@ -355,6 +362,8 @@ impl KeyHistory {
             quiet_len: 0,
             recent: VecDeque::new(),
             compact_at_len: 0,
+            witness: Vec::new(),
+            witness_start: 0,
         }
     }
 
@@ -377,6 +386,7 @@ impl KeyHistory {
                 Some(finals) if finals.is_empty() => return Err(self.describe()),
                 Some(finals) => {
                     self.settled = finals;
+                    self.witness.clear();
                     self.compact_at_len = 0;
                     self.quiet_len = 0;
                     self.settled_ops += quiet;
@@ -395,11 +405,26 @@ impl KeyHistory {
                 None => self.compact_at_len = 2 * quiet,
             }
         }
+        if !self.witness.is_empty() {
+            // Every operation since the last check was called after it: try the order found
+            // then, followed by the new operations in call order (outputs learned since
+            // included).
+            self.witness.extend(self.witness.len()..self.ops.len());
+            let start = &self.settled[self.witness_start];
+            if linearizability::is_linearization(&KeyModel, start, &self.ops, &self.witness) {
+                return Ok(());
+            }
+            self.witness.clear();
+        }
         let mut undecided = false;
-        for start in &self.settled {
-            match linearizability::check_from_within(&KeyModel, start, &self.ops, SEARCH_BUDGET) {
-                Some(true) => return Ok(()),
-                Some(false) => {}
+        for (index, start) in self.settled.iter().enumerate() {
+            match linearizability::witness_within(&KeyModel, start, &self.ops, SEARCH_BUDGET) {
+                Some(Some(order)) => {
+                    self.witness = order;
+                    self.witness_start = index;
+                    return Ok(());
+                }
+                Some(None) => {}
                 None => undecided = true,
             }
         }

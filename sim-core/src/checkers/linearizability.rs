@@ -92,6 +92,18 @@ pub fn check_from_within<M: Model>(
     ops: &[Operation<M::Input, M::Output>],
     budget: usize,
 ) -> Option<bool> {
+    witness_within(model, init, ops, budget).map(|order| order.is_some())
+}
+
+/// Like [`check_from_within`], and when the history is linearizable, one linearization:
+/// the indexes of `ops` in the order they take effect (every operation, pending ones
+/// included). `None`: the budget ran out; `Some(None)`: not linearizable.
+pub fn witness_within<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[Operation<M::Input, M::Output>],
+    budget: usize,
+) -> Option<Option<Vec<usize>>> {
     // Invariants check after every step, often on a handful of operations: reuse this
     // thread's buffers rather than allocate seven per check. (A nested call, should a
     // model ever make one, gets fresh buffers.)
@@ -99,6 +111,35 @@ pub fn check_from_within<M: Model>(
         Ok(mut scratch) => search(model, init, ops, budget, &mut scratch),
         Err(_) => search(model, init, ops, budget, &mut Scratch::default()),
     })
+}
+
+/// Whether `order` (indexes of `ops`, each once) is a linearization of `ops` from `init`:
+/// it respects real time (no operation comes after one that was called after it
+/// returned) and every output is what the model gives. Linear in the operations: this is
+/// how a checker re-confirms a linearization it found before, extended by what happened
+/// since, without searching again.
+pub fn is_linearization<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[Operation<M::Input, M::Output>],
+    order: &[usize],
+) -> bool {
+    // An operation may follow another unless it returned before that one was called (at
+    // equal times they overlap): compare each return with the latest call placed before.
+    let mut latest_call = 0;
+    let mut state = init.clone();
+    for &i in order {
+        let op = &ops[i];
+        if op.ret.is_some_and(|ret| ret < latest_call) {
+            return false;
+        }
+        latest_call = latest_call.max(op.call);
+        match model.step(&state, &op.input, op.output.as_ref()) {
+            Some(next) => state = next,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Buffers for [`check_from`], kept per thread between checks.
@@ -127,7 +168,7 @@ fn search<M: Model>(
     ops: &[Operation<M::Input, M::Output>],
     budget: usize,
     scratch: &mut Scratch,
-) -> Option<bool> {
+) -> Option<Option<Vec<usize>>> {
     let Scratch { events, next, prev, return_node, zobrist, cache } = scratch;
     // Events in time order; at equal times calls come first (overlap is the lenient view).
     events.clear();
@@ -205,7 +246,7 @@ fn search<M: Model>(
             node = next[node];
         } else {
             let Some((call_node, old_state)) = stack.pop() else {
-                return Some(false);
+                return Some(None);
             };
             let op = events[call_node - 1].2;
             linearized ^= zobrist[op];
@@ -215,7 +256,8 @@ fn search<M: Model>(
             node = next[call_node];
         }
     }
-    Some(true)
+    // The stack holds every operation, in the order the search linearized them.
+    Some(Some(stack.iter().map(|&(call_node, _)| events[call_node - 1].2).collect()))
 }
 
 /// Every state the model can end in after some linearization of `ops`, starting from any
@@ -426,6 +468,28 @@ mod tests {
             let split = states.iter().any(|s| check_from(&Register, s, &ops[cut..]));
             assert_eq!(whole, split, "seed {seed}: {ops:?}");
         }
+    }
+
+    /// The order a search finds is a linearization; breaking its real-time order or an
+    /// output makes it one no longer.
+    #[test]
+    fn a_witness_replays_and_a_wrong_order_does_not() {
+        let ops = [
+            op(0, 0, Some(2), Op::Write(1), None),
+            op(1, 3, Some(5), Op::Write(2), None),
+            op(2, 4, Some(6), Op::Read, Some(2)),
+            op(0, 7, None, Op::Read, None),
+        ];
+        let order = witness_within(&Register, &0, &ops, usize::MAX).expect("decided").expect("linearizable");
+        assert_eq!(order.len(), ops.len());
+        assert!(is_linearization(&Register, &0, &ops, &order));
+        // Write(2) before Write(1), which returned before it was called.
+        assert!(!is_linearization(&Register, &0, &ops, &[1, 0, 2, 3]));
+        // The read of 2 before Write(2).
+        assert!(!is_linearization(&Register, &0, &ops, &[0, 2, 1, 3]));
+        assert_eq!(witness_within(&Register, &0, &ops[..3], usize::MAX).map(|w| w.is_some()), Some(true));
+        let wrong = [op(0, 0, Some(2), Op::Write(1), None), op(1, 3, Some(4), Op::Read, Some(0))];
+        assert_eq!(witness_within(&Register, &0, &wrong, usize::MAX), Some(None));
     }
 
     #[test]
