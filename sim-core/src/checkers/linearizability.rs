@@ -310,29 +310,50 @@ pub fn final_states_within<M: Model>(
     #[allow(clippy::disallowed_types)]
     let mut final_seen: std::collections::HashSet<u128, BuildHasherDefault<Fold>> = Default::default();
     let mut finals = Vec::new();
-    let mut stack: Vec<(Vec<bool>, u128, usize, M::State)> =
-        inits.iter().map(|s| (vec![false; n], 0u128, 0usize, s.clone())).collect();
-    while let Some((done, set, count, state)) = stack.pop() {
-        if count == n {
-            if final_seen.insert(fingerprint(&state)) {
-                finals.push(state);
-            }
-            continue;
-        }
-        // An operation can come next if no other pending one returned before it was called
-        // (at equal times the call counts as first, as in `check`).
-        let earliest_return = (0..n).filter(|&i| !done[i]).map(|i| returns[i]).min().expect("one is pending");
-        for i in (0..n).filter(|&i| !done[i] && ops[i].call <= earliest_return) {
-            let op = &ops[i];
-            if let Some(next) = model.step(&state, &op.input, op.output.as_ref()) {
-                let next_set = set ^ zobrist[i];
-                if seen.insert((next_set, fingerprint(&next))) {
+    // Depth first, one `done` set shared by the whole walk and undone on the way back, so
+    // that visiting a configuration allocates nothing. A frame: the state, the set's hash,
+    // the earliest return among the operations not yet done (nothing returning later may
+    // come next), the next operation to try, and the operation whose placing made it.
+    let mut done = vec![false; n];
+    let earliest_return = |done: &[bool]| (0..n).filter(|&i| !done[i]).map(|i| returns[i]).min();
+    for init in inits {
+        let mut frames = vec![(init.clone(), 0u128, earliest_return(&done), 0usize, NONE)];
+        while let Some((state, set, earliest, next, _)) = frames.last_mut() {
+            let Some(earliest) = *earliest else {
+                // Every operation is done: one way the history can end.
+                if final_seen.insert(fingerprint(&*state)) {
+                    finals.push(state.clone());
+                }
+                let (.., placed) = frames.pop().expect("the frame just looked at");
+                if placed != NONE {
+                    done[placed] = false;
+                }
+                continue;
+            };
+            // An operation can come next if no other pending one returned before it was
+            // called (at equal times the call counts as first, as in `check`).
+            let candidate = (*next..n).find_map(|i| {
+                if done[i] || ops[i].call > earliest {
+                    return None;
+                }
+                let after = model.step(state, &ops[i].input, ops[i].output.as_ref())?;
+                let after_set = *set ^ zobrist[i];
+                seen.insert((after_set, fingerprint(&after))).then_some((i, after, after_set))
+            });
+            match candidate {
+                Some((i, after, after_set)) => {
                     if seen.len() > budget {
                         return None;
                     }
-                    let mut next_done = done.clone();
-                    next_done[i] = true;
-                    stack.push((next_done, next_set, count + 1, next));
+                    *next = i + 1;
+                    done[i] = true;
+                    frames.push((after, after_set, earliest_return(&done), 0, i));
+                }
+                None => {
+                    let (.., placed) = frames.pop().expect("the frame just looked at");
+                    if placed != NONE {
+                        done[placed] = false;
+                    }
                 }
             }
         }
