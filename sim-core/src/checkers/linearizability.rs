@@ -104,6 +104,10 @@ pub fn witness_within<M: Model>(
     ops: &[Operation<M::Input, M::Output>],
     budget: usize,
 ) -> Option<Option<Vec<usize>>> {
+    if in_sequence(ops) {
+        let order: Vec<usize> = (0..ops.len()).collect();
+        return Some(is_linearization(model, init, ops, &order).then_some(order));
+    }
     // Invariants check after every step, often on a handful of operations: reuse this
     // thread's buffers rather than allocate seven per check. (A nested call, should a
     // model ever make one, gets fresh buffers.)
@@ -111,6 +115,13 @@ pub fn witness_within<M: Model>(
         Ok(mut scratch) => search(model, init, ops, budget, &mut scratch),
         Err(_) => search(model, init, ops, budget, &mut Scratch::default()),
     })
+}
+
+/// Whether each operation returned before the next one was called: then real time allows
+/// one order only, and checking is a replay. (Histories of one client, or of clients that
+/// take turns, are mostly like this.)
+fn in_sequence<I, O>(ops: &[Operation<I, O>]) -> bool {
+    ops.windows(2).all(|pair| pair[0].ret.is_some_and(|ret| ret < pair[1].call))
 }
 
 /// Whether `order` (indexes of `ops`, each once) is a linearization of `ops` from `init`:
@@ -156,6 +167,10 @@ struct Scratch {
     /// fast fold rather than SipHash: nothing here is adversarial.
     #[allow(clippy::disallowed_types)]
     cache: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>>,
+    /// Fingerprints of the final states found so far (for [`final_states`]; likewise
+    /// never iterated).
+    #[allow(clippy::disallowed_types)]
+    finals_seen: std::collections::HashSet<u128, BuildHasherDefault<Fold>>,
 }
 
 thread_local! {
@@ -169,7 +184,7 @@ fn search<M: Model>(
     budget: usize,
     scratch: &mut Scratch,
 ) -> Option<Option<Vec<usize>>> {
-    let Scratch { events, next, prev, return_node, zobrist, cache } = scratch;
+    let Scratch { events, next, prev, return_node, zobrist, cache, .. } = scratch;
     // Events in time order; at equal times calls come first (overlap is the lenient view).
     events.clear();
     for (i, op) in ops.iter().enumerate() {
@@ -300,15 +315,42 @@ pub fn final_states_within<M: Model>(
     ops: &[Operation<M::Input, M::Output>],
     budget: usize,
 ) -> Option<Vec<M::State>> {
+    if in_sequence(ops) {
+        // One order only: each start state leads to one end state, or to none.
+        let mut finals: Vec<M::State> = Vec::new();
+        for init in inits {
+            let end = ops
+                .iter()
+                .try_fold(init.clone(), |state, op| model.step(&state, &op.input, op.output.as_ref()));
+            if let Some(end) = end.filter(|end| !finals.contains(end)) {
+                finals.push(end);
+            }
+        }
+        return Some(finals);
+    }
+    // Reuse this thread's buffers, as `search` does (a nested call gets fresh ones).
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => enumerate_finals(model, inits, ops, budget, &mut scratch),
+        Err(_) => enumerate_finals(model, inits, ops, budget, &mut Scratch::default()),
+    })
+}
+
+fn enumerate_finals<M: Model>(
+    model: &M,
+    inits: &[M::State],
+    ops: &[Operation<M::Input, M::Output>],
+    budget: usize,
+    scratch: &mut Scratch,
+) -> Option<Vec<M::State>> {
     let n = ops.len();
     let returns: Vec<u64> =
         ops.iter().map(|op| op.ret.expect("final_states needs every operation returned")).collect();
-    let zobrist: Vec<u128> = (0..n as u64).map(zobrist_value).collect();
-    // Neither set is iterated: each is only asked "seen before?", so no order can leak.
-    #[allow(clippy::disallowed_types)]
-    let mut seen: std::collections::HashSet<(u128, u128), BuildHasherDefault<Fold>> = Default::default();
-    #[allow(clippy::disallowed_types)]
-    let mut final_seen: std::collections::HashSet<u128, BuildHasherDefault<Fold>> = Default::default();
+    let Scratch { zobrist, cache: seen, finals_seen: final_seen, .. } = scratch;
+    while zobrist.len() < n {
+        zobrist.push(zobrist_value(zobrist.len() as u64));
+    }
+    seen.clear();
+    final_seen.clear();
     let mut finals = Vec::new();
     // Depth first, one `done` set shared by the whole walk and undone on the way back, so
     // that visiting a configuration allocates nothing. A frame: the state, the set's hash,
