@@ -141,25 +141,26 @@ impl ScenarioThroughput {
     }
 }
 
-/// Runs `scenario` repeatedly (at least `min_runs` times and 0.2 s), with its invariants
-/// and with none; the best time of each.
+/// Runs `scenario` repeatedly, with its invariants and with none, alternating (at least
+/// `min_runs` pairs and 0.4 s), so that both see the same state of the machine and the
+/// allocator; the best time of each.
 pub fn scenario_throughput(scenario: &Scenario, min_runs: u32) -> ScenarioThroughput {
     let mut bare = scenario.clone();
     bare.invariants = Some(Vec::new());
-    let best = |s: &Scenario| {
-        let (mut best, mut total, mut runs, mut steps) = (Duration::MAX, Duration::ZERO, 0, 0);
-        while runs < min_runs || total < Duration::from_millis(200) {
-            let (run, elapsed) =
-                timed(|| runner::simulate(s, s.seed, TraceMode::HashOnly, None).expect("no I/O"));
-            steps = run.report.steps;
-            best = best.min(elapsed);
-            total += elapsed;
-            runs += 1;
-        }
-        (steps, best)
+    let run = |s: &Scenario| {
+        timed(|| runner::simulate(s, s.seed, TraceMode::HashOnly, None).expect("no I/O").report.steps)
     };
-    let (steps, with_invariants) = best(scenario);
-    let (_, without_invariants) = best(&bare);
+    let (mut with_invariants, mut without_invariants) = (Duration::MAX, Duration::MAX);
+    let (mut total, mut runs, mut steps) = (Duration::ZERO, 0, 0);
+    while runs < min_runs || total < Duration::from_millis(400) {
+        let (with_steps, with) = run(scenario);
+        let (_, without) = run(&bare);
+        steps = with_steps;
+        with_invariants = with_invariants.min(with);
+        without_invariants = without_invariants.min(without);
+        total += with + without;
+        runs += 1;
+    }
     ScenarioThroughput { steps, with_invariants, without_invariants }
 }
 
