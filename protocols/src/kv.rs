@@ -234,6 +234,10 @@ impl Model for KeyModel {
             },
         }
     }
+
+    fn is_read(&self, input: &KvOp) -> bool {
+        matches!(input, KvOp::Get { .. })
+    }
 }
 
 /// `executed-at-most-once`: no request id is executed twice (ground truth from the
