@@ -11,6 +11,7 @@ use crate::scenario::Scenario;
 use protocols::kv::{KeyModel, KvOp, KvResult, KvStore};
 use protocols::ping::{self, PingParams};
 use sim_core::checkers::linearizability::{self, Operation};
+use sim_core::queue::{BinaryQueue, WheelQueue};
 use sim_core::{
     Latency, LinkConfig, NetworkConfig, SimConfig, SimRng, SimTime, Simulation, Stream, TraceMode,
 };
@@ -120,6 +121,38 @@ pub fn bare(nodes: u32, in_flight: u32, deliveries: u64, seed: u64) -> Measureme
         delivered
     });
     Measurement { deliveries: delivered, elapsed, trace_hash: String::from("-") }
+}
+
+/// The event queues alone, in the classic "hold" model: `in_flight` events queued, then
+/// `operations` times: pop the earliest and push one back at its time plus a uniform delay
+/// in [1, 10] ms, as the ping workload does. Returns (timing wheel, binary heap)
+/// operations per second; both see the same times.
+pub fn queue_hold(in_flight: u32, operations: u64, seed: u64) -> (f64, f64) {
+    fn hold<Q>(
+        queue: &mut Q,
+        push: impl Fn(&mut Q, u64, u64),
+        pop: impl Fn(&mut Q) -> Option<(u64, u64)>,
+        in_flight: u32,
+        operations: u64,
+        seed: u64,
+    ) -> f64 {
+        let mut rng = SimRng::new(seed, Stream::Workload);
+        for i in 0..u64::from(in_flight) {
+            push(queue, rng.between(1_000, 10_000), i);
+        }
+        let ((), elapsed) = timed(|| {
+            for i in 0..operations {
+                let (now, _) = pop(queue).expect("the hold model keeps the queue full");
+                push(queue, now + rng.between(1_000, 10_000), i);
+            }
+        });
+        operations as f64 / elapsed.as_secs_f64().max(1e-9)
+    }
+    let wheel =
+        hold(&mut WheelQueue::default(), |q, t, v| q.push(t, v), |q| q.pop(), in_flight, operations, seed);
+    let heap =
+        hold(&mut BinaryQueue::default(), |q, t, v| q.push(t, v), |q| q.pop(), in_flight, operations, seed);
+    (wheel, heap)
 }
 
 /// Steps per second of a bundled scenario, with its invariants and without them.

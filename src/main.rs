@@ -563,6 +563,18 @@ fn bench_suite(repeat: u32) -> ExitCode {
             last.0
         ));
     }
+    emit("# event queues alone (hold model, delays uniform in [1, 10] ms): operations per second\n");
+    for in_flight in [1_000, 10_000, 100_000, 1_000_000] {
+        let best = (0..repeat.max(1))
+            .map(|_| bench::queue_hold(in_flight, 5_000_000, 1))
+            .fold((0f64, 0f64), |(wheel, heap), (w, h)| (wheel.max(w), heap.max(h)));
+        emit(&format!(
+            "queue in_flight={in_flight} wheel_ops_per_s={:.0} binary_heap_ops_per_s={:.0} ratio={:.2}\n",
+            best.0,
+            best.1,
+            best.0 / best.1
+        ));
+    }
     emit("# scenarios: steps per second with invariants (best of the runs), and what the invariants cost\n");
     let root = dsim::scenarios_dir();
     for path in dsim::bundled_scenarios() {
