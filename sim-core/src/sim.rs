@@ -4,9 +4,9 @@
 //! Each step pops the earliest event, advances virtual time to it (idle time is skipped,
 //! never ticked through), runs the node handler it concerns (whose effects, sends through
 //! the network and timers, apply as the handler asks for them), and then runs every
-//! invariant. The first violation
-//! ends the run. A run also ends when the queue drains, at the liveness deadline, or at a
-//! run limit (`max_steps`, `max_time`), each a reported [`Outcome`].
+//! invariant. The first violation ends the run. A run also ends when the queue drains, at
+//! the liveness deadline, or at a run limit (`max_steps`, `max_time`), each a reported
+//! [`Outcome`].
 //!
 //! Fault phases: faults come from a timeline. At `heal_at` the network heals (partitions
 //! end, loss and duplication stop) and the liveness phase begins; at
