@@ -40,6 +40,15 @@ pub trait Model {
     fn is_read(&self, _input: &Self::Input) -> bool {
         false
     }
+
+    /// A 128-bit fingerprint of `state`: equal states must have equal fingerprints, and
+    /// two different states should collide with negligible probability (the memo takes a
+    /// match as "seen before"). The default hashes the state twice, with two unrelated
+    /// hashes; a model whose states carry such a hash, computed once when the state was
+    /// made, returns it instead of hashing the state at every configuration.
+    fn fingerprint(&self, state: &Self::State) -> u128 {
+        fingerprint(state)
+    }
 }
 
 /// One operation of a history. Times are any monotone clock (virtual microseconds here).
@@ -254,7 +263,7 @@ fn search<M: Model>(
             let operation = &ops[op];
             if let Some(new_state) = model.step(&state, &operation.input, operation.output.as_ref()) {
                 linearized ^= zobrist[op];
-                if cache.insert((linearized, fingerprint(&new_state))) {
+                if cache.insert((linearized, model.fingerprint(&new_state))) {
                     if cache.len() > budget {
                         return None;
                     }
@@ -371,7 +380,7 @@ fn enumerate_finals<M: Model>(
         while let Some((state, set, earliest, next, _)) = frames.last_mut() {
             let Some(earliest) = *earliest else {
                 // Every operation is done: one way the history can end.
-                if final_seen.insert(fingerprint(&*state)) {
+                if final_seen.insert(model.fingerprint(state)) {
                     finals.push(state.clone());
                 }
                 let (.., placed) = frames.pop().expect("the frame just looked at");
@@ -391,7 +400,7 @@ fn enumerate_finals<M: Model>(
                 if let Some((i, after)) = read {
                     *next = n;
                     let after_set = *set ^ zobrist[i];
-                    if seen.insert((after_set, fingerprint(&after))) {
+                    if seen.insert((after_set, model.fingerprint(&after))) {
                         if seen.len() > budget {
                             return None;
                         }
@@ -407,7 +416,7 @@ fn enumerate_finals<M: Model>(
                 }
                 let after = model.step(state, &ops[i].input, ops[i].output.as_ref())?;
                 let after_set = *set ^ zobrist[i];
-                seen.insert((after_set, fingerprint(&after))).then_some((i, after, after_set))
+                seen.insert((after_set, model.fingerprint(&after))).then_some((i, after, after_set))
             });
             match candidate {
                 Some((i, after, after_set)) => {
