@@ -260,11 +260,19 @@ impl KeyValue {
 
     /// This value followed by `suffix`; `scale` is each base raised to the suffix's length.
     fn append(&self, suffix: &KeyValue, scale: [u64; 2]) -> KeyValue {
-        let mut text = String::with_capacity(self.text.len() + suffix.text.len());
-        text.push_str(&self.text);
-        text.push_str(&suffix.text);
+        // Joined in a buffer kept per thread, then copied into the `Rc`: one allocation per
+        // append rather than two (a `String`, then the `Rc`).
+        thread_local! {
+            static JOINED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let text = JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            joined.push_str(&self.text);
+            joined.push_str(&suffix.text);
+            Rc::from(joined.as_str())
+        });
         let hash = [0, 1].map(|i| add_mod(multiply_mod(self.hash[i], scale[i]), suffix.hash[i]));
-        KeyValue { text: Rc::from(text), hash }
+        KeyValue { text, hash }
     }
 
     /// The 122 bits of the two hashes in one number.
