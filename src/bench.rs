@@ -240,7 +240,10 @@ pub fn kv_history(n_ops: usize, clients: u64, keys: u64, seed: u64) -> Vec<Vec<O
 /// Checks a generated history of `n_ops` operations (10 clients, 10 keys); returns the time
 /// and the verdict (always linearizable, by construction).
 pub fn checker(n_ops: usize, seed: u64) -> (Duration, bool) {
-    let history = kv_history(n_ops, 10, 10, seed);
+    let history: Vec<Vec<_>> = kv_history(n_ops, 10, 10, seed)
+        .iter()
+        .map(|ops| ops.iter().map(KeyModel::operation).collect())
+        .collect();
     let (ok, elapsed) = timed(|| history.iter().all(|ops| linearizability::check(&KeyModel, ops)));
     (elapsed, ok)
 }

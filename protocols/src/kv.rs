@@ -204,39 +204,212 @@ impl Workload {
     }
 }
 
+/// A key's value as the linearizability checker holds it: the text, shared (`Rc`, since
+/// the search copies the state at every step and most steps do not change it), with a
+/// 122-bit hash of it computed once, when the value is made.
+///
+/// The search fingerprints the state at every configuration it visits and compares it
+/// with every read; with the hash at hand the first costs nothing and the second rejects
+/// a mismatch without reading the text. The hash is polynomial, so an append works out
+/// the hash of the longer text from the two parts' hashes instead of reading it again.
+/// Equality still compares the text: the hash only decides quickly when texts differ.
+#[derive(Clone)]
+pub struct KeyValue {
+    text: Rc<str>,
+    hash: [u64; 2],
+}
+
+/// The hash's modulus, the Mersenne prime 2^61 - 1, and its two bases (arbitrary, below
+/// it): two polynomial hashes with unrelated bases, so texts that collide in one almost
+/// never collide in the other.
+const HASH_MODULUS: u64 = (1 << 61) - 1;
+const HASH_BASES: [u64; 2] = [0x0a3c_5f91_d2e7_4b61, 0x1f2e_8d4c_6b3a_9057];
+
+/// `a * b` modulo 2^61 - 1, for `a` and `b` below it.
+fn multiply_mod(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    let sum = (product as u64 & HASH_MODULUS) + (product >> 61) as u64;
+    if sum >= HASH_MODULUS {
+        sum - HASH_MODULUS
+    } else {
+        sum
+    }
+}
+
+fn add_mod(a: u64, b: u64) -> u64 {
+    let sum = a + b;
+    if sum >= HASH_MODULUS {
+        sum - HASH_MODULUS
+    } else {
+        sum
+    }
+}
+
+impl KeyValue {
+    pub fn new(text: &str) -> KeyValue {
+        // Each byte counts as itself plus one, so that leading zero bytes still count.
+        let hash = HASH_BASES.map(|base| {
+            text.bytes().fold(0, |hash, byte| add_mod(multiply_mod(hash, base), u64::from(byte) + 1))
+        });
+        KeyValue { text: Rc::from(text), hash }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// This value followed by `suffix`; `scale` is each base raised to the suffix's length.
+    fn append(&self, suffix: &KeyValue, scale: [u64; 2]) -> KeyValue {
+        // Joined in a buffer kept per thread, then copied into the `Rc`: one allocation per
+        // append rather than two (a `String`, then the `Rc`).
+        thread_local! {
+            static JOINED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let text = JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            joined.push_str(&self.text);
+            joined.push_str(&suffix.text);
+            Rc::from(joined.as_str())
+        });
+        let hash = [0, 1].map(|i| add_mod(multiply_mod(self.hash[i], scale[i]), suffix.hash[i]));
+        KeyValue { text, hash }
+    }
+
+    /// The 122 bits of the two hashes in one number.
+    fn fingerprint(&self) -> u128 {
+        (u128::from(self.hash[0]) << 64) | u128::from(self.hash[1])
+    }
+}
+
+impl PartialEq for KeyValue {
+    fn eq(&self, other: &KeyValue) -> bool {
+        self.hash == other.hash && (Rc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for KeyValue {}
+
+/// Hashes the hash: equal texts have equal hashes, so this agrees with `Eq`.
+impl std::hash::Hash for KeyValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+    }
+}
+
+impl fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.text)
+    }
+}
+
+/// An operation on one key, as the checker takes it: built once per operation (values
+/// hashed, the append's scale worked out), so that no step of the search allocates for a
+/// put or hashes a text. The key is left out: a checker checks one key at a time.
+#[derive(Clone, Debug)]
+pub enum KeyInput {
+    Put(KeyValue),
+    /// The suffix, and each hash base raised to its length.
+    Append(KeyValue, [u64; 2]),
+    Get,
+}
+
+impl KeyInput {
+    pub fn new(op: &KvOp) -> KeyInput {
+        match op {
+            KvOp::Put { value, .. } => KeyInput::Put(KeyValue::new(value)),
+            KvOp::Append { value, .. } => {
+                let scale =
+                    HASH_BASES.map(|base| (0..value.len()).fold(1, |scale, _| multiply_mod(scale, base)));
+                KeyInput::Append(KeyValue::new(value), scale)
+            }
+            KvOp::Get { .. } => KeyInput::Get,
+        }
+    }
+
+    /// As the operation on `key` shows (`KvOp`'s form: `Put(k,v)`).
+    fn show(&self, key: &str) -> String {
+        match self {
+            KeyInput::Put(value) => format!("Put({key},{})", value.text()),
+            KeyInput::Append(value, _) => format!("Append({key},{})", value.text()),
+            KeyInput::Get => format!("Get({key})"),
+        }
+    }
+}
+
+/// What an operation on one key returned, as the checker takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOutput {
+    Done,
+    Value(KeyValue),
+}
+
+impl KeyOutput {
+    /// `None` for an outcome the client never learned (it gave up).
+    pub fn new(result: &KvResult) -> Option<KeyOutput> {
+        match result {
+            KvResult::Done => Some(KeyOutput::Done),
+            KvResult::Value(value) => Some(KeyOutput::Value(KeyValue::new(value))),
+            KvResult::GaveUp => None,
+        }
+    }
+}
+
+/// As `KvResult` shows.
+impl fmt::Display for KeyOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOutput::Done => write!(f, "ok"),
+            KeyOutput::Value(value) => write!(f, "{:?}", value.text()),
+        }
+    }
+}
+
+/// A key/value operation as the checker takes it (see `KeyModel::operation`).
+pub type KeyOperation = Operation<KeyInput, KeyOutput>;
+
 /// The sequential specification of one key.
 pub struct KeyModel;
 
-impl Model for KeyModel {
-    /// The key's value. Shared (`Rc`), because the search copies the state at every step
-    /// and most steps (reads) do not change it.
-    type State = Rc<str>;
-    type Input = KvOp;
-    type Output = KvResult;
+impl KeyModel {
+    /// `op` as the checker takes it.
+    pub fn operation(op: &Operation<KvOp, KvResult>) -> KeyOperation {
+        Operation {
+            client: op.client,
+            call: op.call,
+            ret: op.ret,
+            input: KeyInput::new(&op.input),
+            output: op.output.as_ref().and_then(KeyOutput::new),
+        }
+    }
+}
 
-    fn init(&self) -> Rc<str> {
-        Rc::from("")
+impl Model for KeyModel {
+    type State = KeyValue;
+    type Input = KeyInput;
+    type Output = KeyOutput;
+
+    fn init(&self) -> KeyValue {
+        KeyValue::new("")
     }
 
-    fn step(&self, state: &Rc<str>, input: &KvOp, output: Option<&KvResult>) -> Option<Rc<str>> {
+    fn step(&self, state: &KeyValue, input: &KeyInput, output: Option<&KeyOutput>) -> Option<KeyValue> {
         match input {
-            KvOp::Put { value, .. } => Some(Rc::from(value.as_str())),
-            KvOp::Append { value, .. } => {
-                let mut appended = String::with_capacity(state.len() + value.len());
-                appended.push_str(state);
-                appended.push_str(value);
-                Some(Rc::from(appended))
-            }
-            KvOp::Get { .. } => match output {
-                None => Some(Rc::clone(state)),
-                Some(KvResult::Value(read)) => (read.as_str() == &**state).then(|| Rc::clone(state)),
-                Some(_) => None,
+            KeyInput::Put(value) => Some(value.clone()),
+            KeyInput::Append(suffix, scale) => Some(state.append(suffix, *scale)),
+            KeyInput::Get => match output {
+                None => Some(state.clone()),
+                Some(KeyOutput::Value(read)) => (read == state).then(|| state.clone()),
+                Some(KeyOutput::Done) => None,
             },
         }
     }
 
-    fn is_read(&self, input: &KvOp) -> bool {
-        matches!(input, KvOp::Get { .. })
+    fn is_read(&self, input: &KeyInput) -> bool {
+        matches!(input, KeyInput::Get)
+    }
+
+    fn fingerprint(&self, state: &KeyValue) -> u128 {
+        state.fingerprint()
     }
 }
 
@@ -308,16 +481,16 @@ pub struct KvLinearizable {
 type Times = (SimTime, Option<SimTime>);
 
 /// An operation with its times.
-type TimedOp = (Operation<KvOp, KvResult>, Times);
+type TimedOp = (KeyOperation, Times);
 
 /// One key's unsettled history.
 struct KeyHistory {
     /// The key, for reports.
     name: String,
     /// The values the settled part can have left (the initial value before anything).
-    settled: Vec<Rc<str>>,
+    settled: Vec<KeyValue>,
     /// Operations since the key was last quiet, stamped with history positions.
-    ops: Vec<Operation<KvOp, KvResult>>,
+    ops: Vec<KeyOperation>,
     /// How many operations were settled (drained from the front of `ops`) so far.
     settled_ops: usize,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
@@ -481,7 +654,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                         client: u64::from(entry.node.0),
                         call: position as u64,
                         ret: None,
-                        input: op.clone(),
+                        input: KeyInput::new(op),
                         output: None,
                     });
                     key.times.push((entry.time, None));
@@ -498,14 +671,14 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     let at = at - key.settled_ops;
                     let op = &mut key.ops[at];
                     op.ret = Some(position as u64);
-                    op.output = Some(result.clone());
+                    op.output = KeyOutput::new(result);
                     key.times[at].1 = Some(entry.time);
                     key.in_flight -= 1;
                     // Only a read can contradict an order: a write's return constrains only
                     // operations called later, and a finished write can always take effect at
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
-                    let is_read = matches!(op.input, KvOp::Get { .. });
+                    let is_read = matches!(op.input, KeyInput::Get);
                     if key.in_flight == 0 {
                         key.quiet_len = key.ops.len();
                     }
@@ -534,7 +707,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
     }
 }
 
-fn describe_key_history(key: &str, ops: &[(&Operation<KvOp, KvResult>, &Times)]) -> String {
+fn describe_key_history(key: &str, ops: &[(&KeyOperation, &Times)]) -> String {
     let skip = ops.len().saturating_sub(RECENT_SHOWN);
     let mut text = format!(
         "the operations on key {key:?} have no linearization (no order of them, consistent \
@@ -544,7 +717,14 @@ fn describe_key_history(key: &str, ops: &[(&Operation<KvOp, KvResult>, &Times)])
     for (op, (call, ret)) in &ops[skip..] {
         let ret = ret.map_or("…".to_string(), |t| t.to_string());
         let result = op.output.as_ref().map_or("unknown".to_string(), |r| r.to_string());
-        text.push_str(&format!("\n    n{} {} [{} .. {}] -> {}", op.client, op.input, call, ret, result));
+        text.push_str(&format!(
+            "\n    n{} {} [{} .. {}] -> {}",
+            op.client,
+            op.input.show(key),
+            call,
+            ret,
+            result
+        ));
     }
     text
 }
@@ -562,6 +742,64 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.len(), 3);
         assert!(a.iter().all(|ops| ops.len() == 4));
+    }
+
+    /// A value's hash is a function of its text, however it was made (appended or whole),
+    /// so equality and hashing agree with the text's; different texts differ.
+    #[test]
+    fn key_values_agree_with_their_texts() {
+        let mut rng = SimRng::new(3, Stream::Workload);
+        let mut texts = vec![String::new(), "\0".to_string(), "\0\0".to_string(), "a".to_string()];
+        for _ in 0..200 {
+            let len = rng.below(6) as usize;
+            texts.push((0..len).map(|_| char::from(b'a' + rng.below(3) as u8)).collect());
+        }
+        let model = KeyModel;
+        for (i, a) in texts.iter().enumerate() {
+            for b in &texts[i..] {
+                let whole = KeyValue::new(&format!("{a}{b}"));
+                let appended = model
+                    .step(
+                        &KeyValue::new(a),
+                        &KeyInput::new(&KvOp::Append { key: "k".into(), value: b.clone() }),
+                        None,
+                    )
+                    .expect("an append always steps");
+                assert_eq!(appended, whole, "{a:?} + {b:?}");
+                assert_eq!(appended.text(), whole.text());
+                assert_eq!(model.fingerprint(&appended), model.fingerprint(&whole), "{a:?} + {b:?}");
+                assert_eq!(linearizability_fingerprint(&appended), linearizability_fingerprint(&whole));
+                let (x, y) = (KeyValue::new(a), KeyValue::new(b));
+                assert_eq!(x == y, a == b, "{a:?} vs {b:?}");
+                assert_eq!(model.fingerprint(&x) == model.fingerprint(&y), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// What `Hash` writes for a value, hashed.
+    fn linearizability_fingerprint(value: &KeyValue) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        value.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The checker's view of a read: it fits a state with the same text only.
+    #[test]
+    fn a_get_fits_the_value_it_read() {
+        let model = KeyModel;
+        let state = KeyValue::new("1.0 2.1 ");
+        let read = |text: &str| KeyOutput::new(&KvResult::Value(text.to_string()));
+        assert_eq!(model.step(&state, &KeyInput::Get, read("1.0 2.1 ").as_ref()), Some(state.clone()));
+        assert_eq!(model.step(&state, &KeyInput::Get, read("1.0 ").as_ref()), None);
+        assert_eq!(model.step(&state, &KeyInput::Get, None), Some(state.clone()));
+        assert_eq!(model.step(&state, &KeyInput::Get, Some(&KeyOutput::Done)), None);
+        let put = KeyInput::new(&KvOp::Put { key: "k".into(), value: "x".into() });
+        assert_eq!(put.show("k"), "Put(k,x)");
+        assert_eq!(
+            model.step(&state, &put, Some(&KeyOutput::Done)).map(|v| v.text().to_string()),
+            Some("x".into())
+        );
     }
 
     #[test]

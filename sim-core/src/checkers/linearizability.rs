@@ -40,6 +40,15 @@ pub trait Model {
     fn is_read(&self, _input: &Self::Input) -> bool {
         false
     }
+
+    /// A 128-bit fingerprint of `state`: equal states must have equal fingerprints, and
+    /// two different states should collide with negligible probability (the memo takes a
+    /// match as "seen before"). The default hashes the state twice, with two unrelated
+    /// hashes; a model whose states carry such a hash, computed once when the state was
+    /// made, returns it instead of hashing the state at every configuration.
+    fn fingerprint(&self, state: &Self::State) -> u128 {
+        fingerprint(state)
+    }
 }
 
 /// One operation of a history. Times are any monotone clock (virtual microseconds here).
@@ -179,6 +188,12 @@ struct Scratch {
     /// never iterated).
     #[allow(clippy::disallowed_types)]
     finals_seen: std::collections::HashSet<u128, BuildHasherDefault<Fold>>,
+    /// For [`final_states`]: operation indexes by call and by return, how many operations
+    /// (in call order) were called by each return, and which are done.
+    by_call: Vec<usize>,
+    by_return: Vec<usize>,
+    callable: Vec<usize>,
+    done: Vec<bool>,
 }
 
 thread_local! {
@@ -254,7 +269,7 @@ fn search<M: Model>(
             let operation = &ops[op];
             if let Some(new_state) = model.step(&state, &operation.input, operation.output.as_ref()) {
                 linearized ^= zobrist[op];
-                if cache.insert((linearized, fingerprint(&new_state))) {
+                if cache.insert((linearized, model.fingerprint(&new_state))) {
                     if cache.len() > budget {
                         return None;
                     }
@@ -351,27 +366,51 @@ fn enumerate_finals<M: Model>(
     scratch: &mut Scratch,
 ) -> Option<Vec<M::State>> {
     let n = ops.len();
-    let returns: Vec<u64> =
-        ops.iter().map(|op| op.ret.expect("final_states needs every operation returned")).collect();
-    let Scratch { zobrist, cache: seen, finals_seen: final_seen, .. } = scratch;
+    let returns = |i: usize| ops[i].ret.expect("final_states needs every operation returned");
+    let Scratch { zobrist, cache: seen, finals_seen: final_seen, by_call, by_return, callable, done, .. } =
+        scratch;
     while zobrist.len() < n {
         zobrist.push(zobrist_value(zobrist.len() as u64));
     }
     seen.clear();
     final_seen.clear();
+    // An operation can come next if no other pending one returned before it was called (at
+    // equal times the call counts as first, as in `check`): its call is at most the
+    // earliest return among the pending operations. With the operations ranked by call and
+    // by return, that earliest return is the first pending one in return order, and the
+    // operations that may come next are pending ones in a stretch of the call order (from
+    // the first pending one to `callable` of that return), usually a few overlapping ones,
+    // rather than all of them.
+    by_call.clear();
+    by_call.extend(0..n);
+    by_call.sort_by_key(|&i| (ops[i].call, i));
+    by_return.clear();
+    by_return.extend(0..n);
+    by_return.sort_by_key(|&i| (returns(i), i));
+    callable.clear();
+    callable.extend(by_return.iter().map(|&i| by_call.partition_point(|&j| ops[j].call <= returns(i))));
+    done.clear();
+    done.resize(n, false);
+    // The first pending operation at or after `from` in an order.
+    let first_pending = |done: &[bool], order: &[usize], mut from: usize| {
+        while from < n && done[order[from]] {
+            from += 1;
+        }
+        from
+    };
     let mut finals = Vec::new();
     // Depth first, one `done` set shared by the whole walk and undone on the way back, so
     // that visiting a configuration allocates nothing. A frame: the state, the set's hash,
-    // the earliest return among the operations not yet done (nothing returning later may
-    // come next), the next operation to try, and the operation whose placing made it.
-    let mut done = vec![false; n];
-    let earliest_return = |done: &[bool]| (0..n).filter(|&i| !done[i]).map(|i| returns[i]).min();
+    // the first pending operation in return order and in call order, the next position in
+    // call order to try (`NONE` before the first visit), and the operation whose placing
+    // made it.
+    let mut frames = Vec::new();
     for init in inits {
-        let mut frames = vec![(init.clone(), 0u128, earliest_return(&done), 0usize, NONE)];
-        while let Some((state, set, earliest, next, _)) = frames.last_mut() {
-            let Some(earliest) = *earliest else {
+        frames.push((init.clone(), 0u128, 0usize, 0usize, NONE, NONE));
+        while let Some((state, set, first_return, first_call, next, _)) = frames.last_mut() {
+            if *first_return == n {
                 // Every operation is done: one way the history can end.
-                if final_seen.insert(fingerprint(&*state)) {
+                if final_seen.insert(model.fingerprint(state)) {
                     finals.push(state.clone());
                 }
                 let (.., placed) = frames.pop().expect("the frame just looked at");
@@ -379,44 +418,52 @@ fn enumerate_finals<M: Model>(
                     done[placed] = false;
                 }
                 continue;
-            };
-            // An operation can come next if no other pending one returned before it was
-            // called (at equal times the call counts as first, as in `check`).
-            let may_come = |i: usize| !done[i] && ops[i].call <= earliest;
-            if *next == 0 {
+            }
+            let (first_return, first_call) = (*first_return, *first_call);
+            let may_come = first_call..callable[first_return];
+            let mut placed = None;
+            if *next == NONE {
                 // A read that may come next and fits: placed now, and nothing else tried.
-                let read = (0..n).filter(|&i| may_come(i) && model.is_read(&ops[i].input)).find_map(|i| {
+                let read = may_come.clone().map(|position| by_call[position]).find_map(|i| {
+                    if done[i] || !model.is_read(&ops[i].input) {
+                        return None;
+                    }
                     model.step(state, &ops[i].input, ops[i].output.as_ref()).map(|after| (i, after))
                 });
                 if let Some((i, after)) = read {
                     *next = n;
                     let after_set = *set ^ zobrist[i];
-                    if seen.insert((after_set, fingerprint(&after))) {
-                        if seen.len() > budget {
-                            return None;
-                        }
-                        done[i] = true;
-                        frames.push((after, after_set, earliest_return(&done), 0, i));
+                    if seen.insert((after_set, model.fingerprint(&after))) {
+                        placed = Some((i, after, after_set));
                     }
-                    continue;
+                } else {
+                    *next = first_call;
                 }
             }
-            let candidate = (*next..n).find_map(|i| {
-                if done[i] || ops[i].call > earliest {
-                    return None;
+            if placed.is_none() {
+                placed = (*next..may_come.end).find_map(|position| {
+                    let i = by_call[position];
+                    if done[i] {
+                        return None;
+                    }
+                    *next = position + 1;
+                    let after = model.step(state, &ops[i].input, ops[i].output.as_ref())?;
+                    let after_set = *set ^ zobrist[i];
+                    seen.insert((after_set, model.fingerprint(&after))).then_some((i, after, after_set))
+                });
+                if placed.is_none() {
+                    *next = n;
                 }
-                let after = model.step(state, &ops[i].input, ops[i].output.as_ref())?;
-                let after_set = *set ^ zobrist[i];
-                seen.insert((after_set, fingerprint(&after))).then_some((i, after, after_set))
-            });
-            match candidate {
+            }
+            match placed {
                 Some((i, after, after_set)) => {
                     if seen.len() > budget {
                         return None;
                     }
-                    *next = i + 1;
                     done[i] = true;
-                    frames.push((after, after_set, earliest_return(&done), 0, i));
+                    let first_return = first_pending(done, by_return, first_return);
+                    let first_call = first_pending(done, by_call, first_call);
+                    frames.push((after, after_set, first_return, first_call, NONE, i));
                 }
                 None => {
                     let (.., placed) = frames.pop().expect("the frame just looked at");
@@ -562,6 +609,54 @@ mod tests {
             let states = final_states(&Register, &[0], &ops[..cut]);
             let split = states.iter().any(|s| check_from(&Register, s, &ops[cut..]));
             assert_eq!(whole, split, "seed {seed}: {ops:?}");
+        }
+    }
+
+    /// `final_states` (which ranks operations by call and by return, and places fitting
+    /// reads at once) gives exactly the end states of every order that respects real time,
+    /// on random histories listed in no particular order.
+    #[test]
+    fn final_states_are_the_ends_of_every_linearization() {
+        use crate::rng::{SimRng, Stream};
+        fn ends(ops: &[Operation<Op, u32>], state: u32, left: &mut Vec<usize>, out: &mut Vec<u32>) {
+            if left.is_empty() {
+                if !out.contains(&state) {
+                    out.push(state);
+                }
+                return;
+            }
+            for k in 0..left.len() {
+                let i = left[k];
+                let blocked = left.iter().any(|&j| ops[j].ret.expect("returned") < ops[i].call);
+                if let (false, Some(after)) =
+                    (blocked, Register.step(&state, &ops[i].input, ops[i].output.as_ref()))
+                {
+                    left.remove(k);
+                    ends(ops, after, left, out);
+                    left.insert(k, i);
+                }
+            }
+        }
+        for seed in 0..500 {
+            let mut rng = SimRng::new(seed, Stream::Workload);
+            let ops: Vec<_> = (0..1 + rng.below(6))
+                .map(|client| {
+                    let call = rng.below(8);
+                    let ret = call + rng.below(6);
+                    let input = if rng.chance(0.5) { Op::Write(rng.below(3) as u32) } else { Op::Read };
+                    let output = matches!(input, Op::Read).then(|| rng.below(3) as u32);
+                    op(client, call, Some(ret), input, output)
+                })
+                .collect();
+            let inits = [0, 1 + rng.below(2) as u32];
+            let mut expected = Vec::new();
+            for &init in &inits {
+                ends(&ops, init, &mut (0..ops.len()).collect(), &mut expected);
+            }
+            expected.sort();
+            let mut got = final_states(&Register, &inits, &ops);
+            got.sort();
+            assert_eq!(got, expected, "seed {seed}: {ops:?}");
         }
     }
 
