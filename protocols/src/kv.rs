@@ -593,6 +593,14 @@ impl KeyHistory {
             }
             self.witness.clear();
         }
+        // The obvious order usually works; search only if it does not.
+        for (index, start) in self.settled.iter().enumerate() {
+            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, &self.ops) {
+                self.witness = order;
+                self.witness_start = index;
+                return Ok(());
+            }
+        }
         let mut undecided = false;
         for (index, start) in self.settled.iter().enumerate() {
             match linearizability::witness_within(&KeyModel, start, &self.ops, SEARCH_BUDGET) {
