@@ -171,6 +171,16 @@ pub fn greedy_linearization<M: Model>(
     Some(order)
 }
 
+/// Empties a memo for a check of `n` operations. One grown by a huge check is dropped
+/// rather than cleared: clearing costs its whole capacity, on every small check after it.
+#[allow(clippy::disallowed_types)]
+fn fresh_memo<K>(memo: &mut std::collections::HashSet<K, BuildHasherDefault<Fold>>, n: usize) {
+    if memo.capacity() > 64 * (n + 64) {
+        *memo = Default::default();
+    }
+    memo.clear();
+}
+
 /// Whether each operation returned before the next one was called: then real time allows
 /// one order only, and checking is a replay. (Histories of one client, or of clients that
 /// take turns, are mostly like this.)
@@ -291,11 +301,7 @@ fn search<M: Model>(
         zobrist.push(zobrist_value(zobrist.len() as u64));
     }
     let mut linearized: u128 = 0;
-    // A memo grown by a huge check is not cleared on every small one after it.
-    if cache.capacity() > 64 * (ops.len() + 64) {
-        *cache = Default::default();
-    }
-    cache.clear();
+    fresh_memo(cache, ops.len());
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = init.clone();
     let mut node = next[0];
@@ -409,8 +415,8 @@ fn enumerate_finals<M: Model>(
     while zobrist.len() < n {
         zobrist.push(zobrist_value(zobrist.len() as u64));
     }
-    seen.clear();
-    final_seen.clear();
+    fresh_memo(seen, n);
+    fresh_memo(final_seen, n);
     // An operation can come next if no other pending one returned before it was called (at
     // equal times the call counts as first, as in `check`): its call is at most the
     // earliest return among the pending operations. With the operations ranked by call and
