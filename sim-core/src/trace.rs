@@ -410,6 +410,17 @@ mod tests {
     }
 
     #[test]
+    fn full_mode_keeps_every_record_in_order_across_chunks() {
+        let mut trace: Trace<u8, u8> = Trace::new(TraceMode::Full);
+        let n = CHUNK as u64 * 2 + 10;
+        for step in 0..n {
+            trace.record(step, SimTime::ZERO, 1, &[], false, || TraceEvent::Start { node: NodeId(0) });
+        }
+        assert_eq!(trace.len(), n as usize);
+        assert!(trace.records().map(|r| r.step).eq(0..n));
+    }
+
+    #[test]
     fn recent_mode_keeps_only_the_last_records() {
         let mut trace: Trace<u8, u8> = Trace::new(TraceMode::Recent(2));
         for step in 0..5 {
