@@ -141,12 +141,15 @@ pub struct WheelQueue<T> {
     /// How many events of level 0's lowest occupied slot were popped already (only that
     /// slot is ever popped from, so one cursor serves).
     cursor: usize,
+    /// Level 0's lowest occupied slot, as last found; forgotten by a push (which may file
+    /// below it) and when the slot empties. A peek and the pop after it look it up once.
+    head: Option<usize>,
     len: usize,
 }
 
 impl<T> Default for WheelQueue<T> {
     fn default() -> Self {
-        WheelQueue { now: 0, levels: Vec::new(), occupied_levels: 0, cursor: 0, len: 0 }
+        WheelQueue { now: 0, levels: Vec::new(), occupied_levels: 0, cursor: 0, head: None, len: 0 }
     }
 }
 
@@ -163,6 +166,7 @@ impl<T> WheelQueue<T> {
     /// equal time pop in the order they were pushed.
     pub fn push(&mut self, time: u64, item: T) {
         assert!(time >= self.now, "a timing wheel only takes times at or after the last popped");
+        self.head = None;
         self.file(time, item);
         self.len += 1;
     }
@@ -185,10 +189,13 @@ impl<T> WheelQueue<T> {
     /// index there, or `None` if the queue is empty.
     #[inline]
     fn settle(&mut self) -> Option<usize> {
-        if self.occupied_levels & 1 == 0 {
-            self.cascade();
+        if self.head.is_none() {
+            if self.occupied_levels & 1 == 0 {
+                self.cascade();
+            }
+            self.head = self.levels.first()?.occupied.first();
         }
-        self.levels.first()?.occupied.first()
+        self.head
     }
 
     /// Cascades until level 0 is occupied or the queue is empty. Kept out of line: most
@@ -247,6 +254,7 @@ impl<T> WheelQueue<T> {
         if self.cursor == list.len() {
             list.clear();
             self.cursor = 0;
+            self.head = None;
             if level.occupied.clear(index) {
                 self.occupied_levels &= !1;
             }
