@@ -483,15 +483,26 @@ type Times = (SimTime, Option<SimTime>);
 /// An operation with its times.
 type TimedOp = (KeyOperation, Times);
 
-/// One key's unsettled history.
+/// One key's history, in three parts: settled exactly (summed up by the values it can
+/// leave), settled lazily (replayed along one linearization; kept until a check needs
+/// the exact values), and the window since the key was last settled.
 struct KeyHistory {
     /// The key, for reports.
     name: String,
-    /// The values the settled part can have left (the initial value before anything).
+    /// The values the window may start from: every value the history before it can leave
+    /// while `lazy` is empty, else the one value the linearization found of `lazy` leaves.
     settled: Vec<KeyValue>,
-    /// Operations since the key was last quiet, stamped with history positions.
+    /// Every value the history before `lazy` can leave (the initial value before
+    /// anything). Meaningful only while `lazy` is not empty: `settled` holds it otherwise.
+    exact: Vec<KeyValue>,
+    /// Operations settled lazily, oldest first, and their times. Each of their quiet
+    /// segments ends at one of `lazy_ends`.
+    lazy: Vec<KeyOperation>,
+    lazy_times: Vec<Times>,
+    lazy_ends: Vec<usize>,
+    /// Operations since the key was last settled, stamped with history positions.
     ops: Vec<KeyOperation>,
-    /// How many operations were settled (drained from the front of `ops`) so far.
+    /// How many operations come before `ops` (settled exactly or lazily).
     settled_ops: usize,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
     times: Vec<Times>,
@@ -502,10 +513,10 @@ struct KeyHistory {
     /// it was since the window began: the window's prefix up to there can be settled even
     /// if the key is busy again by the time a read asks for a check.
     quiet_len: usize,
-    /// The last operations settled, shown when a later check fails.
+    /// The last operations settled exactly, shown when a later check fails.
     recent: VecDeque<TimedOp>,
-    /// Compact only once the window has this many operations (after a compaction that ran
-    /// out of budget, twice the window it failed on).
+    /// Settle exactly only once the window has this many operations (after a settle that
+    /// ran out of budget, twice the window it failed on).
     compact_at_len: usize,
     /// The linearization of the window the last check found (indexes into `ops`, every
     /// operation of the window then), from `settled[witness_start]`; empty if none is
@@ -514,6 +525,11 @@ struct KeyHistory {
     /// a search.
     witness: Vec<usize>,
     witness_start: usize,
+    /// How many configurations settling exactly may visit when nothing is in flight
+    /// (`SEARCH_BUDGET`; tests make it small), and how many operations may be settled
+    /// lazily before they are settled exactly whatever happens (`LAZY_MAX`).
+    settle_budget: usize,
+    lazy_max: usize,
 }
 
 /// How many configurations one linearizability search may visit (the memo holds 32 bytes
@@ -521,8 +537,13 @@ struct KeyHistory {
 pub const SEARCH_BUDGET: usize = 3_000_000;
 
 /// Configurations per operation that settling a window's quiet prefix may visit while the
-/// key is busy (see `KeyHistory::check`).
+/// key is busy (see `KeyHistory::check`), and that a search from a lazily settled value
+/// may visit before the check settles exactly instead.
 const SETTLE_BUDGET_PER_OP: usize = 16;
+
+/// Operations settled lazily on a key before they are settled exactly whatever happens
+/// (so that what a key keeps stays bounded: about 200 bytes each).
+const LAZY_MAX: usize = 1 << 14;
 
 const RECENT_SHOWN: usize = 12;
 
@@ -532,6 +553,10 @@ impl KeyHistory {
         KeyHistory {
             name: name.to_string(),
             settled: vec![KeyModel.init()],
+            exact: Vec::new(),
+            lazy: Vec::new(),
+            lazy_times: Vec::new(),
+            lazy_ends: Vec::new(),
             ops: Vec::new(),
             settled_ops: 0,
             times: Vec::new(),
@@ -541,16 +566,55 @@ impl KeyHistory {
             compact_at_len: 0,
             witness: Vec::new(),
             witness_start: 0,
+            settle_budget: SEARCH_BUDGET,
+            lazy_max: LAZY_MAX,
         }
     }
 
-    /// Checks the key; first settles the window up to the last moment it was quiet.
+    /// Adds an operation just called; returns its position among all the key's operations.
+    fn invoke(&mut self, op: KeyOperation, time: SimTime) -> usize {
+        self.ops.push(op);
+        self.times.push((time, None));
+        self.in_flight += 1;
+        self.settled_ops + self.ops.len() - 1
+    }
+
+    /// Completes the operation at `position` (as `invoke` gave it); true if it is a read.
+    fn complete(&mut self, position: usize, ret: u64, output: Option<KeyOutput>, time: SimTime) -> bool {
+        // An open operation is never settled: it sits after the last quiet moment.
+        let at = position - self.settled_ops;
+        let op = &mut self.ops[at];
+        op.ret = Some(ret);
+        op.output = output;
+        let is_read = matches!(op.input, KeyInput::Get);
+        self.times[at].1 = Some(time);
+        self.in_flight -= 1;
+        if self.in_flight == 0 {
+            self.quiet_len = self.ops.len();
+        }
+        is_read
+    }
+
+    /// Checks the key.
     ///
-    /// Every operation after that moment was called after every one before it returned, so
-    /// the window is linearizable from a settled value iff what follows that moment is,
-    /// from some value the part before it can leave (`final_states`).
+    /// The whole history is linearizable iff the window is, from some value the history
+    /// before it can leave: everything in the window was called after everything before
+    /// it returned. Working out every such value (`final_states`) costs a search of every
+    /// order; so a check first looks for one linearization of the window from the values
+    /// at hand, and when it finds one, settles the window up to its last quiet moment
+    /// *lazily*: the value that linearization leaves there is where the next window starts
+    /// from. The linearizations so found chain into one of the whole history, so a check
+    /// that passes this way is right. Only when none is found are the lazily settled
+    /// operations settled exactly (every value they can leave), and the window searched
+    /// from all of those: a check fails only on what a whole-history check would fail on.
     fn check(&mut self) -> Result<(), String> {
-        let key = self.name.as_str();
+        if self.find_witness(!self.lazy.is_empty()) {
+            self.settle_lazily();
+            return Ok(());
+        }
+        if !self.lazy.is_empty() {
+            self.settle_lazy_exactly();
+        }
         let quiet = self.quiet_len;
         if quiet > 0 && quiet >= self.compact_at_len {
             let prefix = &self.ops[..quiet];
@@ -558,7 +622,7 @@ impl KeyHistory {
             // searched below either way), so it only gets a budget in proportion to the
             // prefix: enumerating every end state of a tangled prefix costs more than
             // finding one order of the whole window.
-            let budget = if self.in_flight == 0 { SEARCH_BUDGET } else { SETTLE_BUDGET_PER_OP * quiet };
+            let budget = if self.in_flight == 0 { self.settle_budget } else { SETTLE_BUDGET_PER_OP * quiet };
             match linearizability::final_states_within(&KeyModel, &self.settled, prefix, budget) {
                 Some(finals) if finals.is_empty() => return Err(self.describe()),
                 Some(finals) => {
@@ -567,12 +631,8 @@ impl KeyHistory {
                     self.compact_at_len = 0;
                     self.quiet_len = 0;
                     self.settled_ops += quiet;
-                    for settled in self.ops.drain(..quiet).zip(self.times.drain(..quiet)) {
-                        if self.recent.len() == RECENT_SHOWN {
-                            self.recent.pop_front();
-                        }
-                        self.recent.push_back(settled);
-                    }
+                    let ops = self.ops.drain(..quiet).zip(self.times.drain(..quiet));
+                    remember(&mut self.recent, ops);
                     if self.ops.is_empty() {
                         return Ok(());
                     }
@@ -582,24 +642,9 @@ impl KeyHistory {
                 None => self.compact_at_len = 2 * quiet,
             }
         }
-        if !self.witness.is_empty() {
-            // Every operation since the last check was called after it: try the order found
-            // then, followed by the new operations in call order (outputs learned since
-            // included).
-            self.witness.extend(self.witness.len()..self.ops.len());
-            let start = &self.settled[self.witness_start];
-            if linearizability::is_linearization(&KeyModel, start, &self.ops, &self.witness) {
-                return Ok(());
-            }
-            self.witness.clear();
-        }
-        // The obvious order usually works; search only if it does not.
-        for (index, start) in self.settled.iter().enumerate() {
-            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, &self.ops) {
-                self.witness = order;
-                self.witness_start = index;
-                return Ok(());
-            }
+        if self.find_witness(false) {
+            self.settle_lazily();
+            return Ok(());
         }
         let mut undecided = false;
         for (index, start) in self.settled.iter().enumerate() {
@@ -607,6 +652,7 @@ impl KeyHistory {
                 Some(Some(order)) => {
                     self.witness = order;
                     self.witness_start = index;
+                    self.settle_lazily();
                     return Ok(());
                 }
                 Some(None) => {}
@@ -614,6 +660,7 @@ impl KeyHistory {
             }
         }
         if undecided {
+            let key = self.name.as_str();
             return Err(format!(
                 "undecided: the checker gave up on the {} operations on key {key:?} since it was \
                  last quiet after {SEARCH_BUDGET} search configurations, without finding an order \
@@ -625,11 +672,127 @@ impl KeyHistory {
         Err(self.describe())
     }
 
+    /// Looks for a linearization of the window from `settled` without searching much: the
+    /// last one found extended by what happened since, then the obvious order, then (if
+    /// `search`) a search with a small budget. Keeps what it finds in `witness`.
+    fn find_witness(&mut self, search: bool) -> bool {
+        if !self.witness.is_empty() {
+            // Every operation since the last check was called after it: try the order found
+            // then, followed by the new operations in call order (outputs learned since
+            // included).
+            self.witness.extend(self.witness.len()..self.ops.len());
+            let start = &self.settled[self.witness_start];
+            if linearizability::is_linearization(&KeyModel, start, &self.ops, &self.witness) {
+                return true;
+            }
+            self.witness.clear();
+        }
+        for (index, start) in self.settled.iter().enumerate() {
+            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, &self.ops) {
+                self.witness = order;
+                self.witness_start = index;
+                return true;
+            }
+        }
+        if search {
+            let budget = SETTLE_BUDGET_PER_OP * self.ops.len();
+            for (index, start) in self.settled.iter().enumerate() {
+                if let Some(Some(order)) =
+                    linearizability::witness_within(&KeyModel, start, &self.ops, budget)
+                {
+                    self.witness = order;
+                    self.witness_start = index;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Settles the window up to its last quiet moment along `witness`, a linearization of
+    /// the window: real time puts every operation of that prefix before every later one,
+    /// so the witness's first `quiet_len` steps are the prefix's, and what they leave is
+    /// where the rest starts from.
+    fn settle_lazily(&mut self) {
+        let quiet = self.quiet_len;
+        if quiet == 0 {
+            return;
+        }
+        let (prefix, rest) = self.witness.split_at(quiet);
+        debug_assert!(prefix.iter().all(|&i| i < quiet) && rest.iter().all(|&i| i >= quiet));
+        let start = &self.settled[self.witness_start];
+        let value = linearizability::replay(&KeyModel, start, &self.ops, prefix)
+            .expect("a prefix of a linearization replays");
+        self.witness = rest.iter().map(|&i| i - quiet).collect();
+        self.witness_start = 0;
+        if self.lazy.is_empty() {
+            self.exact = std::mem::replace(&mut self.settled, vec![value]);
+        } else {
+            self.settled = vec![value];
+        }
+        self.lazy.extend(self.ops.drain(..quiet));
+        self.lazy_times.extend(self.times.drain(..quiet));
+        self.lazy_ends.push(self.lazy.len());
+        self.settled_ops += quiet;
+        self.quiet_len = 0;
+        self.compact_at_len = 0;
+        if self.lazy.len() >= self.lazy_max {
+            self.settle_lazy_exactly();
+        }
+    }
+
+    /// Replaces the lazily settled operations by every value they can leave, segment by
+    /// segment. A segment too tangled to enumerate within the search budget goes back to
+    /// the window with all after it, to be searched whole.
+    fn settle_lazy_exactly(&mut self) {
+        let mut values = std::mem::take(&mut self.exact);
+        let mut from = 0;
+        for &end in &self.lazy_ends {
+            match linearizability::final_states_within(
+                &KeyModel,
+                &values,
+                &self.lazy[from..end],
+                self.settle_budget,
+            ) {
+                Some(finals) => {
+                    // Never empty: the lazy linearization leaves one of them.
+                    debug_assert!(!finals.is_empty());
+                    values = finals;
+                    from = end;
+                }
+                None => break,
+            }
+        }
+        let back = self.lazy.len() - from;
+        if back > 0 {
+            self.ops.splice(..0, self.lazy.drain(from..));
+            self.times.splice(..0, self.lazy_times.drain(from..));
+            self.settled_ops -= back;
+            self.quiet_len += back;
+            self.compact_at_len = 2 * self.quiet_len;
+        }
+        remember(&mut self.recent, self.lazy.drain(..).zip(self.lazy_times.drain(..)));
+        self.lazy_ends.clear();
+        self.settled = values;
+        self.witness.clear();
+    }
+
     fn describe(&self) -> String {
         let settled = self.recent.iter().map(|(op, t)| (op, t));
+        let lazy = self.lazy.iter().zip(&self.lazy_times);
         let current = self.ops.iter().zip(&self.times);
-        let all: Vec<_> = settled.chain(current).collect();
+        let all: Vec<_> = settled.chain(lazy).chain(current).collect();
         describe_key_history(&self.name, &all)
+    }
+}
+
+/// Keeps the last `RECENT_SHOWN` of `recent` and `settled`, in order.
+fn remember(recent: &mut VecDeque<TimedOp>, settled: impl Iterator<Item = TimedOp>) {
+    for op in settled {
+        if recent.len() == RECENT_SHOWN {
+            recent.pop_front();
+        }
+        recent.push_back(op);
     }
 }
 
@@ -657,16 +820,14 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     if self.open.len() <= id {
                         self.open.resize(id + 1, (usize::MAX, usize::MAX));
                     }
-                    self.open[id] = (index, key.settled_ops + key.ops.len());
-                    key.ops.push(Operation {
+                    let op = Operation {
                         client: u64::from(entry.node.0),
                         call: position as u64,
                         ret: None,
                         input: KeyInput::new(op),
                         output: None,
-                    });
-                    key.times.push((entry.time, None));
-                    key.in_flight += 1;
+                    };
+                    self.open[id] = (index, key.invoke(op, entry.time));
                 }
                 (EntryKind::Return { id }, KvRecord::Return(result)) => {
                     let (index, at) = self.open[id.0 as usize];
@@ -674,22 +835,12 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     if *result == KvResult::GaveUp {
                         continue;
                     }
-                    let key = &mut self.keys[index];
-                    // An open operation is never settled: it sits after the last quiet moment.
-                    let at = at - key.settled_ops;
-                    let op = &mut key.ops[at];
-                    op.ret = Some(position as u64);
-                    op.output = KeyOutput::new(result);
-                    key.times[at].1 = Some(entry.time);
-                    key.in_flight -= 1;
                     // Only a read can contradict an order: a write's return constrains only
                     // operations called later, and a finished write can always take effect at
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
-                    let is_read = matches!(op.input, KeyInput::Get);
-                    if key.in_flight == 0 {
-                        key.quiet_len = key.ops.len();
-                    }
+                    let is_read =
+                        self.keys[index].complete(at, position as u64, KeyOutput::new(result), entry.time);
                     if is_read && !self.touched.contains(&index) {
                         self.touched.push(index);
                     }
@@ -808,6 +959,103 @@ mod tests {
             model.step(&state, &put, Some(&KeyOutput::Done)).map(|v| v.text().to_string()),
             Some("x".into())
         );
+    }
+
+    /// What one client of `key_checks_agree_with_whole_history_checks` is doing: its
+    /// operation's index in the whole history and its position in the key's, the
+    /// operation, and its result once it has taken effect.
+    type Open = (usize, usize, KvOp, Option<KvResult>);
+
+    /// A key's checks (settling lazily, settling exactly, the lazy part settled exactly when
+    /// a check needs it or when it grows too long, and put back to be searched when that
+    /// runs out of budget) say what a check of the whole history says, after every read
+    /// and at the end. Random histories of one to four clients on one key, each operation
+    /// taking effect between its call and return; one read in ten returns some earlier
+    /// value instead, and one operation in twenty is given up on.
+    #[test]
+    fn key_checks_agree_with_whole_history_checks() {
+        let (mut passed, mut failed) = (0, 0);
+        for seed in 0..600 {
+            let mut rng = SimRng::new(seed, Stream::Workload);
+            let mut key = KeyHistory::new("k");
+            key.settle_budget = [0, 3, 20, SEARCH_BUDGET][seed as usize % 4];
+            key.lazy_max = 1 + rng.below(30) as usize;
+            let mut whole: Vec<KeyOperation> = Vec::new();
+            let mut value = String::new();
+            let mut values = vec![String::new()];
+            let mut open: Vec<Option<Open>> = vec![None; 1 + rng.below(4) as usize];
+            let mut verdict = Ok(());
+            for position in 0..80 {
+                let client = rng.below(open.len() as u64) as usize;
+                match open[client].take() {
+                    None => {
+                        let (k, v) = ("k".to_string(), format!("{client}.{position} "));
+                        let op = match rng.below(3) {
+                            0 => KvOp::Put { key: k, value: v },
+                            1 => KvOp::Append { key: k, value: v },
+                            _ => KvOp::Get { key: k },
+                        };
+                        let call = Operation {
+                            client: client as u64,
+                            call: position,
+                            ret: None,
+                            input: op.clone(),
+                            output: None,
+                        };
+                        let call = KeyModel::operation(&call);
+                        whole.push(call.clone());
+                        let at = key.invoke(call, SimTime::ZERO);
+                        open[client] = Some((whole.len() - 1, at, op, None));
+                    }
+                    Some(_) if rng.below(20) == 0 => {} // given up on: it never returns
+                    Some((index, at, op, None)) => {
+                        let result = match &op {
+                            KvOp::Get { .. } if rng.below(10) == 0 => {
+                                KvResult::Value(values[rng.below(values.len() as u64) as usize].clone())
+                            }
+                            KvOp::Get { .. } => KvResult::Value(value.clone()),
+                            KvOp::Put { value: v, .. } => {
+                                value = v.clone();
+                                values.push(value.clone());
+                                KvResult::Done
+                            }
+                            KvOp::Append { value: v, .. } => {
+                                value.push_str(v);
+                                values.push(value.clone());
+                                KvResult::Done
+                            }
+                        };
+                        open[client] = Some((index, at, op, Some(result)));
+                    }
+                    Some((index, at, _, Some(result))) => {
+                        let output = KeyOutput::new(&result);
+                        whole[index].ret = Some(position);
+                        whole[index].output = output.clone();
+                        if key.complete(at, position, output, SimTime::ZERO) {
+                            verdict = key.check();
+                            let expected = linearizability::check(&KeyModel, &whole);
+                            assert_eq!(verdict.is_ok(), expected, "seed {seed}, at {position}: {verdict:?}");
+                            if !expected {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if verdict.is_ok() {
+                verdict = key.check();
+                assert_eq!(
+                    verdict.is_ok(),
+                    linearizability::check(&KeyModel, &whole),
+                    "seed {seed}: {verdict:?}"
+                );
+            }
+            match verdict {
+                Ok(()) => passed += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        assert!(passed > 100 && failed > 100, "{passed} passed, {failed} failed");
     }
 
     #[test]

@@ -199,6 +199,17 @@ pub fn is_linearization<M: Model>(
     ops: &[Operation<M::Input, M::Output>],
     order: &[usize],
 ) -> bool {
+    replay(model, init, ops, order).is_some()
+}
+
+/// The state `order` leaves when it is a linearization of `ops` from `init` (see
+/// [`is_linearization`]), `None` when it is not.
+pub fn replay<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[Operation<M::Input, M::Output>],
+    order: &[usize],
+) -> Option<M::State> {
     // An operation may follow another unless it returned before that one was called (at
     // equal times they overlap): compare each return with the latest call placed before.
     let mut latest_call = 0;
@@ -206,15 +217,12 @@ pub fn is_linearization<M: Model>(
     for &i in order {
         let op = &ops[i];
         if op.ret.is_some_and(|ret| ret < latest_call) {
-            return false;
+            return None;
         }
         latest_call = latest_call.max(op.call);
-        match model.step(&state, &op.input, op.output.as_ref()) {
-            Some(next) => state = next,
-            None => return false,
-        }
+        state = model.step(&state, &op.input, op.output.as_ref())?;
     }
-    true
+    Some(state)
 }
 
 /// Buffers for [`check_from`], kept per thread between checks.
