@@ -418,7 +418,9 @@ impl Model for KeyModel {
 #[derive(Default)]
 pub struct ExecutedAtMostOnce {
     cursor: usize,
-    executed: BTreeMap<RequestId, (SimTime, NodeId)>,
+    /// When and where each request was executed, by client and then by the client's
+    /// request counter (ids are dense: each client counts its requests from 0 or 1).
+    executed: Vec<Vec<Option<(SimTime, NodeId)>>>,
 }
 
 pub const EXECUTED_AT_MOST_ONCE: &str = "executed-at-most-once";
@@ -433,7 +435,16 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
         let entries = world.history().entries();
         for entry in &entries[self.cursor..] {
             if let KvRecord::Executed { request, op } = &entry.op {
-                if let Some((first, server)) = self.executed.insert(*request, (entry.time, entry.node)) {
+                let client = request.client.0 as usize;
+                if self.executed.len() <= client {
+                    self.executed.resize_with(client + 1, Vec::new);
+                }
+                let by_seq = &mut self.executed[client];
+                let seq = request.seq as usize;
+                if by_seq.len() <= seq {
+                    by_seq.resize(seq + 1, None);
+                }
+                if let Some((first, server)) = by_seq[seq].replace((entry.time, entry.node)) {
                     return Err(format!(
                         "request {request} ({op}) was executed twice: by {server} at {first}, \
                          and again by {} at {}",
@@ -471,7 +482,7 @@ pub struct KvLinearizable {
     key_index: BTreeMap<String, usize>,
     keys: Vec<KeyHistory>,
     /// Where each open operation sits, by op id: its key's index and its position among
-    /// all the key's operations (settled ones included, see `KeyHistory::settled_ops`).
+    /// all the key's operations (forgotten ones included, see `KeyHistory::forgotten`).
     open: Vec<(usize, usize)>,
     /// Keys a read on which returned in this step (a buffer kept between steps).
     touched: Vec<usize>,
@@ -484,43 +495,45 @@ type Times = (SimTime, Option<SimTime>);
 type TimedOp = (KeyOperation, Times);
 
 /// One key's history, in three parts: settled exactly (summed up by the values it can
-/// leave), settled lazily (replayed along one linearization; kept until a check needs
-/// the exact values), and the window since the key was last settled.
+/// leave, its operations forgotten), settled lazily (replayed along one linearization;
+/// kept until a check needs the exact values), and the window since the key was last
+/// settled. The last two share one vector, so that settling lazily moves nothing.
 struct KeyHistory {
     /// The key, for reports.
     name: String,
     /// The values the window may start from: every value the history before it can leave
-    /// while `lazy` is empty, else the one value the linearization found of `lazy` leaves.
+    /// while nothing is settled lazily, else the one value the linearization found of the
+    /// lazy part leaves.
     settled: Vec<KeyValue>,
-    /// Every value the history before `lazy` can leave (the initial value before
-    /// anything). Meaningful only while `lazy` is not empty: `settled` holds it otherwise.
+    /// Every value the history before the lazy part can leave (the initial value before
+    /// anything). Meaningful only while the lazy part is not empty (`settled` otherwise).
     exact: Vec<KeyValue>,
-    /// Operations settled lazily, oldest first, and their times. Each of their quiet
-    /// segments ends at one of `lazy_ends`.
-    lazy: Vec<KeyOperation>,
-    lazy_times: Vec<Times>,
-    lazy_ends: Vec<usize>,
-    /// Operations since the key was last settled, stamped with history positions.
+    /// The operations not forgotten, stamped with history positions: the lazy part
+    /// (`..window`), then the window.
     ops: Vec<KeyOperation>,
-    /// How many operations come before `ops` (settled exactly or lazily).
-    settled_ops: usize,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
     times: Vec<Times>,
+    /// Where the window starts in `ops`.
+    window: usize,
+    /// Where each quiet segment of the lazy part ends in `ops`.
+    lazy_ends: Vec<usize>,
+    /// How many operations were settled exactly and forgotten (they came before `ops`).
+    forgotten: usize,
     /// Operations invoked and not returned. One whose client gave up never returns: the
     /// key is then never quiet again, and its history is checked whole.
     in_flight: usize,
-    /// How many of `ops` there were when the key was last quiet (nothing in flight), if
-    /// it was since the window began: the window's prefix up to there can be settled even
-    /// if the key is busy again by the time a read asks for a check.
+    /// How many operations the window had when the key was last quiet (nothing in
+    /// flight), if it was since the window began: the window's prefix up to there can be
+    /// settled even if the key is busy again by the time a read asks for a check.
     quiet_len: usize,
     /// The last operations settled exactly, shown when a later check fails.
     recent: VecDeque<TimedOp>,
     /// Settle exactly only once the window has this many operations (after a settle that
     /// ran out of budget, twice the window it failed on).
     compact_at_len: usize,
-    /// The linearization of the window the last check found (indexes into `ops`, every
-    /// operation of the window then), from `settled[witness_start]`; empty if none is
-    /// known. Everything since came after it, so the next check first tries it extended
+    /// The linearization of the window the last check found (indexes into the window,
+    /// every operation of the window then), from `settled[witness_start]`; empty if none
+    /// is known. Everything since came after it, so the next check first tries it extended
     /// by the new operations in call order, which usually still fits: a replay instead of
     /// a search.
     witness: Vec<usize>,
@@ -542,7 +555,7 @@ pub const SEARCH_BUDGET: usize = 3_000_000;
 const SETTLE_BUDGET_PER_OP: usize = 16;
 
 /// Operations settled lazily on a key before they are settled exactly whatever happens
-/// (so that what a key keeps stays bounded: about 200 bytes each).
+/// (so that what a key keeps stays bounded: about 150 bytes each).
 const LAZY_MAX: usize = 1 << 14;
 
 const RECENT_SHOWN: usize = 12;
@@ -554,12 +567,11 @@ impl KeyHistory {
             name: name.to_string(),
             settled: vec![KeyModel.init()],
             exact: Vec::new(),
-            lazy: Vec::new(),
-            lazy_times: Vec::new(),
-            lazy_ends: Vec::new(),
             ops: Vec::new(),
-            settled_ops: 0,
             times: Vec::new(),
+            window: 0,
+            lazy_ends: Vec::new(),
+            forgotten: 0,
             in_flight: 0,
             quiet_len: 0,
             recent: VecDeque::new(),
@@ -576,13 +588,13 @@ impl KeyHistory {
         self.ops.push(op);
         self.times.push((time, None));
         self.in_flight += 1;
-        self.settled_ops + self.ops.len() - 1
+        self.forgotten + self.ops.len() - 1
     }
 
     /// Completes the operation at `position` (as `invoke` gave it); true if it is a read.
     fn complete(&mut self, position: usize, ret: u64, output: Option<KeyOutput>, time: SimTime) -> bool {
-        // An open operation is never settled: it sits after the last quiet moment.
-        let at = position - self.settled_ops;
+        // An open operation is never settled: it is in the window.
+        let at = position - self.forgotten;
         let op = &mut self.ops[at];
         op.ret = Some(ret);
         op.output = output;
@@ -590,7 +602,7 @@ impl KeyHistory {
         self.times[at].1 = Some(time);
         self.in_flight -= 1;
         if self.in_flight == 0 {
-            self.quiet_len = self.ops.len();
+            self.quiet_len = self.ops.len() - self.window;
         }
         is_read
     }
@@ -608,13 +620,15 @@ impl KeyHistory {
     /// operations settled exactly (every value they can leave), and the window searched
     /// from all of those: a check fails only on what a whole-history check would fail on.
     fn check(&mut self) -> Result<(), String> {
-        if self.find_witness(!self.lazy.is_empty()) {
+        if self.find_witness(self.window > 0) {
             self.settle_lazily();
             return Ok(());
         }
-        if !self.lazy.is_empty() {
+        if self.window > 0 {
             self.settle_lazy_exactly();
         }
+        // Nothing is settled lazily now: the window is all of `ops`.
+        debug_assert_eq!(self.window, 0);
         let quiet = self.quiet_len;
         if quiet > 0 && quiet >= self.compact_at_len {
             let prefix = &self.ops[..quiet];
@@ -630,9 +644,7 @@ impl KeyHistory {
                     self.witness.clear();
                     self.compact_at_len = 0;
                     self.quiet_len = 0;
-                    self.settled_ops += quiet;
-                    let ops = self.ops.drain(..quiet).zip(self.times.drain(..quiet));
-                    remember(&mut self.recent, ops);
+                    self.forget(quiet);
                     if self.ops.is_empty() {
                         return Ok(());
                     }
@@ -676,30 +688,29 @@ impl KeyHistory {
     /// last one found extended by what happened since, then the obvious order, then (if
     /// `search`) a search with a small budget. Keeps what it finds in `witness`.
     fn find_witness(&mut self, search: bool) -> bool {
+        let window = &self.ops[self.window..];
         if !self.witness.is_empty() {
             // Every operation since the last check was called after it: try the order found
             // then, followed by the new operations in call order (outputs learned since
             // included).
-            self.witness.extend(self.witness.len()..self.ops.len());
+            self.witness.extend(self.witness.len()..window.len());
             let start = &self.settled[self.witness_start];
-            if linearizability::is_linearization(&KeyModel, start, &self.ops, &self.witness) {
+            if linearizability::is_linearization(&KeyModel, start, window, &self.witness) {
                 return true;
             }
             self.witness.clear();
         }
         for (index, start) in self.settled.iter().enumerate() {
-            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, &self.ops) {
+            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, window) {
                 self.witness = order;
                 self.witness_start = index;
                 return true;
             }
         }
         if search {
-            let budget = SETTLE_BUDGET_PER_OP * self.ops.len();
+            let budget = SETTLE_BUDGET_PER_OP * window.len();
             for (index, start) in self.settled.iter().enumerate() {
-                if let Some(Some(order)) =
-                    linearizability::witness_within(&KeyModel, start, &self.ops, budget)
-                {
+                if let Some(Some(order)) = linearizability::witness_within(&KeyModel, start, window, budget) {
                     self.witness = order;
                     self.witness_start = index;
                     return true;
@@ -718,25 +729,26 @@ impl KeyHistory {
         if quiet == 0 {
             return;
         }
-        let (prefix, rest) = self.witness.split_at(quiet);
-        debug_assert!(prefix.iter().all(|&i| i < quiet) && rest.iter().all(|&i| i >= quiet));
+        let prefix = &self.witness[..quiet];
+        debug_assert!(prefix.iter().all(|&i| i < quiet) && self.witness[quiet..].iter().all(|&i| i >= quiet));
         let start = &self.settled[self.witness_start];
-        let value = linearizability::replay(&KeyModel, start, &self.ops, prefix)
+        let value = linearizability::replay(&KeyModel, start, &self.ops[self.window..], prefix)
             .expect("a prefix of a linearization replays");
-        self.witness = rest.iter().map(|&i| i - quiet).collect();
+        self.witness.drain(..quiet);
+        for index in &mut self.witness {
+            *index -= quiet;
+        }
         self.witness_start = 0;
-        if self.lazy.is_empty() {
+        if self.window == 0 {
             self.exact = std::mem::replace(&mut self.settled, vec![value]);
         } else {
-            self.settled = vec![value];
+            self.settled[0] = value;
         }
-        self.lazy.extend(self.ops.drain(..quiet));
-        self.lazy_times.extend(self.times.drain(..quiet));
-        self.lazy_ends.push(self.lazy.len());
-        self.settled_ops += quiet;
+        self.window += quiet;
+        self.lazy_ends.push(self.window);
         self.quiet_len = 0;
         self.compact_at_len = 0;
-        if self.lazy.len() >= self.lazy_max {
+        if self.window >= self.lazy_max {
             self.settle_lazy_exactly();
         }
     }
@@ -751,7 +763,7 @@ impl KeyHistory {
             match linearizability::final_states_within(
                 &KeyModel,
                 &values,
-                &self.lazy[from..end],
+                &self.ops[from..end],
                 self.settle_budget,
             ) {
                 Some(finals) => {
@@ -763,36 +775,34 @@ impl KeyHistory {
                 None => break,
             }
         }
-        let back = self.lazy.len() - from;
+        let back = self.window - from;
         if back > 0 {
-            self.ops.splice(..0, self.lazy.drain(from..));
-            self.times.splice(..0, self.lazy_times.drain(from..));
-            self.settled_ops -= back;
             self.quiet_len += back;
             self.compact_at_len = 2 * self.quiet_len;
         }
-        remember(&mut self.recent, self.lazy.drain(..).zip(self.lazy_times.drain(..)));
+        self.window = 0;
         self.lazy_ends.clear();
         self.settled = values;
         self.witness.clear();
+        self.forget(from);
+    }
+
+    /// Forgets the first `n` operations (settled exactly), keeping the last few to show.
+    fn forget(&mut self, n: usize) {
+        debug_assert!(n <= self.ops.len() - self.window);
+        for op in self.ops.drain(..n).zip(self.times.drain(..n)) {
+            if self.recent.len() == RECENT_SHOWN {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(op);
+        }
+        self.forgotten += n;
     }
 
     fn describe(&self) -> String {
         let settled = self.recent.iter().map(|(op, t)| (op, t));
-        let lazy = self.lazy.iter().zip(&self.lazy_times);
-        let current = self.ops.iter().zip(&self.times);
-        let all: Vec<_> = settled.chain(lazy).chain(current).collect();
+        let all: Vec<_> = settled.chain(self.ops.iter().zip(&self.times)).collect();
         describe_key_history(&self.name, &all)
-    }
-}
-
-/// Keeps the last `RECENT_SHOWN` of `recent` and `settled`, in order.
-fn remember(recent: &mut VecDeque<TimedOp>, settled: impl Iterator<Item = TimedOp>) {
-    for op in settled {
-        if recent.len() == RECENT_SHOWN {
-            recent.pop_front();
-        }
-        recent.push_back(op);
     }
 }
 
