@@ -149,6 +149,7 @@ pub fn greedy_linearization<M: Model>(
     let mut done = vec![false; n];
     let mut order = Vec::with_capacity(n);
     let mut state = init.clone();
+    let mut writes = Vec::new();
     while order.len() < n {
         let earliest = (0..n).filter(|&i| !done[i]).map(returns).min().expect("one is pending");
         let may_come = |i: &usize| !done[*i] && ops[*i].call <= earliest;
@@ -158,10 +159,10 @@ pub fn greedy_linearization<M: Model>(
         let (i, after) = match read {
             Some(read) => read,
             None => {
-                let mut writes: Vec<usize> =
-                    (0..n).filter(may_come).filter(|&i| !model.is_read(&ops[i].input)).collect();
+                writes.clear();
+                writes.extend((0..n).filter(may_come).filter(|&i| !model.is_read(&ops[i].input)));
                 writes.sort_by_key(|&i| (returns(i), i));
-                writes.into_iter().find_map(step)?
+                writes.iter().find_map(|&i| step(i))?
             }
         };
         done[i] = true;
