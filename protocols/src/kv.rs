@@ -465,11 +465,13 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 /// that gets a reply and starts its next operation in the same handler does both at one
 /// virtual instant, yet the first returned before the second was called.
 ///
-/// Each key's history is compacted whenever no operation on the key is in flight: every
-/// later operation must then come after all of it, so it is summed up exactly by the set
-/// of values some linearization of it can leave ([`linearizability::final_states`]), and
-/// later checks start from those. A check therefore costs what happened since the key was
-/// last quiet, not the whole run.
+/// Each key's history is settled up to the last moment no operation on the key was in
+/// flight: every later operation must come after all of it. Settled lazily, it is summed
+/// up by the value the linearization just found leaves there; exactly, by the set of
+/// values some linearization of it can leave ([`linearizability::final_states`]), worked
+/// out only when a check finds no linearization from the lazy value (see
+/// `KeyHistory::check`). A check therefore costs what happened since the key was last
+/// quiet, not the whole run.
 ///
 /// Per step it allocates nothing beyond the operations it keeps: keys are interned to
 /// indexes on first sight, open operations are found by op id in a vector (ids are dense),
