@@ -332,6 +332,11 @@ pub struct FuzzReport {
     pub limits_hit: u64,
     /// Runs whose faults exceeded the fault model (their violations are not counted).
     pub outside_fault_model: u64,
+    /// Runs that ended undecided: a check ran out of its budget (not failures, not
+    /// passes; no failure file is written for them).
+    pub undecided: u64,
+    /// The first `UNDECIDED_SHOWN_MAX` undecided seeds, with the check that gave up.
+    pub undecided_seeds: Vec<UndecidedSeed>,
     /// For each declared "sometimes" point, how many seeds reached it.
     pub coverage: BTreeMap<String, u64>,
     pub never_reached: Vec<String>,
@@ -388,8 +393,19 @@ pub fn campaign(scenario: &Scenario, source: &str, options: &FuzzOptions) -> Fuz
     summarize(source, options, results.into_iter().map(|(_, r)| r).collect(), elapsed)
 }
 
+/// A seed whose run ended undecided.
+#[derive(Clone, Debug, Serialize)]
+pub struct UndecidedSeed {
+    pub seed: u64,
+    pub invariant: String,
+}
+
+/// How many undecided seeds a report lists (it counts them all).
+pub const UNDECIDED_SHOWN_MAX: usize = 20;
+
 struct SeedResult {
     failure: Option<FailureFile>,
+    undecided: Option<UndecidedSeed>,
     limit_hit: bool,
     outside: bool,
     reached: Vec<String>,
@@ -409,6 +425,11 @@ fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm: Option<&(FaultM
     let outside = run.outside_fault_model.is_some();
     let failure = if outside { None } else { FailureFile::new(source, &scenario, seed, &run, knobs) };
     SeedResult {
+        undecided: run
+            .report
+            .outcome
+            .undecided()
+            .map(|v| UndecidedSeed { seed, invariant: v.invariant.clone() }),
         limit_hit: matches!(run.report.outcome, Outcome::LimitReached(_)),
         outside: outside && run.report.outcome.violation().is_some(),
         reached: run.coverage.iter().filter(|(_, n)| **n > 0).map(|(p, _)| p.clone()).collect(),
@@ -422,6 +443,7 @@ fn summarize(source: &str, options: &FuzzOptions, results: Vec<SeedResult>, elap
     let mut by_invariant = BTreeMap::new();
     let mut failures = Vec::new();
     let (mut limits_hit, mut outside) = (0, 0);
+    let mut undecided_seeds = Vec::new();
     for result in &results {
         for point in &result.declared {
             coverage.entry(point.clone()).or_insert(0);
@@ -431,7 +453,13 @@ fn summarize(source: &str, options: &FuzzOptions, results: Vec<SeedResult>, elap
         }
         limits_hit += u64::from(result.limit_hit);
         outside += u64::from(result.outside);
+        if let Some(undecided) = &result.undecided {
+            if undecided_seeds.len() < UNDECIDED_SHOWN_MAX {
+                undecided_seeds.push(undecided.clone());
+            }
+        }
     }
+    let undecided = results.iter().filter(|r| r.undecided.is_some()).count() as u64;
     for result in results.iter().filter_map(|r| r.failure.clone()) {
         *by_invariant.entry(result.invariant.clone()).or_insert(0) += 1;
         failures.push(result);
@@ -447,6 +475,8 @@ fn summarize(source: &str, options: &FuzzOptions, results: Vec<SeedResult>, elap
         failures_by_invariant: by_invariant,
         limits_hit,
         outside_fault_model: outside,
+        undecided,
+        undecided_seeds,
         never_reached: coverage.iter().filter(|(_, n)| **n == 0).map(|(p, _)| p.clone()).collect(),
         coverage,
         elapsed_s: elapsed.as_secs_f64(),
@@ -475,6 +505,18 @@ pub const FAILURES_WRITTEN_MAX: usize = 100;
 pub const FAILURES_SHOWN_MAX: usize = 10;
 
 impl FuzzReport {
+    /// The exit code `dsim fuzz` gives: 1 if any failure was found, else 3 if any run
+    /// ended undecided, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if !self.failures.is_empty() {
+            1
+        } else if self.undecided > 0 {
+            runner::EXIT_UNDECIDED
+        } else {
+            0
+        }
+    }
+
     /// Writes the first [`FAILURES_WRITTEN_MAX`] failure files into `dir`; returns their
     /// paths.
     pub fn write_failures(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -517,6 +559,21 @@ impl FuzzReport {
             "failures",
             if failures == 0 { "none".into() } else { format!("{failures} ({})", by.join(", ")) },
         );
+        if self.undecided > 0 {
+            let seeds: Vec<String> =
+                self.undecided_seeds.iter().map(|u| format!("{} ({})", u.seed, u.invariant)).collect();
+            let more = self.undecided as usize - self.undecided_seeds.len();
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            line(
+                &mut out,
+                "undecided",
+                format!(
+                    "{} run(s): a check gave up before deciding (not failures; no failure file): seeds {}{more}",
+                    self.undecided,
+                    seeds.join(", ")
+                ),
+            );
+        }
         if self.limits_hit > 0 {
             line(&mut out, "limits hit", format!("{} run(s) hit max_steps or max_time", self.limits_hit));
         }

@@ -233,11 +233,7 @@ fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Forma
         Format::Text => emit(&report.text(&written)),
         Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n")),
     }
-    if report.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(report.exit_code())
 }
 
 fn load_failure(file: &std::path::Path) -> Result<FailureFile, ExitCode> {
@@ -423,11 +419,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
         Format::Text => emit(&summary.text()),
         Format::Json => emit(&(serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n")),
     }
-    if summary.expectation_met {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(summary.exit_code())
 }
 
 fn list() -> String {

@@ -5,8 +5,8 @@ use crate::scenario::{Expect, ProtocolSpec, Scenario};
 use protocols::Setup;
 use serde::Serialize;
 use sim_core::{
-    Causality, Counters, FaultModel, Node, Outcome, Report, SimConfig, SimDuration, SimRng, Simulation,
-    Stream, TraceMode,
+    Causality, Counters, FaultModel, Node, Outcome, Phase, Report, SimConfig, SimDuration, SimRng,
+    Simulation, Stream, TraceMode,
 };
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -83,6 +83,10 @@ pub fn explain_clocks(causality: &Causality, rows_max: usize) -> String {
     );
     out
 }
+
+/// The exit code of a judged run: 0 met, 1 not met, 3 undecided (2 is bad input, before
+/// any run).
+pub const EXIT_UNDECIDED: u8 = 3;
 
 /// The result of one run, judged.
 #[derive(Clone, Debug, Serialize)]
@@ -170,10 +174,16 @@ impl Visit for Simulate<'_, '_> {
     fn visit<N: Node>(mut self, setup: Setup<N>, mut config: SimConfig) -> io::Result<Run> {
         config.causality |= self.exports.wanted();
         config.causality_labels = self.exports.wanted();
-        let outside_fault_model = setup.fault_model.admits(&config.faults).err();
+        let model = &setup.fault_model;
+        let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
+        let outside_liveness = model.admits_liveness(&config.faults).err();
         let declared = setup.sometimes;
         let mut sim = simulation(setup, config, self.scenario);
         let report = sim.run();
+        // A node left down or a partition never healed breaks only what liveness assumes:
+        // it puts a liveness failure outside the model, not a safety one.
+        let liveness_failed = report.outcome.violation().is_some_and(|v| v.phase == Phase::Liveness);
+        let outside_fault_model = outside.or(outside_liveness.filter(|_| liveness_failed));
         match self.sink {
             Some(TraceSink::JsonLines(out)) => {
                 for record in sim.world().trace() {
@@ -277,6 +287,20 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
     let Run { report, outside_fault_model: outside, coverage } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
+        (_, Outcome::Undecided(v)) => (
+            false,
+            format!(
+                "undecided: {} could not decide within its budget, so this run neither passed nor failed",
+                v.invariant
+            ),
+        ),
+        (Expect::Violation(name), Outcome::Violation(v)) if outside.is_some() && *name == v.invariant => (
+            true,
+            format!(
+                "{name} was violated, as the scenario expects; the faults are outside the protocol's \
+                 fault model, so it shows what the model rules out, not a protocol bug"
+            ),
+        ),
         (_, Outcome::Violation(v)) if outside.is_some() => (
             false,
             format!(
@@ -325,6 +349,16 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
 }
 
 impl Summary {
+    /// The exit code `dsim run` gives this run: 0 if its expectation was met, 3 if a
+    /// check could not decide, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match &self.outcome {
+            Outcome::Undecided(_) => EXIT_UNDECIDED,
+            _ if self.expectation_met => 0,
+            _ => 1,
+        }
+    }
+
     /// The readable form `dsim run` prints.
     pub fn text(&self) -> String {
         let mut out = String::new();
@@ -335,6 +369,12 @@ impl Summary {
                 format!("VIOLATION of {} ({:?} phase) at step {}, t={}", v.invariant, v.phase, v.step, v.time)
             }
             Outcome::LimitReached(limit) => format!("limit reached: {limit:?}"),
+            Outcome::Undecided(v) => {
+                format!(
+                    "UNDECIDED: {} gave up ({:?} phase) at step {}, t={}",
+                    v.invariant, v.phase, v.step, v.time
+                )
+            }
         };
         let line = |out: &mut String, key: &str, value: String| out.push_str(&format!("{key:<14}{value}\n"));
         line(&mut out, "scenario", format!("{} ({})", self.scenario, self.file));
@@ -354,7 +394,7 @@ impl Summary {
         if let Some(reason) = &self.outside_fault_model {
             line(&mut out, "fault model", format!("OUTSIDE the model: {reason}"));
         }
-        if let Outcome::Violation(v) = &self.outcome {
+        if let Outcome::Violation(v) | Outcome::Undecided(v) = &self.outcome {
             out.push_str(&format!("\n{}\n", v.message));
             if !v.recent.is_empty() {
                 out.push_str(&format!("\nthe last {} events before it:\n", v.recent.len()));

@@ -523,6 +523,18 @@ pub struct Limits {
     /// Ends an open-ended run (ping) normally at this time; its end checks run then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_at_ms: Option<Millis>,
+    /// How many configurations a linearizability search may visit before the check is
+    /// reported undecided (exit 3), at most `SEARCH_BUDGET_MAX`.
+    #[serde(default = "default_search_budget")]
+    pub search_budget: u64,
+}
+
+/// The largest `limits.search_budget`: the search's memo holds 32 bytes a configuration,
+/// so about 3.2 GB.
+pub const SEARCH_BUDGET_MAX: u64 = 100_000_000;
+
+fn default_search_budget() -> u64 {
+    sim_core::DEFAULT_SEARCH_BUDGET as u64
 }
 
 fn default_max_steps() -> u64 {
@@ -543,6 +555,7 @@ impl Default for Limits {
             heal_at_ms: None,
             liveness_ms: default_liveness_ms(),
             end_at_ms: None,
+            search_budget: default_search_budget(),
         }
     }
 }
@@ -761,6 +774,10 @@ impl Scenario {
                 }
             }
         }
+        if self.limits.search_budget > SEARCH_BUDGET_MAX {
+            let why = format!("{} is above the maximum, {SEARCH_BUDGET_MAX}", self.limits.search_budget);
+            return Err((vec![key("limits"), key("search_budget")], why));
+        }
         if self.limits.max_steps == 0 {
             return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
         }
@@ -828,11 +845,11 @@ impl Scenario {
                 FaultSpec::Partition { groups, until_ms, .. } => {
                     let partition =
                         Partition::Symmetric { groups: groups.iter().map(|g| nodes(g)).collect() };
-                    (Fault::Partition { id, partition }, *until_ms)
+                    (Fault::Partition { id, partition, lasting: until_ms.is_none() }, *until_ms)
                 }
                 FaultSpec::PartitionOneWay { from, to, until_ms, .. } => {
                     let partition = Partition::OneWay { from: nodes(from), to: nodes(to) };
-                    (Fault::Partition { id, partition }, *until_ms)
+                    (Fault::Partition { id, partition, lasting: until_ms.is_none() }, *until_ms)
                 }
             };
             faults.push(ScheduledFault { at, fault });
@@ -854,6 +871,7 @@ impl Scenario {
             max_time: self.limits.max_time_ms.time(),
             heal_at,
             liveness_window: self.limits.liveness_ms.duration(),
+            search_budget: self.limits.search_budget as usize,
             end_at: self.limits.end_at_ms.map(Millis::time),
             trace_mode,
             causality: false,

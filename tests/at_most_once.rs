@@ -144,7 +144,7 @@ impl Case {
             let partition = Partition::Symmetric { groups: vec![vec![SERVER], vec![NodeId(1)]] };
             config.faults.push(ScheduledFault {
                 at: SimTime::from_millis(start),
-                fault: Fault::Partition { id: 0, partition },
+                fault: Fault::Partition { id: 0, partition, lasting: false },
             });
             config.faults.push(ScheduledFault {
                 at: SimTime::from_millis(start + length),

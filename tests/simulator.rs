@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 use sim_core::{
-    Context, DropReason, Fault, Invariant, Latency, Limit, LinkConfig, Message, NetworkConfig, Node, NodeId,
-    Ordering, Outcome, Partition, Phase, ScheduledFault, SimConfig, SimDuration, SimTime, Simulation,
-    TraceEvent, TraceMode, World,
+    CheckError, Context, DropReason, Fault, Invariant, Latency, Limit, LinkConfig, Message, NetworkConfig,
+    Node, NodeId, Ordering, Outcome, Partition, Phase, ScheduledFault, SimConfig, SimDuration, SimTime,
+    Simulation, TraceEvent, TraceMode, World,
 };
 
 /// Node 0 sends `burst` numbered messages to node 1 at the start and again on each of its
@@ -191,7 +191,10 @@ fn partitions_drop_messages_and_show_in_the_trace() {
     ] {
         let mut cfg = config(link(2), 1);
         cfg.faults = vec![
-            ScheduledFault { at: SimTime::from_millis(12), fault: Fault::Partition { id: 0, partition } },
+            ScheduledFault {
+                at: SimTime::from_millis(12),
+                fault: Fault::Partition { id: 0, partition, lasting: false },
+            },
             ScheduledFault { at: SimTime::from_millis(32), fault: Fault::Heal { id: 0 } },
         ];
         let mut sim = probe_sim(cfg, 10, 10);
@@ -221,7 +224,10 @@ fn partitions_drop_messages_and_show_in_the_trace() {
 fn one_way_partition_lets_the_other_direction_through() {
     let p = Partition::OneWay { from: vec![NodeId(1)], to: vec![NodeId(0)] };
     let mut cfg = config(link(2), 1);
-    cfg.faults = vec![ScheduledFault { at: SimTime::ZERO, fault: Fault::Partition { id: 0, partition: p } }];
+    cfg.faults = vec![ScheduledFault {
+        at: SimTime::ZERO,
+        fault: Fault::Partition { id: 0, partition: p, lasting: false },
+    }];
     let mut sim = probe_sim(cfg, 10, 0);
     let report = sim.run();
     assert_eq!(report.totals.delivered, 10);
@@ -279,9 +285,9 @@ impl Invariant<Probe> for AtMost {
     fn name(&self) -> &'static str {
         "at-most"
     }
-    fn check_step(&mut self, world: &World<Probe>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<Probe>) -> Result<(), CheckError> {
         match world.node(NodeId(1)) {
-            Some(n) if n.received.len() >= self.0 => Err(format!("{} received", n.received.len())),
+            Some(n) if n.received.len() >= self.0 => Err(format!("{} received", n.received.len()).into()),
             _ => Ok(()),
         }
     }
@@ -308,12 +314,12 @@ impl Invariant<Probe> for ReceivedAll {
     fn name(&self) -> &'static str {
         "received-all"
     }
-    fn check_end(&mut self, world: &World<Probe>) -> Result<(), String> {
+    fn check_end(&mut self, world: &World<Probe>) -> Result<(), CheckError> {
         let got = world.node(NodeId(1)).map_or(0, |n| n.received.len());
         if got == self.0 {
             Ok(())
         } else {
-            Err(format!("{got} of {} received", self.0))
+            Err(format!("{got} of {} received", self.0).into())
         }
     }
 }

@@ -55,8 +55,8 @@ use crate::kv::{
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
-    Context, EntryKind, FaultModel, Invariant, Message, MessageClass, Node, NodeId, OpId, SimDuration,
-    TimerId, World,
+    CheckError, Context, EntryKind, FaultModel, Invariant, Message, MessageClass, NetworkAssumptions, Node,
+    NodeId, OpId, SimDuration, TimerId, World,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -100,6 +100,24 @@ pub enum DiscardMode {
     SeqAck,
     /// One call per client at a time: seq N arriving frees everything below N.
     OneOutstanding,
+}
+
+impl DedupMode {
+    /// How this mode can let a request run twice, for violation reports.
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            DedupMode::None => {
+                "dedup: none keeps no table: every copy of a request that arrives runs again \
+                 (docs/protocols/at-most-once.md)"
+            }
+            DedupMode::Memory => {
+                "dedup: memory keeps the table in memory only: when the server crashed it forgot \
+                 which requests had run, and a re-send after the restart ran again \
+                 (docs/protocols/at-most-once.md, \"Crash and restart\")"
+            }
+            DedupMode::Durable => "dedup: durable should have prevented this: the table survives crashes",
+        }
+    }
 }
 
 impl DiscardMode {
@@ -510,8 +528,10 @@ impl Client {
         while self.next_op < self.ops.len() && self.stub.has_room() {
             let op = self.ops[self.next_op].clone();
             self.next_op += 1;
-            let op_id = ctx.invoke(KvRecord::Call(op.clone()));
-            let id = self.stub.call(ctx, SERVER, op);
+            // The request goes out before the history records the call, so the call can
+            // name its request id (for the checkers); a server runs it in a later step.
+            let id = self.stub.call(ctx, SERVER, op.clone());
+            let op_id = ctx.invoke(KvRecord::Call { request: id, op });
             self.open.insert(id.seq, op_id);
         }
     }
@@ -673,18 +693,25 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ReplyMatchesRequest {
         REPLY_MATCHES_REQUEST
     }
 
-    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let entries = world.history().entries();
         let fresh = &entries[self.cursor..];
         self.cursor = entries.len();
         for entry in fresh {
             if let KvRecord::Accepted { request, reply_to } = &entry.op {
                 if request != reply_to {
+                    let which = match (reply_to.client == request.client, reply_to.seq < request.seq) {
+                        (false, _) => format!("a reply meant for {}", reply_to.client),
+                        (true, true) => format!("a late reply to its earlier call {reply_to}"),
+                        (true, false) => format!("the reply to its later call {reply_to}"),
+                    };
                     return Err(format!(
                         "{} accepted the reply to {reply_to} as the answer to its call {request} at {}: \
-                         a late reply to an earlier call was taken for the current one",
+                         {which} was taken for the answer to {request} (reply_matching: accept-any \
+                         takes any reply for the oldest outstanding call)",
                         entry.node, entry.time
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -719,14 +746,15 @@ impl<N: Node> Invariant<N> for CacheBounded<N> {
         CACHE_BOUNDED
     }
 
-    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let size = (self.size)(world);
         if size > self.bound {
             return Err(format!(
                 "the server keeps {size} cached replies, above the bound of {} ({}): it does not \
                  discard replies its clients are done with",
                 self.bound, self.because
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -751,7 +779,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for EveryRequestCompleted {
         EVERY_REQUEST_COMPLETED
     }
 
-    fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_end(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let history = world.history();
         let mut invoked = 0;
         for entry in history.entries() {
@@ -762,21 +790,38 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for EveryRequestCompleted {
                     return Err(format!(
                         "{} gave up on {:?} at {}: retries ran out before a reply came",
                         entry.node, call.op, entry.time
-                    ));
+                    )
+                    .into());
                 }
                 _ => {}
             }
         }
         let open = history.open_operations();
         if open > 0 || invoked < self.expected {
+            // The deadline waits a whole liveness window after the last completion, so the
+            // run was stuck, not slow; say since when, and what was down.
+            let progress = match history.last_return() {
+                Some(last) => format!(
+                    "no operation completed in the {} before that (the last at {last}): stuck, not slow",
+                    world.liveness_window()
+                ),
+                None => format!("no operation completed at all by {}", world.now()),
+            };
+            let down: Vec<String> =
+                world.nodes().filter(|(_, n)| n.is_none()).map(|(id, _)| id.to_string()).collect();
+            let down = match down.len() {
+                0 => String::new(),
+                _ => format!("; still down: {} (crashed, never restarted)", down.join(", ")),
+            };
             return Err(format!(
                 "when the run ended at {}, {} of {} operations had completed ({open} still waiting \
-                 for a reply, {} never started)",
+                 for a reply, {} never started); {progress}{down}",
                 world.now(),
                 invoked - open as usize,
                 self.expected,
                 self.expected - invoked
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -892,7 +937,7 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
         _ => world.durable(SERVER).replies.len(),
     };
     let mut invariants: Vec<Box<dyn Invariant<AmoNode>>> = vec![
-        Box::new(ExecutedAtMostOnce::default()),
+        Box::new(ExecutedAtMostOnce::explained(params.dedup.mechanism())),
         Box::new(ReplyMatchesRequest::default()),
         Box::new(CacheBounded::new(bound, because, cache_size)),
         Box::new(KvLinearizable::default()),
@@ -919,6 +964,7 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             may_crash: vec![SERVER],
             max_down_at_once: 1,
             partitions: true,
+            network: NetworkAssumptions::default(),
         },
         node_names,
     }

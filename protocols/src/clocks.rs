@@ -43,8 +43,8 @@ use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::causality::short_kind;
 use sim_core::{
-    CausalOrder, Causality, Context, EventId, FaultModel, Invariant, LamportTime, LocalTime, Message, Node,
-    NodeEvent, NodeEventKind, NodeId, SimDuration, VectorClock, World,
+    CausalOrder, Causality, CheckError, Context, EventId, FaultModel, Invariant, LamportTime, LocalTime,
+    Message, NetworkAssumptions, Node, NodeEvent, NodeEventKind, NodeId, SimDuration, VectorClock, World,
 };
 
 pub const LAMPORT_CLOCK_CONDITION: &str = "lamport-clock-condition";
@@ -304,6 +304,7 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
             may_crash: Vec::new(),
             max_down_at_once: 0,
             partitions: true,
+            network: NetworkAssumptions::default(),
         },
         node_names: (0..n_nodes).map(|i| format!("process {i}")).collect(),
     }
@@ -437,7 +438,7 @@ impl Invariant<ClockProcess> for LamportClockCondition {
         true
     }
 
-    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), CheckError> {
         let (causality, new) = self.stamps.advance(world)?;
         let lamport = |id: EventId| self.stamps.get(world, id).lamport;
         for event in &causality.events()[new] {
@@ -450,7 +451,8 @@ impl Invariant<ClockProcess> for LamportClockCondition {
                     name(causality, e),
                     lamport(a),
                     lamport(e)
-                ));
+                )
+                .into());
             }
         }
         Ok(())
@@ -505,12 +507,12 @@ impl Invariant<ClockProcess> for LamportTotalOrder {
         true
     }
 
-    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), CheckError> {
         let (causality, new) = self.stamps.advance(world)?;
         let lamport = |id: EventId| self.stamps.get(world, id).lamport;
         for event in &causality.events()[new] {
             if let Some(a) = total_order_broken(causality, event, lamport) {
-                return Err(self.explain(world, causality, a, event.id));
+                return Err(self.explain(world, causality, a, event.id).into());
             }
         }
         Ok(())
@@ -603,7 +605,7 @@ impl Invariant<ClockProcess> for VectorClockExact {
         true
     }
 
-    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), CheckError> {
         let (causality, new) = self.stamps.advance(world)?;
         for event in &causality.events()[new] {
             let e = event.id;
@@ -636,13 +638,13 @@ impl Invariant<ClockProcess> for VectorClockExact {
                     let said = self.order.compare(&self.stamps.get(world, a).vector, ve);
                     if said != CausalOrder::Before {
                         let truth = format!("a -> b, via {}", causality.describe_chain(a, e));
-                        return Err(self.fail(world, causality, a, e, &truth, said));
+                        return Err(self.fail(world, causality, a, e, &truth, said).into());
                     }
                 }
                 if let Some(a) = after {
                     let said = self.order.compare(&self.stamps.get(world, a).vector, ve);
                     if said != CausalOrder::Concurrent {
-                        return Err(self.fail(world, causality, a, e, "a and b are concurrent", said));
+                        return Err(self.fail(world, causality, a, e, "a and b are concurrent", said).into());
                     }
                 }
                 if q != event.node {
@@ -655,7 +657,7 @@ impl Invariant<ClockProcess> for VectorClockExact {
                             } else {
                                 "a and b are concurrent"
                             };
-                            return Err(self.fail(world, causality, last, e, truth, said));
+                            return Err(self.fail(world, causality, last, e, truth, said).into());
                         }
                     }
                 }
@@ -681,7 +683,7 @@ impl Invariant<ClockProcess> for PhysicalClockCondition {
         true
     }
 
-    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<ClockProcess>) -> Result<(), CheckError> {
         let (causality, new) = self.stamps.advance(world)?;
         for event in &causality.events()[new] {
             let NodeEventKind::Receive { send, .. } = event.kind else { continue };
@@ -689,17 +691,26 @@ impl Invariant<ClockProcess> for PhysicalClockCondition {
             let key = |id: EventId, node: NodeId, seq: u32| (self.stamps.get(world, id).physical, node, seq);
             let (a, b) = (key(send, sent.node, sent.seq), key(event.id, event.node, event.seq));
             if a >= b {
+                // Built from what happened: a later reading, or a tie that the process ids
+                // (then the positions) broke the wrong way.
+                let how = if a.0 == b.0 {
+                    format!(
+                        "the readings are equal ({} by {}'s clock and by {}'s), and the tie is broken \
+                         by process id, which puts {} first",
+                        a.0, sent.node, event.node, event.node
+                    )
+                } else {
+                    format!(
+                        "the receive comes first: sent at {} by {}'s clock, received at {} by {}'s clock",
+                        a.0, sent.node, b.0, event.node
+                    )
+                };
                 return Err(format!(
-                    "{} -> {}, but by physical timestamps the receive comes first: sent at {} by {}'s \
-                     clock, received at {} by {}'s clock (true times {} and {}). {} clock: offset {} µs, \
-                     drift {} ppm; {} clock: offset {} µs, drift {} ppm. Lamport clocks order these \
-                     two correctly",
+                    "{} -> {}, but by physical timestamps {how} (true times {} and {}). {} clock: \
+                     offset {} µs, drift {} ppm; {} clock: offset {} µs, drift {} ppm. Lamport clocks \
+                     order these two correctly",
                     name(causality, send),
                     name(causality, event.id),
-                    a.0,
-                    sent.node,
-                    b.0,
-                    event.node,
                     sent.time,
                     event.time,
                     sent.node,
@@ -708,7 +719,8 @@ impl Invariant<ClockProcess> for PhysicalClockCondition {
                     event.node,
                     world.clock(event.node).offset_micros,
                     world.clock(event.node).drift_ppm,
-                ));
+                )
+                .into());
             }
         }
         Ok(())

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use sim_core::checkers::linearizability::{self, Model, Operation};
-use sim_core::{EntryKind, Invariant, Node, NodeId, SimRng, SimTime, World};
+use sim_core::{CheckError, EntryKind, Invariant, Node, NodeId, SimRng, SimTime, World};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -89,8 +89,8 @@ impl fmt::Display for KvResult {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KvRecord {
-    /// A client invokes an operation (history invoke).
-    Call(KvOp),
+    /// A client invokes an operation, sent as `request` (history invoke).
+    Call { request: RequestId, op: KvOp },
     /// The operation returns (history return).
     Return(KvResult),
     /// Ground truth: a server ran the handler for this request (history note).
@@ -311,6 +311,9 @@ pub enum KeyInput {
     /// The suffix, and each hash base raised to its length.
     Append(KeyValue, [u64; 2]),
     Get,
+    /// An operation whose client gave up on it before any server ran it: it has had no
+    /// effect (yet). Should a server run it later, the checker adds it anew at that moment.
+    NotRun(Box<KeyInput>),
 }
 
 impl KeyInput {
@@ -332,6 +335,7 @@ impl KeyInput {
             KeyInput::Put(value) => format!("Put({key},{})", value.text()),
             KeyInput::Append(value, _) => format!("Append({key},{})", value.text()),
             KeyInput::Get => format!("Get({key})"),
+            KeyInput::NotRun(input) => format!("{} (given up, not run by then)", input.show(key)),
         }
     }
 }
@@ -401,11 +405,12 @@ impl Model for KeyModel {
                 Some(KeyOutput::Value(read)) => (read == state).then(|| state.clone()),
                 Some(KeyOutput::Done) => None,
             },
+            KeyInput::NotRun(_) => Some(state.clone()),
         }
     }
 
     fn is_read(&self, input: &KeyInput) -> bool {
-        matches!(input, KeyInput::Get)
+        matches!(input, KeyInput::Get | KeyInput::NotRun(_))
     }
 
     fn fingerprint(&self, state: &KeyValue) -> u128 {
@@ -421,6 +426,17 @@ pub struct ExecutedAtMostOnce {
     /// When and where each request was executed, by client and then by the client's
     /// request counter (ids are dense: each client counts its requests from 0 or 1).
     executed: Vec<Vec<Option<(SimTime, NodeId)>>>,
+    /// The mechanism that let it happen, as the protocol's docs explain it (empty: none
+    /// known).
+    mechanism: String,
+}
+
+impl ExecutedAtMostOnce {
+    /// The invariant, with the mechanism a violation points at (the protocol's setting
+    /// that lets a request run twice, and where its docs explain it).
+    pub fn explained(mechanism: impl Into<String>) -> ExecutedAtMostOnce {
+        ExecutedAtMostOnce { mechanism: mechanism.into(), ..ExecutedAtMostOnce::default() }
+    }
 }
 
 pub const EXECUTED_AT_MOST_ONCE: &str = "executed-at-most-once";
@@ -431,7 +447,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
         EXECUTED_AT_MOST_ONCE
     }
 
-    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let entries = world.history().entries();
         for entry in &entries[self.cursor..] {
             if let KvRecord::Executed { request, op } = &entry.op {
@@ -445,11 +461,17 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
                     by_seq.resize(seq + 1, None);
                 }
                 if let Some((first, server)) = by_seq[seq].replace((entry.time, entry.node)) {
+                    let why = if self.mechanism.is_empty() {
+                        String::new()
+                    } else {
+                        format!(". {}", self.mechanism)
+                    };
                     return Err(format!(
                         "request {request} ({op}) was executed twice: by {server} at {first}, \
-                         and again by {} at {}",
+                         and again by {} at {}{why}",
                         entry.node, entry.time
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -473,9 +495,25 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 /// `KeyHistory::check`). A check therefore costs what happened since the key was last
 /// quiet, not the whole run.
 ///
+/// The servers' `Executed` notes are ground truth about when each request took effect,
+/// and the checker uses them twice, never to pass a history it could not otherwise pass:
+///
+/// - **An operation whose client gave up** has an outcome the client never learns, and
+///   in Jepsen's terms may take effect at any moment after its call, or never. Left open,
+///   it keeps its key from ever being quiet again, and every later check searches a
+///   window that only grows. The notes close it instead: if a server ran it, it took
+///   effect by then (its interval ends at the note); if none has yet, it had no effect so
+///   far (a no-op over its interval), and should a server run it later, it takes effect
+///   at that moment (a new operation pinned there). Both only narrow the orders allowed,
+///   and the servers' real order stays among them, so a correct server is never failed.
+/// - **The servers' execution order** is tried as a linearization before any search
+///   (`KeyHistory::find_witness`): for a correct server it is one, so a check of many
+///   overlapping operations (many clients on one key, a client with several calls in
+///   flight) is a replay, not an exponential search.
+///
 /// Per step it allocates nothing beyond the operations it keeps: keys are interned to
-/// indexes on first sight, open operations are found by op id in a vector (ids are dense),
-/// and the keys to re-check reuse one buffer.
+/// indexes on first sight, operations are found by op id and requests by client and
+/// sequence number in vectors (both are dense), and the keys to re-check reuse one buffer.
 #[derive(Default)]
 pub struct KvLinearizable {
     cursor: usize,
@@ -483,12 +521,36 @@ pub struct KvLinearizable {
     /// a lookup borrows the operation's key).
     key_index: BTreeMap<String, usize>,
     keys: Vec<KeyHistory>,
-    /// Where each open operation sits, by op id: its key's index and its position among
-    /// all the key's operations (forgotten ones included, see `KeyHistory::forgotten`).
-    open: Vec<(usize, usize)>,
+    /// What the checker knows of each operation, by op id.
+    ops: Vec<OpState>,
+    /// The op id of each request, by client and then by the client's sequence number.
+    requests: Vec<Vec<Option<u64>>>,
     /// Keys a read on which returned in this step (a buffer kept between steps).
     touched: Vec<usize>,
 }
+
+/// One client operation, as [`KvLinearizable`] tracks it.
+#[derive(Clone, Copy, Debug)]
+struct OpState {
+    /// Its key's index, and its position among all the key's operations (forgotten ones
+    /// included, see `KeyHistory::forgotten`).
+    key: usize,
+    position: usize,
+    /// Where in the history a server first ran it (`NOT_RUN`: not yet).
+    executed: u64,
+    status: OpStatus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpStatus {
+    Open,
+    Returned,
+    /// Its client gave up before any server ran it.
+    GivenUpUnrun,
+}
+
+/// `OpState::executed` and `KeyHistory::executed` of an operation no server has run.
+const NOT_RUN: u64 = u64::MAX;
 
 /// The virtual times of an operation's call and return (none yet, or never).
 type Times = (SimTime, Option<SimTime>);
@@ -515,6 +577,8 @@ struct KeyHistory {
     ops: Vec<KeyOperation>,
     /// Aligned with `ops`: the virtual times of each call and return, for reports.
     times: Vec<Times>,
+    /// Aligned with `ops`: where in the history a server first ran each (`NOT_RUN`).
+    executed: Vec<u64>,
     /// Where the window starts in `ops`.
     window: usize,
     /// Where each quiet segment of the lazy part ends in `ops`.
@@ -547,9 +611,9 @@ struct KeyHistory {
     lazy_max: usize,
 }
 
-/// How many configurations one linearizability search may visit (the memo holds 32 bytes
-/// each, so about 100 MB at most) before the check reports itself undecided.
-pub const SEARCH_BUDGET: usize = 3_000_000;
+/// How many configurations settling exactly may visit at most (the run's search budget,
+/// `World::search_budget`, bounds the searches that decide a check).
+pub const SEARCH_BUDGET: usize = sim_core::DEFAULT_SEARCH_BUDGET;
 
 /// Configurations per operation that settling a window's quiet prefix may visit while the
 /// key is busy (see `KeyHistory::check`), and that a search from a lazily settled value
@@ -571,6 +635,7 @@ impl KeyHistory {
             exact: Vec::new(),
             ops: Vec::new(),
             times: Vec::new(),
+            executed: Vec::new(),
             window: 0,
             lazy_ends: Vec::new(),
             forgotten: 0,
@@ -589,8 +654,32 @@ impl KeyHistory {
     fn invoke(&mut self, op: KeyOperation, time: SimTime) -> usize {
         self.ops.push(op);
         self.times.push((time, None));
+        self.executed.push(NOT_RUN);
         self.in_flight += 1;
         self.forgotten + self.ops.len() - 1
+    }
+
+    /// A server ran the operation at `position` (if it is still kept) at history
+    /// position `at`.
+    fn executed(&mut self, position: usize, at: u64) {
+        if let Some(executed) = position.checked_sub(self.forgotten).and_then(|i| self.executed.get_mut(i)) {
+            *executed = (*executed).min(at);
+        }
+    }
+
+    /// The client of the open operation at `position` gave up on it at history position
+    /// `now`. If a server ran it (at `executed`), it took effect by then; else it has had
+    /// no effect, over its whole interval.
+    fn give_up(&mut self, position: usize, executed: u64, now: u64, time: SimTime) {
+        let at = position - self.forgotten;
+        let op = &mut self.ops[at];
+        if executed == NOT_RUN {
+            let input = std::mem::replace(&mut op.input, KeyInput::Get);
+            op.input = KeyInput::NotRun(Box::new(input));
+            self.complete(position, now, None, time);
+        } else {
+            self.complete(position, executed, None, time);
+        }
     }
 
     /// Completes the operation at `position` (as `invoke` gave it); true if it is a read.
@@ -621,7 +710,7 @@ impl KeyHistory {
     /// that passes this way is right. Only when none is found are the lazily settled
     /// operations settled exactly (every value they can leave), and the window searched
     /// from all of those: a check fails only on what a whole-history check would fail on.
-    fn check(&mut self) -> Result<(), String> {
+    fn check(&mut self, search_budget: usize) -> Result<(), CheckError> {
         if self.find_witness(self.window > 0) {
             self.settle_lazily();
             return Ok(());
@@ -640,7 +729,7 @@ impl KeyHistory {
             // finding one order of the whole window.
             let budget = if self.in_flight == 0 { self.settle_budget } else { SETTLE_BUDGET_PER_OP * quiet };
             match linearizability::final_states_within(&KeyModel, &self.settled, prefix, budget) {
-                Some(finals) if finals.is_empty() => return Err(self.describe()),
+                Some(finals) if finals.is_empty() => return Err(self.describe().into()),
                 Some(finals) => {
                     self.settled = finals;
                     self.witness.clear();
@@ -662,7 +751,7 @@ impl KeyHistory {
         }
         let mut undecided = false;
         for (index, start) in self.settled.iter().enumerate() {
-            match linearizability::witness_within(&KeyModel, start, &self.ops, SEARCH_BUDGET) {
+            match linearizability::witness_within(&KeyModel, start, &self.ops, search_budget) {
                 Some(Some(order)) => {
                     self.witness = order;
                     self.witness_start = index;
@@ -675,15 +764,17 @@ impl KeyHistory {
         }
         if undecided {
             let key = self.name.as_str();
-            return Err(format!(
-                "undecided: the checker gave up on the {} operations on key {key:?} since it was \
-                 last quiet after {SEARCH_BUDGET} search configurations, without finding an order \
-                 that explains them (so many overlap that a refutation is exponential). This is \
-                 reported rather than passed; fewer clients per key make it decidable.",
+            let overlap = self.ops.iter().filter(|op| op.ret.is_none()).count();
+            return Err(CheckError::Undecided(format!(
+                "the checker gave up on the {} operations on key {key:?} since it was last quiet \
+                 ({overlap} still in flight), after {search_budget} search configurations: neither \
+                 the servers' execution order, nor any order it tried, explains every result, and \
+                 proving that none does means trying every order of the overlapping operations. \
+                 Not a pass and not a violation; see docs/protocols/at-most-once.md, \"Undecided\".",
                 self.ops.len()
-            ));
+            )));
         }
-        Err(self.describe())
+        Err(self.describe().into())
     }
 
     /// Looks for a linearization of the window from `settled` without searching much: the
@@ -702,6 +793,23 @@ impl KeyHistory {
             }
             self.witness.clear();
         }
+        // The order the servers ran the operations in: a linearization whenever they are
+        // correct, and checked like any other order.
+        let effect = |i: usize| match (&window[i].input, self.executed[self.window + i], window[i].ret) {
+            (KeyInput::NotRun(_), _, _) => window[i].call,
+            (_, NOT_RUN, Some(ret)) => ret,
+            (_, NOT_RUN, None) => u64::MAX,
+            (_, executed, _) => executed,
+        };
+        self.witness.extend(0..window.len());
+        self.witness.sort_by_key(|&i| (effect(i), window[i].call));
+        for (index, start) in self.settled.iter().enumerate() {
+            if linearizability::is_linearization(&KeyModel, start, window, &self.witness) {
+                self.witness_start = index;
+                return true;
+            }
+        }
+        self.witness.clear();
         for (index, start) in self.settled.iter().enumerate() {
             if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, window) {
                 self.witness = order;
@@ -792,6 +900,7 @@ impl KeyHistory {
     /// Forgets the first `n` operations (settled exactly), keeping the last few to show.
     fn forget(&mut self, n: usize) {
         debug_assert!(n <= self.ops.len() - self.window);
+        self.executed.drain(..n);
         for op in self.ops.drain(..n).zip(self.times.drain(..n)) {
             if self.recent.len() == RECENT_SHOWN {
                 self.recent.pop_front();
@@ -808,53 +917,112 @@ impl KeyHistory {
     }
 }
 
+impl KvLinearizable {
+    /// The index of `key` in `keys`, interning it on first sight.
+    fn key_of(&mut self, key: &str) -> usize {
+        if let Some(&index) = self.key_index.get(key) {
+            return index;
+        }
+        self.key_index.insert(key.to_string(), self.keys.len());
+        self.keys.push(KeyHistory::new(key));
+        self.keys.len() - 1
+    }
+}
+
 impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
     fn name(&self) -> &'static str {
         KV_LINEARIZABLE
     }
 
-    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let entries = world.history().entries();
         self.touched.clear();
         for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
+            let position = position as u64;
             match (&entry.kind, &entry.op) {
-                (EntryKind::Invoke { id }, KvRecord::Call(op)) => {
-                    let index = match self.key_index.get(op.key()) {
-                        Some(&index) => index,
-                        None => {
-                            self.key_index.insert(op.key().to_string(), self.keys.len());
-                            self.keys.push(KeyHistory::new(op.key()));
-                            self.keys.len() - 1
-                        }
-                    };
-                    let key = &mut self.keys[index];
-                    let id = id.0 as usize;
-                    if self.open.len() <= id {
-                        self.open.resize(id + 1, (usize::MAX, usize::MAX));
-                    }
+                (EntryKind::Invoke { id }, KvRecord::Call { request, op }) => {
+                    let key = self.key_of(op.key());
                     let op = Operation {
                         client: u64::from(entry.node.0),
-                        call: position as u64,
+                        call: position,
                         ret: None,
                         input: KeyInput::new(op),
                         output: None,
                     };
-                    self.open[id] = (index, key.invoke(op, entry.time));
+                    let at = self.keys[key].invoke(op, entry.time);
+                    let id = id.0 as usize;
+                    if self.ops.len() <= id {
+                        let unknown = OpState {
+                            key: usize::MAX,
+                            position: 0,
+                            executed: NOT_RUN,
+                            status: OpStatus::Returned,
+                        };
+                        self.ops.resize(id + 1, unknown);
+                    }
+                    self.ops[id] = OpState { key, position: at, executed: NOT_RUN, status: OpStatus::Open };
+                    let (client, seq) = (request.client.index(), request.seq as usize);
+                    if self.requests.len() <= client {
+                        self.requests.resize_with(client + 1, Vec::new);
+                    }
+                    let by_seq = &mut self.requests[client];
+                    if by_seq.len() <= seq {
+                        by_seq.resize(seq + 1, None);
+                    }
+                    by_seq[seq] = Some(id as u64);
                 }
-                (EntryKind::Return { id }, KvRecord::Return(result)) => {
-                    let (index, at) = self.open[id.0 as usize];
-                    assert!(index != usize::MAX, "a return matches an invoke");
-                    if *result == KvResult::GaveUp {
+                (EntryKind::Note, KvRecord::Executed { request, op }) => {
+                    let id =
+                        self.requests.get(request.client.index()).and_then(|s| s.get(request.seq as usize));
+                    let Some(&Some(id)) = id else { continue };
+                    let state = &mut self.ops[id as usize];
+                    if state.executed != NOT_RUN {
                         continue;
                     }
+                    state.executed = position;
+                    match state.status {
+                        OpStatus::Open | OpStatus::Returned => {
+                            self.keys[state.key].executed(state.position, position)
+                        }
+                        // Given up before it ran: it takes effect now, as a new operation
+                        // pinned here (a read the client never saw changes nothing).
+                        OpStatus::GivenUpUnrun if !matches!(op, KvOp::Get { .. }) => {
+                            let key = &mut self.keys[state.key];
+                            let pinned = Operation {
+                                client: u64::from(request.client.0),
+                                call: position,
+                                ret: None,
+                                input: KeyInput::new(op),
+                                output: None,
+                            };
+                            let at = key.invoke(pinned, entry.time);
+                            key.executed(at, position);
+                            key.complete(at, position, None, entry.time);
+                        }
+                        OpStatus::GivenUpUnrun => {}
+                    }
+                }
+                (EntryKind::Return { id }, KvRecord::Return(result)) => {
+                    let state = &mut self.ops[id.0 as usize];
+                    assert!(state.status == OpStatus::Open, "a return matches an open invoke");
+                    let key = &mut self.keys[state.key];
+                    if *result == KvResult::GaveUp {
+                        key.give_up(state.position, state.executed, position, entry.time);
+                        state.status = if state.executed == NOT_RUN {
+                            OpStatus::GivenUpUnrun
+                        } else {
+                            OpStatus::Returned
+                        };
+                        continue;
+                    }
+                    state.status = OpStatus::Returned;
                     // Only a read can contradict an order: a write's return constrains only
                     // operations called later, and a finished write can always take effect at
                     // its return. So a key is re-checked when a Get on it returns (and all
                     // keys at the end); the first violating step stays exact.
-                    let is_read =
-                        self.keys[index].complete(at, position as u64, KeyOutput::new(result), entry.time);
-                    if is_read && !self.touched.contains(&index) {
-                        self.touched.push(index);
+                    let is_read = key.complete(state.position, position, KeyOutput::new(result), entry.time);
+                    if is_read && !self.touched.contains(&state.key) {
+                        self.touched.push(state.key);
                     }
                 }
                 _ => {}
@@ -862,17 +1030,17 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
         }
         self.cursor = entries.len();
         for &index in &self.touched {
-            self.keys[index].check()?;
+            self.keys[index].check(world.search_budget())?;
         }
         Ok(())
     }
 
-    fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_end(&mut self, world: &World<N>) -> Result<(), CheckError> {
         self.check_step(world)?;
         // In key order, so that which violation is reported first does not depend on the
         // order keys were first seen in.
         for &index in self.key_index.values() {
-            self.keys[index].check()?;
+            self.keys[index].check(world.search_budget())?;
         }
         Ok(())
     }
@@ -1044,7 +1212,7 @@ mod tests {
                         whole[index].ret = Some(position);
                         whole[index].output = output.clone();
                         if key.complete(at, position, output, SimTime::ZERO) {
-                            verdict = key.check();
+                            verdict = key.check(SEARCH_BUDGET);
                             let expected = linearizability::check(&KeyModel, &whole);
                             assert_eq!(verdict.is_ok(), expected, "seed {seed}, at {position}: {verdict:?}");
                             if !expected {
@@ -1055,7 +1223,7 @@ mod tests {
                 }
             }
             if verdict.is_ok() {
-                verdict = key.check();
+                verdict = key.check(SEARCH_BUDGET);
                 assert_eq!(
                     verdict.is_ok(),
                     linearizability::check(&KeyModel, &whole),

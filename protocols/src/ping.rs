@@ -8,7 +8,10 @@
 
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
-use sim_core::{Context, FaultModel, Invariant, Message, MessageClass, Node, NodeId, World};
+use sim_core::{
+    CheckError, Context, FaultModel, Invariant, Message, MessageClass, NetworkAssumptions, Node, NodeId,
+    World,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum PingMsg {
@@ -123,7 +126,7 @@ impl Invariant<PingNode> for PingsConserved {
         PINGS_CONSERVED
     }
 
-    fn check_step(&mut self, world: &World<PingNode>) -> Result<(), String> {
+    fn check_step(&mut self, world: &World<PingNode>) -> Result<(), CheckError> {
         // Until every node has started, fewer are in flight.
         if world.step() <= world.n_nodes() as u64 {
             return Ok(());
@@ -132,7 +135,7 @@ impl Invariant<PingNode> for PingsConserved {
         if now == self.expected {
             Ok(())
         } else {
-            Err(format!("{now} messages are in flight, but N x K = {} should be", self.expected))
+            Err(format!("{now} messages are in flight, but N x K = {} should be", self.expected).into())
         }
     }
 }
@@ -144,11 +147,16 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
         n_nodes,
         build: Box::new(move |_, _| PingNode::new(in_flight)),
         invariants: vec![Box::new(PingsConserved { expected: n_nodes * in_flight as usize })],
+        // pings-conserved counts the messages in flight, so it holds only while none is
+        // lost (to a drop, a partition or a crashed receiver) and none is duplicated.
         fault_model: FaultModel {
-            description: "any node may crash; partitions allowed".into(),
-            may_crash: (0..params.nodes).map(NodeId).collect(),
-            max_down_at_once: n_nodes,
-            partitions: true,
+            description: "pings-conserved counts the pings in flight: no node crashes, no \
+                          partition, no message lost or duplicated"
+                .into(),
+            may_crash: Vec::new(),
+            max_down_at_once: 0,
+            partitions: false,
+            network: NetworkAssumptions { lossless: true, no_duplicates: true, fifo: false },
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],

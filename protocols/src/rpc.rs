@@ -25,7 +25,9 @@
 use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
-use sim_core::{Context, FaultModel, Message, MessageClass, Node, NodeId, OpId, SimDuration, TimerId};
+use sim_core::{
+    Context, FaultModel, Message, MessageClass, NetworkAssumptions, Node, NodeId, OpId, SimDuration, TimerId,
+};
 
 /// The server's id.
 pub const SERVER: NodeId = NodeId(0);
@@ -111,7 +113,7 @@ impl Client {
         self.next_seq += 1;
         *ctx.durable() = ClientDurable { next_op: self.next_op, next_seq: self.next_seq };
         let id = RequestId { client: ctx.id(), seq: self.next_seq };
-        let op_id = ctx.invoke(KvRecord::Call(op.clone()));
+        let op_id = ctx.invoke(KvRecord::Call { request: id, op: op.clone() });
         ctx.send(SERVER, RpcMsg::Request { id, op: op.clone() });
         let timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq: id.seq });
         self.outstanding = Some(Outstanding { id, op, op_id, sends: 1, timer });
@@ -263,7 +265,13 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
                 RpcNode::Client(Client::new(ops[id.index() - 1].clone(), &params, think, durable))
             }
         }),
-        invariants: vec![Box::new(ExecutedAtMostOnce::default()), Box::new(KvLinearizable::default())],
+        invariants: vec![
+            Box::new(ExecutedAtMostOnce::explained(
+                "Best-effort RPC keeps no table of the requests it ran: every copy that arrives (a \
+                 re-send after a timeout, a duplicate) runs again (docs/protocols/rpc.md)",
+            )),
+            Box::new(KvLinearizable::default()),
+        ],
         fault_model: FaultModel {
             description: "the server never crashes (its store is in memory); clients may crash; \
                           partitions allowed"
@@ -271,6 +279,7 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             may_crash: (1..=n_clients as u32).map(NodeId).collect(),
             max_down_at_once: n_clients,
             partitions: true,
+            network: NetworkAssumptions::default(),
         },
         node_names,
         sometimes: SOMETIMES,

@@ -38,11 +38,13 @@ pub struct History<O> {
     invokes: Vec<(usize, bool)>,
     /// Operations invoked and not yet returned.
     open: u64,
+    /// When the last operation returned.
+    last_return: Option<SimTime>,
 }
 
 impl<O> Default for History<O> {
     fn default() -> Self {
-        History { entries: Vec::new(), next_op: 0, invokes: Vec::new(), open: 0 }
+        History { entries: Vec::new(), next_op: 0, invokes: Vec::new(), open: 0, last_return: None }
     }
 }
 
@@ -54,6 +56,11 @@ impl<O> History<O> {
     /// How many operations were invoked and have not returned.
     pub fn open_operations(&self) -> u64 {
         self.open
+    }
+
+    /// When the last operation returned (the last progress a client saw), if any did.
+    pub fn last_return(&self) -> Option<SimTime> {
+        self.last_return
     }
 
     /// The invoke entry of an operation.
@@ -77,6 +84,7 @@ impl<O> History<O> {
         assert!(!*returned, "operation {id:?} returned twice");
         *returned = true;
         self.open -= 1;
+        self.last_return = Some(time);
         self.entries.push(Entry { time, node, kind: EntryKind::Return { id }, op });
     }
 

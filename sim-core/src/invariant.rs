@@ -10,11 +10,12 @@
 //! whose fault timeline exceeds the model is reported as outside the model, not as a
 //! protocol failure.
 
+use crate::network::{NetworkConfig, Ordering};
 use crate::node::Node;
 use crate::sim::{Fault, ScheduledFault, World};
 use crate::time::{NodeId, SimTime};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A named check over the simulated world.
 pub trait Invariant<N: Node> {
@@ -27,16 +28,40 @@ pub trait Invariant<N: Node> {
         false
     }
 
-    /// Called after every step. Return `Err(message)` to stop the run.
-    fn check_step(&mut self, world: &World<N>) -> Result<(), String> {
+    /// Called after every step. Return an error to stop the run: a violation
+    /// (`Err(message.into())`), or [`CheckError::Undecided`] when the check could not
+    /// decide within its bounds.
+    fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let _ = world;
         Ok(())
     }
 
     /// Called once when the run ends (the queue drained, or the liveness deadline passed).
-    fn check_end(&mut self, world: &World<N>) -> Result<(), String> {
+    fn check_end(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let _ = world;
         Ok(())
+    }
+}
+
+/// Why a check stopped the run.
+///
+/// ```
+/// use sim_core::CheckError;
+/// let violated: CheckError = format!("request {} ran twice", 3).into();
+/// assert!(matches!(violated, CheckError::Violated(_)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckError {
+    /// The invariant does not hold; the message says what broke.
+    Violated(String),
+    /// The check ran out of its budget before it could decide either way (a search with
+    /// a bound). Never a pass and never a violation: the run is reported as undecided.
+    Undecided(String),
+}
+
+impl From<String> for CheckError {
+    fn from(message: String) -> CheckError {
+        CheckError::Violated(message)
     }
 }
 
@@ -81,18 +106,31 @@ pub enum Outcome {
     Violation(Violation),
     /// A run limit was hit before the run ended by itself.
     LimitReached(Limit),
+    /// An invariant could not decide within its budget (see [`CheckError::Undecided`]).
+    /// It carries the same details a violation does: which check, why, where, and the
+    /// events before it.
+    Undecided(Violation),
 }
 
 impl Outcome {
+    /// The violation, if the run ended in one (not an undecided check).
     pub fn violation(&self) -> Option<&Violation> {
         match self {
             Outcome::Violation(v) => Some(v),
             _ => None,
         }
     }
+
+    /// The undecided check, if the run ended in one.
+    pub fn undecided(&self) -> Option<&Violation> {
+        match self {
+            Outcome::Undecided(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
-/// The faults a protocol promises to survive.
+/// The faults a protocol promises to survive, and what it assumes of the network.
 ///
 /// ```
 /// use sim_core::{Fault, FaultModel, NodeId, ScheduledFault, SimTime};
@@ -101,12 +139,17 @@ impl Outcome {
 ///     may_crash: vec![NodeId(0), NodeId(1)],
 ///     max_down_at_once: 1,
 ///     partitions: true,
+///     ..FaultModel::default()
 /// };
 /// let crash = |ms, n| ScheduledFault { at: SimTime::from_millis(ms), fault: Fault::Crash(NodeId(n)) };
+/// let restart = |ms, n| ScheduledFault { at: SimTime::from_millis(ms), fault: Fault::Restart(NodeId(n)) };
 /// assert!(model.admits(&[crash(1, 0)]).is_ok());
 /// assert!(model.admits(&[crash(1, 0), crash(2, 1)]).is_err());
+/// // Liveness assumes a crashed node comes back.
+/// assert!(model.admits_liveness(&[crash(1, 0)]).is_err());
+/// assert!(model.admits_liveness(&[crash(1, 0), restart(5, 0)]).is_ok());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FaultModel {
     pub description: String,
     /// The nodes that may crash at all.
@@ -115,15 +158,27 @@ pub struct FaultModel {
     pub max_down_at_once: usize,
     /// Whether partitions are within the model.
     pub partitions: bool,
+    /// What the protocol's invariants assume of every link.
+    pub network: NetworkAssumptions,
+}
+
+/// What a protocol assumes of every link of the network. Each is `false` (nothing
+/// assumed) by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NetworkAssumptions {
+    /// No message is dropped.
+    pub lossless: bool,
+    /// No message is duplicated.
+    pub no_duplicates: bool,
+    /// Each link delivers in send order.
+    pub fifo: bool,
 }
 
 impl FaultModel {
     /// Ok if the timeline stays within the model; else why not.
     pub fn admits(&self, faults: &[ScheduledFault]) -> Result<(), String> {
-        let mut ordered: Vec<&ScheduledFault> = faults.iter().collect();
-        ordered.sort_by_key(|f| f.at);
         let mut down = BTreeSet::new();
-        for fault in ordered {
+        for fault in ordered(faults) {
             match &fault.fault {
                 Fault::Crash(node) => {
                     if !self.may_crash.contains(node) {
@@ -156,4 +211,81 @@ impl FaultModel {
         }
         Ok(())
     }
+
+    /// Ok if every link keeps what the protocol assumes of the network; else the first
+    /// link that breaks an assumption, and which.
+    pub fn admits_network(&self, network: &NetworkConfig) -> Result<(), String> {
+        let assumed = self.network;
+        let links = std::iter::once((None, &network.default))
+            .chain(network.overrides.iter().map(|(link, config)| (Some(*link), config)));
+        for (link, config) in links {
+            let which = match link {
+                Some((from, to)) => format!("channel {from}->{to}"),
+                None => "every channel".to_string(),
+            };
+            let broken = if assumed.lossless && config.drop_probability > 0.0 {
+                Some(format!("{which} drops messages (drop_probability {})", config.drop_probability))
+            } else if assumed.no_duplicates && config.duplicate_probability > 0.0 {
+                Some(format!(
+                    "{which} duplicates messages (duplicate_probability {})",
+                    config.duplicate_probability
+                ))
+            } else if assumed.fifo && config.ordering != Ordering::Fifo {
+                Some(format!("{which} may reorder messages (ordering: reorder)"))
+            } else {
+                None
+            };
+            if let Some(broken) = broken {
+                return Err(format!("{broken}, but the model is: {}", self.description));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ok if the timeline lets liveness hold: every crashed node restarts, and every
+    /// partition ends. Liveness ("every request completes") is promised only once the
+    /// faults are over; a node still down, or a partition still up, at the end of the
+    /// run is outside that promise, though every safety check still applies.
+    pub fn admits_liveness(&self, faults: &[ScheduledFault]) -> Result<(), String> {
+        let mut down = BTreeMap::new();
+        let mut partitions = BTreeMap::new();
+        for fault in ordered(faults) {
+            match &fault.fault {
+                Fault::Crash(node) => {
+                    down.entry(*node).or_insert(fault.at);
+                }
+                Fault::Restart(node) => {
+                    down.remove(node);
+                }
+                Fault::Partition { id, lasting: true, .. } => {
+                    partitions.insert(*id, fault.at);
+                }
+                Fault::Partition { .. } => {}
+                Fault::Heal { id } => {
+                    partitions.remove(id);
+                }
+            }
+        }
+        if let Some((node, at)) = down.first_key_value() {
+            return Err(format!(
+                "{node} crashes at {at} and is still down when the run ends (no restart follows): \
+                 liveness holds only once crashed nodes restart; the model is: {}",
+                self.description
+            ));
+        }
+        if let Some(at) = partitions.values().next() {
+            return Err(format!(
+                "the partition that starts at {at} never ends (it has no until_ms): liveness \
+                 holds only once the network heals"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The timeline in time order (faults at one time keep their order).
+fn ordered(faults: &[ScheduledFault]) -> Vec<&ScheduledFault> {
+    let mut ordered: Vec<&ScheduledFault> = faults.iter().collect();
+    ordered.sort_by_key(|f| f.at);
+    ordered
 }

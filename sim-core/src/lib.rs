@@ -26,7 +26,9 @@ pub use causality::{
     CausalEdge, CausalOrder, Causality, EventId, LamportTime, NodeEvent, NodeEventKind, VectorClock,
 };
 pub use history::{Entry, EntryKind, History, OpId};
-pub use invariant::{FaultModel, Invariant, Limit, Outcome, Phase, Violation};
+pub use invariant::{
+    CheckError, FaultModel, Invariant, Limit, NetworkAssumptions, Outcome, Phase, Violation,
+};
 pub use network::{
     AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition, SlowRule,
     PRESET_NAMES,
@@ -34,6 +36,9 @@ pub use network::{
 pub use node::{Context, Coverage, Message, Node, TimerId, TimerPayload};
 pub use physical::{LocalTime, PhysicalClock};
 pub use rng::{Decider, Latency, SimRng, Stream};
-pub use sim::{Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World};
+pub use sim::{
+    Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World,
+    DEFAULT_SEARCH_BUDGET,
+};
 pub use time::{NodeId, SimDuration, SimTime};
 pub use trace::{MsgId, TraceEvent, TraceHasher, TraceMode, TraceRecord};

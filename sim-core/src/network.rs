@@ -12,7 +12,7 @@
 use crate::rng::{Decider, Latency};
 use crate::time::{NodeId, SimDuration, SimTime};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How a message is classed for rules that treat requests and replies apart (labrpc's
 /// long reordering delays replies only).
@@ -218,6 +218,8 @@ pub struct Network {
     config: NetworkConfig,
     decider: Decider,
     partitions: BTreeMap<u32, Partition>,
+    /// Partitions that do not end when the network heals.
+    lasting: BTreeSet<u32>,
     /// The latest arrival time scheduled on each FIFO link.
     fifo_tail: BTreeMap<(NodeId, NodeId), SimTime>,
 }
@@ -228,6 +230,7 @@ impl Network {
             config,
             decider: Decider::new(seed),
             partitions: BTreeMap::new(),
+            lasting: BTreeSet::new(),
             fifo_tail: BTreeMap::new(),
         }
     }
@@ -248,8 +251,12 @@ impl Network {
         self.partitions.values().any(|p| p.blocks(from, to))
     }
 
-    pub fn add_partition(&mut self, id: u32, partition: Partition) {
+    /// Starts a partition; a `lasting` one outlives [`Network::heal`].
+    pub fn add_partition(&mut self, id: u32, partition: Partition, lasting: bool) {
         self.partitions.insert(id, partition);
+        if lasting {
+            self.lasting.insert(id);
+        }
     }
 
     /// Ends one partition; returns whether it was active.
@@ -257,9 +264,10 @@ impl Network {
         self.partitions.remove(&id).is_some()
     }
 
-    /// Ends every partition and turns loss and duplication off.
+    /// Ends every partition but the lasting ones, and turns loss and duplication off.
     pub fn heal(&mut self) {
-        self.partitions.clear();
+        let lasting = &self.lasting;
+        self.partitions.retain(|id, _| lasting.contains(id));
         self.config.heal();
     }
 
@@ -349,9 +357,11 @@ mod tests {
     #[test]
     fn heal_clears_partitions_and_loss() {
         let mut net = Network::new(NetworkConfig::preset("unreliable").unwrap(), 1);
-        net.add_partition(0, Partition::OneWay { from: vec![n(0)], to: vec![n(1)] });
+        net.add_partition(0, Partition::OneWay { from: vec![n(0)], to: vec![n(1)] }, false);
+        net.add_partition(1, Partition::OneWay { from: vec![n(2)], to: vec![n(3)] }, true);
         net.heal();
         assert!(!net.partitioned(n(0), n(1)));
+        assert!(net.partitioned(n(2), n(3)), "a lasting partition outlives healing");
         assert_eq!(net.config().default.drop_probability, 0.0);
     }
 }

@@ -10,11 +10,14 @@
 //!
 //! Fault phases: faults come from a timeline. At `heal_at` the network heals (partitions
 //! end, loss and duplication stop) and the liveness phase begins; at
-//! `heal_at + liveness_window` the end-of-run checks run whether or not the queue drained.
+//! `heal_at + liveness_window` the end-of-run checks run whether or not the queue drained,
+//! unless the run is still making progress: the deadline moves to `liveness_window` after
+//! the last client operation that completed, so a slow network (seconds a message) is not
+//! taken for a stuck protocol. The checks run once a whole window passes with no progress.
 
 use crate::causality::{Causality, EventId, NodeEventKind};
 use crate::history::History;
-use crate::invariant::{Invariant, Limit, Outcome, Phase, Violation};
+use crate::invariant::{CheckError, Invariant, Limit, Outcome, Phase, Violation};
 use crate::network::{DropReason, Network, NetworkConfig, Partition, Verdict};
 use crate::node::{Context, Coverage, Message, Node, TimerId};
 use crate::physical::{LocalTime, PhysicalClock};
@@ -28,6 +31,10 @@ use std::fmt::Debug;
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
 type EventQueue<T> = crate::queue::WheelQueue<T>;
 
+/// The default of `SimConfig::search_budget`: a linearizability search's memo holds 32
+/// bytes a configuration, so about 100 MB at most.
+pub const DEFAULT_SEARCH_BUDGET: usize = 3_000_000;
+
 /// A fault on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
@@ -36,10 +43,13 @@ pub enum Fault {
     Crash(NodeId),
     /// The node is rebuilt from its durable storage and started again.
     Restart(NodeId),
-    /// A partition starts; it lasts until a `Heal` with the same id or the network heals.
+    /// A partition starts; it lasts until a `Heal` with the same id or, unless it is
+    /// `lasting`, until the network heals. A lasting partition (a scenario's partition
+    /// with no end) lasts to the end of the run.
     Partition {
         id: u32,
         partition: Partition,
+        lasting: bool,
     },
     Heal {
         id: u32,
@@ -63,7 +73,11 @@ pub struct SimConfig {
     pub max_time: SimTime,
     /// When the network heals and the liveness phase starts; `None`: never.
     pub heal_at: Option<SimTime>,
-    /// How long after `heal_at` the end-of-run checks wait at most.
+    /// How many configurations a bounded check (a linearizability search) may visit
+    /// before it reports itself undecided ([`crate::CheckError::Undecided`]).
+    pub search_budget: usize,
+    /// How long after `heal_at`, and after the last operation that completed since, the
+    /// end-of-run checks wait for the run to settle (see the module doc).
     pub liveness_window: SimDuration,
     /// When an open-ended run (one whose queue never drains, like a load generator) ends
     /// normally: its end-of-run checks run then. `None`: at the drained queue or a deadline.
@@ -90,6 +104,7 @@ impl SimConfig {
             max_time: SimTime::from_millis(3_600_000),
             heal_at: None,
             liveness_window: SimDuration::from_millis(60_000),
+            search_budget: DEFAULT_SEARCH_BUDGET,
             end_at: None,
             trace_mode: TraceMode::Recent(32),
             causality: false,
@@ -159,7 +174,11 @@ enum EventKind<M, T> {
     /// Boxed: faults are rare, and every queued event is as large as the largest variant.
     Fault(Box<Fault>),
     HealNetwork,
+    /// The end-of-run checks run now, unless an operation completed within the liveness
+    /// window before it (then the deadline moves).
     LivenessDeadline,
+    /// An open-ended run's normal end (`SimConfig::end_at`).
+    EndAt,
 }
 
 /// A node's place in the world. In C layout, cache-line aligned, with what every delivery
@@ -209,6 +228,8 @@ pub struct World<N: Node> {
     next_event: u64,
     causality: Option<Causality>,
     causality_labels: bool,
+    liveness_window: SimDuration,
+    search_budget: usize,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -298,6 +319,18 @@ impl<N: Node> World<N> {
     /// How many times each "sometimes" point was reached so far.
     pub fn coverage(&self) -> &Coverage {
         &self.coverage
+    }
+
+    /// How long the end-of-run checks wait after the last completed operation (see the
+    /// module doc): a liveness failure means no operation completed for this long.
+    pub fn liveness_window(&self) -> SimDuration {
+        self.liveness_window
+    }
+
+    /// How many configurations a bounded check may visit before it reports itself
+    /// undecided (`SimConfig::search_budget`).
+    pub fn search_budget(&self) -> usize {
+        self.search_budget
     }
 
     /// Whether the network has healed (the liveness phase has begun).
@@ -536,7 +569,7 @@ impl<N: Node> World<N> {
             Fault::Restart(node) => self
                 .trace
                 .record(step, now, 10, &[u64::from(node.0)], false, || TraceEvent::Restart { node: *node }),
-            Fault::Partition { id, partition } => {
+            Fault::Partition { id, partition, .. } => {
                 let mut fields: Vec<u64> = vec![u64::from(*id)];
                 fields.extend(partition.nodes().iter().map(|n| u64::from(n.0)));
                 self.trace.record(step, now, 11, &fields, false, || TraceEvent::Partition {
@@ -605,6 +638,8 @@ impl<N: Node> Simulation<N> {
             next_event: 0,
             causality: config.causality.then(|| Causality::new(n_nodes)),
             causality_labels: config.causality_labels,
+            liveness_window: config.liveness_window,
+            search_budget: config.search_budget,
         };
         assert!(
             config.clocks.len() <= n_nodes,
@@ -621,7 +656,7 @@ impl<N: Node> Simulation<N> {
             world.schedule(fault.at, EventKind::Fault(Box::new(fault.fault)));
         }
         if let Some(end_at) = config.end_at {
-            world.schedule(end_at, EventKind::LivenessDeadline);
+            world.schedule(end_at, EventKind::EndAt);
         }
         if let Some(heal_at) = config.heal_at {
             world.schedule(heal_at, EventKind::HealNetwork);
@@ -716,6 +751,17 @@ impl<N: Node> Simulation<N> {
         // The event is consumed from here on: a delivery leaves the network (delivered, or
         // dropped at a crashed or cut-off receiver), a timer stops being live.
         let (_, event) = world.queue.pop().expect("just peeked");
+        if let EventKind::LivenessDeadline = event {
+            // Still progressing: wait a whole window after the last completion. Not a step.
+            if let Some(last) = world.history.last_return() {
+                let later = last + world.liveness_window;
+                if later > at {
+                    world.now = at;
+                    world.schedule(later, EventKind::LivenessDeadline);
+                    return None;
+                }
+            }
+        }
         match &event {
             EventKind::Deliver { .. } => world.n_in_flight -= 1,
             EventKind::Timer { id, .. } => {
@@ -786,7 +832,9 @@ impl<N: Node> Simulation<N> {
                             world.dispatch(node, |state, ctx| state.on_start(ctx));
                         }
                     }
-                    Fault::Partition { id, partition } => world.network.add_partition(id, partition),
+                    Fault::Partition { id, partition, lasting } => {
+                        world.network.add_partition(id, partition, lasting)
+                    }
                     Fault::Heal { id } => {
                         world.network.remove_partition(id);
                     }
@@ -797,16 +845,16 @@ impl<N: Node> Simulation<N> {
                 world.network.heal();
                 world.trace.record(world.step, at, 13, &[], false, || TraceEvent::NetworkHealed);
             }
-            EventKind::LivenessDeadline => return Some(self.finish()),
+            EventKind::LivenessDeadline | EventKind::EndAt => return Some(self.finish()),
         }
         self.check_step()
     }
 
     fn check_step(&mut self) -> Option<Outcome> {
         for invariant in &mut self.invariants {
-            if let Err(message) = invariant.check_step(&self.world) {
+            if let Err(error) = invariant.check_step(&self.world) {
                 let name = invariant.name();
-                return Some(self.violation(name, message, Phase::Safety));
+                return Some(self.violation(name, error, Phase::Safety));
             }
         }
         None
@@ -814,18 +862,22 @@ impl<N: Node> Simulation<N> {
 
     fn finish(&mut self) -> Outcome {
         for invariant in &mut self.invariants {
-            if let Err(message) = invariant.check_end(&self.world) {
+            if let Err(error) = invariant.check_end(&self.world) {
                 let name = invariant.name();
-                return self.violation(name, message, Phase::Liveness);
+                return self.violation(name, error, Phase::Liveness);
             }
         }
         Outcome::Pass
     }
 
-    fn violation(&self, invariant: &str, message: String, phase: Phase) -> Outcome {
+    fn violation(&self, invariant: &str, error: CheckError, phase: Phase) -> Outcome {
         let recent = self.world.trace.records();
         let skip = self.world.trace.len().saturating_sub(20);
-        Outcome::Violation(Violation {
+        let (message, undecided) = match error {
+            CheckError::Violated(message) => (message, false),
+            CheckError::Undecided(message) => (message, true),
+        };
+        let violation = Violation {
             invariant: invariant.to_string(),
             message,
             phase,
@@ -833,7 +885,12 @@ impl<N: Node> Simulation<N> {
             time: self.world.now,
             seed: self.world.seed,
             recent: recent.skip(skip).map(|r| r.to_string()).collect(),
-        })
+        };
+        if undecided {
+            Outcome::Undecided(violation)
+        } else {
+            Outcome::Violation(violation)
+        }
     }
 }
 
