@@ -480,6 +480,19 @@ impl FailureFile {
                 ),
             ));
         }
+        if let Some(knobs) = &self.swarm {
+            let rates = [
+                ("drop_probability", knobs.drop_probability),
+                ("duplicate_probability", knobs.duplicate_probability),
+                ("slow_probability", knobs.slow_probability),
+            ];
+            if let Some((name, rate)) = rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
+                return Err((
+                    vec![Seg::Key("swarm".into()), Seg::Key(name.to_string())],
+                    format!("{rate} is not a probability: from 0 to 1"),
+                ));
+            }
+        }
         if self.step == 0 {
             return Err((key("step"), "a violation happens at step 1 or later".to_string()));
         }
@@ -910,5 +923,70 @@ impl FuzzReport {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_worked_out_by_arithmetic_even_for_every_seed() {
+        let every: SeedRange = "0..=18446744073709551615".parse().unwrap();
+        assert_eq!(every.len(), 1u128 << 64);
+        assert_eq!(every.to_string(), "0..=18446744073709551615");
+        let all = seeds(every, None);
+        assert_eq!(all.len(), 1u128 << 64);
+        assert_eq!(all.get((1u128 << 64) - 1), u64::MAX);
+        let shard = seeds(every, Some(Shard { index: 0, count: u64::MAX }));
+        assert_eq!(shard.iter().collect::<Vec<_>>(), vec![0, u64::MAX]);
+        let shard = seeds(every, Some(Shard { index: 5, count: u64::MAX }));
+        assert_eq!(shard.iter().collect::<Vec<_>>(), vec![5]);
+        let short: SeedRange = "10..13".parse().unwrap();
+        assert!(seeds(short, Some(Shard { index: 3, count: 4 })).is_empty());
+        assert_eq!(seeds(short, Some(Shard { index: 2, count: 4 })).iter().collect::<Vec<_>>(), vec![12]);
+        assert_eq!("7..=7".parse::<SeedRange>().unwrap().len(), 1);
+        assert!("0..18446744073709551616".parse::<SeedRange>().unwrap_err().contains("2^64 - 1"));
+        // Every shard split, against the list it replaces.
+        for count in 1..9u64 {
+            let mut all: Vec<u64> =
+                (0..count).flat_map(|index| seeds(short, Some(Shard { index, count }))).collect();
+            all.sort();
+            assert_eq!(all, vec![10, 11, 12], "{count} shards");
+        }
+    }
+
+    #[test]
+    fn names_in_file_names_are_made_safe() {
+        assert_eq!(file_name_part("rpc/duplicate-execution"), "rpc-duplicate-execution");
+        assert_eq!(file_name_part("../../etc/passwd"), "etc-passwd");
+        assert_eq!(file_name_part("a\nb\u{7}c d"), "a-b-c-d");
+        assert_eq!(file_name_part(".."), "scenario");
+        assert_eq!(file_name_part(""), "scenario");
+        assert_eq!(file_name_part(&"x".repeat(500)).len(), FILE_NAME_PART_MAX);
+    }
+
+    /// Everything swarm testing draws must load as a scenario (the path `dsim run` takes),
+    /// whatever the fault window: a failure file holding it must replay.
+    #[test]
+    fn swarm_draws_are_valid_scenarios_for_any_fault_window() {
+        let path = crate::scenarios_dir().join("rpc/duplicate-execution.json");
+        let base = Scenario::load(&path).unwrap();
+        let (model, n_nodes) = runner::fault_model(&base);
+        let windows = [0.001, 0.002, 0.01, 0.5].into_iter().chain((1..50).map(f64::from));
+        for window in windows {
+            let mut scenario = base.clone();
+            let spec = scenario.fuzz.get_or_insert_with(Default::default);
+            spec.fault_window_ms = Millis(window);
+            spec.partitions_max = 4;
+            spec.crashes_max = 3;
+            for seed in 0..(if window < 1.0 { 300 } else { 40 }) {
+                let (drawn, _) = swarm_in(&scenario, &model, n_nodes, seed);
+                let text = serde_json::to_string(&drawn).unwrap();
+                if let Err(err) = Scenario::parse("drawn.json", &text) {
+                    panic!("window {window} ms, seed {seed}: {err}");
+                }
+            }
+        }
     }
 }

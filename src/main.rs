@@ -356,6 +356,11 @@ fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> Done {
     let out = out.unwrap_or_else(|| file.with_extension("shrunk.json"));
     distinct(&[("the failure file", &file), ("--out", &out)])?;
     let failure = load_failure(&file)?;
+    // Before the search, which can take minutes: a folder that is not there fails now.
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(fail(format!("--out {}: {} is not a folder", out.display(), folder.display())));
+    }
     let shrunk = match shrink::shrink(&failure, max_tries) {
         Ok(shrunk) => shrunk,
         Err(message) => {

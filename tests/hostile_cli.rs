@@ -323,6 +323,8 @@ fn outputs_that_collide_with_the_input_or_each_other_are_refused() {
     let original = std::fs::read_to_string(&failure).unwrap();
     assert_eq!(std::fs::read_to_string(&failure).unwrap(), original, "the input is untouched");
     rejects(&["shrink", &failure, "--max-tries", "0"], &["--max-tries", "at least 1"]);
+    let nowhere = dir.join("no-such-folder").join("small.json");
+    rejects(&["shrink", &failure, "--out", nowhere.to_str().unwrap()], &["is not a folder"]);
 }
 
 #[test]
