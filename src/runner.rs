@@ -19,14 +19,7 @@ pub enum TraceSink<'a> {
 }
 
 impl TraceSink<'_> {
-    fn write<M: Serialize + Debug, T: Serialize + Debug>(
-        &mut self,
-        records: &[TraceRecord<M, T>],
-    ) -> io::Result<()> {
-        self.write_all(records.iter())
-    }
-
-    fn write_all<'r, M: Serialize + Debug + 'r, T: Serialize + Debug + 'r>(
+    fn write_records<'r, M: Serialize + Debug + 'r, T: Serialize + Debug + 'r>(
         &mut self,
         records: impl Iterator<Item = &'r TraceRecord<M, T>>,
     ) -> io::Result<()> {
@@ -209,13 +202,10 @@ impl Visit for Simulate<'_, '_> {
             Some(sink) => {
                 while sim.step().is_none() {
                     for chunk in sim.drain_trace() {
-                        sink.write(&chunk)?;
+                        sink.write_records(chunk.iter())?;
                     }
                 }
-                for chunk in sim.drain_trace() {
-                    sink.write(&chunk)?;
-                }
-                sink.write_all(sim.world().trace())?;
+                sink.write_records(sim.world().trace())?;
                 sim.report()
             }
             None => sim.run(),
@@ -427,7 +417,7 @@ mod tests {
             let mut sim = simulation(setup, config, self.0);
             let report = sim.run();
             let mut out = Vec::new();
-            TraceSink::JsonLines(&mut out).write_all(sim.world().trace()).unwrap();
+            TraceSink::JsonLines(&mut out).write_records(sim.world().trace()).unwrap();
             (out, report.trace_hash)
         }
     }
