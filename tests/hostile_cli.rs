@@ -197,6 +197,32 @@ fn a_full_stdout_is_exit_2_with_one_line_for_every_command() {
     }
 }
 
+#[test]
+fn a_closed_stdout_is_exit_2_not_a_panic_or_a_silent_success() {
+    for args in [
+        &["run", RELIABLE, "--explain-clocks"][..],
+        &["list"],
+        &["check-determinism", RELIABLE, "--seeds", "0..2"],
+    ] {
+        // The reading end is closed before dsim starts, as `| head -c0` does at once.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_dsim"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 // Class 5: everything a swarm campaign writes loads and replays, even with a tiny window.
 
 #[test]
