@@ -248,11 +248,58 @@ pub fn checker(n_ops: usize, seed: u64) -> (Duration, bool) {
     (elapsed, ok)
 }
 
+/// The bench's documented maximums: a ping run this size fits in this machine's memory
+/// (each ping in flight is a queued event of about 50 bytes) and its step count cannot
+/// overflow.
+pub const NODES_MAX: u32 = 100_000;
+pub const IN_FLIGHT_MAX: u32 = 10_000;
+/// Pings in flight in all (nodes times pings each): about 500 MB of queued events.
+pub const PINGS_MAX: u64 = 10_000_000;
+pub const DELIVERIES_MAX: u64 = 10_000_000_000;
+pub const REPEAT_MAX: u32 = 100;
+
 /// A ping node count that is valid for the bench.
 pub fn check_nodes(nodes: u32) -> Result<(), String> {
-    if nodes < 2 {
-        Err(format!("--nodes {nodes}: the ping workload needs at least 2 nodes"))
+    if !(2..=NODES_MAX).contains(&nodes) {
+        Err(format!("--nodes {nodes}: the ping workload needs from 2 to {NODES_MAX} nodes"))
     } else {
         Ok(())
+    }
+}
+
+/// Checks a ping bench's sizes against the maximums, before anything is allocated.
+pub fn check_ping(nodes: u32, in_flight: u32, deliveries: u64) -> Result<(), String> {
+    check_nodes(nodes)?;
+    if !(1..=IN_FLIGHT_MAX).contains(&in_flight) {
+        return Err(format!(
+            "--in-flight {in_flight}: each node keeps from 1 to {IN_FLIGHT_MAX} pings in flight"
+        ));
+    }
+    if !(1..=DELIVERIES_MAX).contains(&deliveries) {
+        return Err(format!(
+            "--deliveries {deliveries}: a run measures from 1 to {DELIVERIES_MAX} deliveries"
+        ));
+    }
+    let pings = u64::from(nodes) * u64::from(in_flight);
+    if pings > PINGS_MAX {
+        return Err(format!(
+            "--nodes {nodes} with --in-flight {in_flight}: {pings} pings in flight, more than the {PINGS_MAX} that fit in memory"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_sizes_are_checked_against_their_maximums() {
+        assert!(check_ping(10, 100, 1_000).is_ok());
+        assert!(check_ping(1, 100, 1_000).unwrap_err().contains("from 2 to"));
+        assert!(check_ping(10, 0, 1_000).unwrap_err().contains("--in-flight 0"));
+        assert!(check_ping(10, 100, 0).unwrap_err().contains("--deliveries 0"));
+        assert!(check_ping(10, 100, u64::MAX - 5).unwrap_err().contains("--deliveries"));
+        assert!(check_ping(100_000, 10_000, 1).unwrap_err().contains("fit in memory"));
     }
 }

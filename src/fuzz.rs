@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::{FaultModel, Outcome, SimRng, Stream, TraceMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,12 +23,34 @@ use std::time::Duration;
 pub const FAILURE_FORMAT: &str = "dsim-failure";
 pub const FAILURE_VERSION: u32 = 1;
 
-/// A half-open seed range `A..B`, or `A..=B`.
+/// A seed range, `A..B` (B excluded) or `A..=B`, kept as its first and last seed so that
+/// `0..=18446744073709551615` (every seed) fits. Never a list: a campaign works out its
+/// seeds by arithmetic ([`Seeds`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeedRange {
-    pub start: u64,
-    /// Exclusive.
-    pub end: u64,
+    pub first: u64,
+    /// Inclusive.
+    pub last: u64,
+}
+
+impl SeedRange {
+    /// How many seeds the range holds (up to 2^64, hence `u128`).
+    pub fn len(&self) -> u128 {
+        u128::from(self.last - self.first) + 1
+    }
+
+    /// Never true: an empty range does not parse.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The valid values of a seed, for messages.
+pub const SEED_RANGE_TEXT: &str = "a seed is a whole number from 0 to 18446744073709551615 (2^64 - 1)";
+
+/// Parses a seed, with a message that gives the valid range.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| format!("{text:?} is not a seed: {SEED_RANGE_TEXT}"))
 }
 
 impl std::str::FromStr for SeedRange {
@@ -43,22 +65,25 @@ impl std::str::FromStr for SeedRange {
         } else {
             return Err(bad());
         };
-        let start: u64 = start.trim().parse().map_err(|_| bad())?;
-        let end: u64 = end.trim().parse().map_err(|_| bad())?;
-        let end = if inclusive { end.checked_add(1).ok_or_else(bad)? } else { end };
+        let bound = |t: &str| t.trim().parse::<u64>().map_err(|_| format!("{} ({SEED_RANGE_TEXT})", bad()));
+        let (start, end) = (bound(start)?, bound(end)?);
         if end < start {
             return Err(format!("the seed range {text} is reversed: the start must come first"));
         }
-        if end == start {
+        if end == start && !inclusive {
             return Err(format!("the seed range {text} is empty"));
         }
-        Ok(SeedRange { start, end })
+        let last = if inclusive { end } else { end - 1 };
+        Ok(SeedRange { first: start, last })
     }
 }
 
 impl std::fmt::Display for SeedRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}..{}", self.start, self.end)
+        match self.last.checked_add(1) {
+            Some(end) => write!(f, "{}..{end}", self.first),
+            None => write!(f, "{}..={}", self.first, self.last),
+        }
     }
 }
 
@@ -84,10 +109,82 @@ impl std::str::FromStr for Shard {
     }
 }
 
-/// The seeds a campaign runs.
-pub fn seeds(range: SeedRange, shard: Option<Shard>) -> Vec<u64> {
+/// The seeds a campaign runs: `first`, then every `stride`-th seed, `len` of them.
+/// Arithmetic, not a list: the 2^64 seeds of `0..=18446744073709551615` take no memory,
+/// and a shard of a huge count costs nothing to work out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seeds {
+    first: u64,
+    stride: u64,
+    len: u128,
+}
+
+impl Seeds {
+    pub fn len(&self) -> u128 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th seed; `i < len`.
+    pub fn get(&self, i: u128) -> u64 {
+        assert!(i < self.len, "seed index {i} out of {}", self.len);
+        // In range by construction: the last index lands on a seed of the range.
+        (u128::from(self.first) + i * u128::from(self.stride)) as u64
+    }
+
+    pub fn iter(&self) -> SeedsIter {
+        SeedsIter { seeds: *self, next: 0 }
+    }
+}
+
+/// The seeds of a [`Seeds`], in order.
+pub struct SeedsIter {
+    seeds: Seeds,
+    next: u128,
+}
+
+impl Iterator for SeedsIter {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        (self.next < self.seeds.len).then(|| {
+            self.next += 1;
+            self.seeds.get(self.next - 1)
+        })
+    }
+}
+
+impl IntoIterator for Seeds {
+    type Item = u64;
+    type IntoIter = SeedsIter;
+
+    fn into_iter(self) -> SeedsIter {
+        self.iter()
+    }
+}
+
+/// The seeds a campaign runs (possibly none: a shard index past the range's length).
+pub fn seeds(range: SeedRange, shard: Option<Shard>) -> Seeds {
     let shard = shard.unwrap_or(Shard { index: 0, count: 1 });
-    (range.start..range.end).filter(|seed| (seed - range.start) % shard.count == shard.index).collect()
+    let total = range.len();
+    let index = u128::from(shard.index);
+    let len = if index >= total { 0 } else { (total - 1 - index) / u128::from(shard.count) + 1 };
+    let first = if len == 0 { range.first } else { range.first + shard.index };
+    Seeds { first, stride: shard.count, len }
+}
+
+/// Why a shard has no seeds, for the error message.
+pub fn empty_shard_message(range: SeedRange, shard: Shard) -> String {
+    format!(
+        "shard {}/{} of seeds {range} has no seeds: the range holds {} seed(s), so shard indexes from {} on are empty (use fewer shards or a longer range)",
+        shard.index,
+        shard.count,
+        range.len(),
+        range.len()
+    )
 }
 
 /// What swarm testing drew for one seed.
@@ -183,12 +280,12 @@ fn swarm_in(scenario: &Scenario, model: &FaultModel, n_nodes: usize, seed: u64) 
             groups = vec![vec![moved], (0..n_nodes as u32).filter(|n| *n != moved).collect()];
         }
         let at = rng.unit() * window;
-        let until = at + window / 10.0 + rng.unit() * window * 0.4;
-        faults.push(FaultSpec::Partition {
-            groups,
-            at_ms: Millis(round_ms(at)),
-            until_ms: Some(Millis(round_ms(until))),
-        });
+        let until = round_ms(at + window / 10.0 + rng.unit() * window * 0.4);
+        let at = round_ms(at);
+        // A window under a few microseconds rounds both ends to the same microsecond; a
+        // partition must end after it starts (else its failure file would not load).
+        let until = until.max(round_ms(at + 0.001));
+        faults.push(FaultSpec::Partition { groups, at_ms: Millis(at), until_ms: Some(Millis(until)) });
     }
     out.faults = faults;
     let knobs = SwarmKnobs {
@@ -259,13 +356,42 @@ impl FailureFile {
         })
     }
 
-    /// The file name a campaign gives it.
+    /// The file name a campaign gives it: the scenario's name and the invariant made safe
+    /// for a file name ([`file_name_part`]), and the seed.
     pub fn file_name(&self) -> String {
-        format!("{}-seed-{}-{}.json", self.scenario.name.replace('/', "-"), self.seed, self.invariant)
+        format!(
+            "{}-seed-{}-{}.json",
+            file_name_part(&self.scenario.name),
+            self.seed,
+            file_name_part(&self.invariant)
+        )
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("failure files serialize") + "\n"
+    }
+}
+
+/// The longest piece of a failure file's name taken from the scenario (or the invariant).
+pub const FILE_NAME_PART_MAX: usize = 64;
+
+/// `text` made safe as part of a file name: letters, digits, `.`, `_` and `-` kept, any
+/// other run of characters (`/`, spaces, control characters) one `-`, no leading `.` (so
+/// never `..` or a hidden file), at most [`FILE_NAME_PART_MAX`] characters, never empty.
+pub fn file_name_part(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_start_matches(['.', '-']).chars().take(FILE_NAME_PART_MAX).collect();
+    if out.is_empty() {
+        "scenario".to_string()
+    } else {
+        out
     }
 }
 
@@ -303,7 +429,75 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     }
     let failure: FailureFile = crate::scenario::parse_json(&file, &text)?;
     failure.scenario.check(&file, &text, &[Seg::Key("scenario".into())])?;
+    failure.check().map_err(|(path, message)| crate::scenario::located(&file, &text, &path, message))?;
     Ok(Loaded { scenario: failure.scenario.clone(), failure: Some(failure) })
+}
+
+impl FailureFile {
+    /// The checks that tie a failure file's record to its scenario: an edited file must be
+    /// refused here, not replayed and reported as a determinism bug.
+    fn check(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| vec![Seg::Key(k.to_string())];
+        let scenario = &self.scenario;
+        if self.seed != scenario.seed {
+            return Err((
+                key("seed"),
+                format!(
+                    "the failure's seed {} differs from its scenario's seed {}: they must agree (the scenario's is the one run)",
+                    self.seed, scenario.seed
+                ),
+            ));
+        }
+        let known = scenario.facts().invariants;
+        if !known.contains(&self.invariant.as_str()) {
+            return Err((
+                key("invariant"),
+                format!("unknown invariant {:?}: this protocol has {}", self.invariant, known.join(", ")),
+            ));
+        }
+        if scenario.invariants.as_ref().is_some_and(|selected| !selected.contains(&self.invariant)) {
+            return Err((
+                key("invariant"),
+                format!("invariant {:?} is not among the scenario's \"invariants\"", self.invariant),
+            ));
+        }
+        if scenario.expect != crate::scenario::Expect::Violation(self.invariant.clone()) {
+            return Err((
+                vec![Seg::Key("scenario".into()), Seg::Key("expect".into())],
+                format!(
+                    "a failure file's scenario expects the violation it records: {{\"violation\": {:?}}}",
+                    self.invariant
+                ),
+            ));
+        }
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if self.trace_hash.len() != 16 || !self.trace_hash.chars().all(hex) {
+            return Err((
+                key("trace_hash"),
+                format!(
+                    "{:?} is not a trace hash: 16 lowercase hex digits, e.g. \"0f3a9c2b7d41e605\"",
+                    self.trace_hash
+                ),
+            ));
+        }
+        if let Some(knobs) = &self.swarm {
+            let rates = [
+                ("drop_probability", knobs.drop_probability),
+                ("duplicate_probability", knobs.duplicate_probability),
+                ("slow_probability", knobs.slow_probability),
+            ];
+            if let Some((name, rate)) = rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
+                return Err((
+                    vec![Seg::Key("swarm".into()), Seg::Key(name.to_string())],
+                    format!("{rate} is not a probability: from 0 to 1"),
+                ));
+            }
+        }
+        if self.step == 0 {
+            return Err((key("step"), "a violation happens at step 1 or later".to_string()));
+        }
+        Ok(())
+    }
 }
 
 /// How a campaign runs.
@@ -317,6 +511,18 @@ pub struct FuzzOptions {
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
 }
+
+/// The most worker threads a campaign runs: more than any machine's cores, and few
+/// enough that spawning them is instant.
+pub const JOBS_MAX: usize = 256;
+
+/// At most this many failures are kept in memory (and printed in the JSON summary); the
+/// rest are counted, and written as files.
+pub const FAILURES_KEPT_MAX: usize = 20;
+/// At most this many failure files are written per campaign; further failures are counted.
+pub const FAILURES_WRITTEN_MAX: u64 = 10_000;
+/// At most this many failures are shown in the text summary.
+pub const FAILURES_SHOWN_MAX: usize = 10;
 
 /// What a campaign found.
 #[derive(Clone, Debug, Serialize)]
@@ -342,7 +548,16 @@ pub struct FuzzReport {
     pub never_reached: Vec<String>,
     pub elapsed_s: f64,
     pub seeds_per_s: f64,
+    /// Every failure found.
+    pub failures_total: u64,
+    /// The first [`FAILURES_KEPT_MAX`] failures, in seed order; the others are in `out`.
     pub failures: Vec<FailureFile>,
+    /// Where the failure files went (none if the campaign wrote none).
+    pub out: Option<String>,
+    /// How many failure files were written there (at most [`FAILURES_WRITTEN_MAX`]).
+    pub failure_files_written: u64,
+    /// The files of the failures in `failures`, in the same order.
+    pub failure_files: Vec<String>,
 }
 
 #[allow(clippy::disallowed_methods)] // times the campaign from outside; no run reads it
@@ -350,47 +565,229 @@ fn now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
-/// Runs the campaign. Without `keep_going` it stops at the lowest failing seed: seeds above
-/// a known failure are skipped, seeds below it still run, so the result does not depend on
-/// thread timing.
+/// Runs the campaign, keeping the first failures in memory and writing no file. Without
+/// `keep_going` it stops at the lowest failing seed: seeds above a known failure are
+/// skipped, seeds below it still run, so the result does not depend on thread timing.
+///
+/// Panics if swarm testing draws an invalid scenario (see [`campaign_into`]).
 pub fn campaign(scenario: &Scenario, source: &str, options: &FuzzOptions) -> FuzzReport {
+    campaign_into(scenario, source, options, None).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Runs the campaign like [`campaign`], and writes each failure's file into `out` as it
+/// is found (the first [`FAILURES_WRITTEN_MAX`] of them), in seed order. Memory stays
+/// bounded whatever the number of seeds or failures: results are folded into counts in
+/// seed order as they arrive. Errors: a failure file that cannot be written, or a swarm
+/// draw that is not a valid scenario (then no failure file could replay it).
+pub fn campaign_into(
+    scenario: &Scenario,
+    source: &str,
+    options: &FuzzOptions,
+    out: Option<&Path>,
+) -> Result<FuzzReport, String> {
     let seeds = seeds(options.seeds, options.shard);
     let swarm_model = options.swarm.then(|| runner::fault_model(scenario));
-    let next = AtomicUsize::new(0);
+    let next = AtomicU64::new(0);
     let first_failure = AtomicU64::new(u64::MAX);
-    let results: Mutex<Vec<(usize, SeedResult)>> = Mutex::new(Vec::new());
-    let bar = progress_bar(seeds.len() as u64, options.progress);
+    let stop = AtomicBool::new(false);
+    let tally = Mutex::new(Tally::new(out, options.keep_going));
+    let bar = progress_bar(u64::try_from(seeds.len()).unwrap_or(u64::MAX), options.progress);
     let failures_found = AtomicU64::new(0);
     let started = now();
+    let jobs = u128::try_from(options.jobs.clamp(1, JOBS_MAX)).expect("small").min(seeds.len()).max(1);
     std::thread::scope(|scope| {
-        for _ in 0..options.jobs.max(1) {
+        for _ in 0..jobs {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= seeds.len()
-                    || (!options.keep_going && i as u64 > first_failure.load(Ordering::Relaxed))
+                if u128::from(i) >= seeds.len()
+                    || stop.load(Ordering::Relaxed)
+                    || (!options.keep_going && i > first_failure.load(Ordering::Relaxed))
                 {
                     break;
                 }
-                let result = run_seed(scenario, source, seeds[i], swarm_model.as_ref());
-                if result.failure.is_some() {
+                let result = run_seed(scenario, source, seeds.get(u128::from(i)), swarm_model.as_ref());
+                if matches!(result, Ok(SeedResult { failure: Some(_), .. })) {
                     failures_found.fetch_add(1, Ordering::Relaxed);
-                    first_failure.fetch_min(i as u64, Ordering::Relaxed);
+                    first_failure.fetch_min(i, Ordering::Relaxed);
                     bar.set_message(format!("failures: {}", failures_found.load(Ordering::Relaxed)));
                 }
                 bar.inc(1);
-                results.lock().expect("no worker panics").push((i, result));
+                let mut tally = tally.lock().expect("no worker panics");
+                if !tally.add(i, result) {
+                    stop.store(true, Ordering::Relaxed);
+                }
             });
         }
     });
     bar.finish_and_clear();
     let elapsed = started.elapsed();
-    let mut results = results.into_inner().expect("no worker panics");
-    results.sort_by_key(|(i, _)| *i);
-    if !options.keep_going {
-        let cut = first_failure.load(Ordering::Relaxed);
-        results.retain(|(i, _)| *i as u64 <= cut);
+    let tally = tally.into_inner().expect("no worker panics");
+    if let Some(err) = tally.error {
+        return Err(err);
     }
-    summarize(source, options, results.into_iter().map(|(_, r)| r).collect(), elapsed)
+    Ok(tally.report(source, options, elapsed))
+}
+
+/// A campaign's results folded in seed order, so that what it reports and writes does not
+/// depend on which thread finished first. Results that arrive early wait in `pending`.
+struct Tally<'a> {
+    out: Option<&'a Path>,
+    keep_going: bool,
+    /// The index of the next result to fold.
+    next: u64,
+    pending: BTreeMap<u64, Result<SeedResult, String>>,
+    /// Set once a failure is folded without `keep_going`: later results are dropped.
+    done: bool,
+    error: Option<String>,
+    seeds_run: u64,
+    coverage: BTreeMap<String, u64>,
+    by_invariant: BTreeMap<String, u64>,
+    limits_hit: u64,
+    outside: u64,
+    undecided: u64,
+    undecided_seeds: Vec<UndecidedSeed>,
+    failures_total: u64,
+    failures: Vec<FailureFile>,
+    written: u64,
+    files: Vec<String>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(out: Option<&'a Path>, keep_going: bool) -> Tally<'a> {
+        Tally {
+            out,
+            keep_going,
+            next: 0,
+            pending: BTreeMap::new(),
+            done: false,
+            error: None,
+            seeds_run: 0,
+            coverage: BTreeMap::new(),
+            by_invariant: BTreeMap::new(),
+            limits_hit: 0,
+            outside: 0,
+            undecided: 0,
+            undecided_seeds: Vec::new(),
+            failures_total: 0,
+            failures: Vec::new(),
+            written: 0,
+            files: Vec::new(),
+        }
+    }
+
+    /// Takes the result of seed index `i`, folds every result now in order; returns false
+    /// when the campaign should stop (an error).
+    fn add(&mut self, i: u64, result: Result<SeedResult, String>) -> bool {
+        self.pending.insert(i, result);
+        while let Some(result) = self.pending.remove(&self.next) {
+            self.next += 1;
+            if self.done || self.error.is_some() {
+                continue;
+            }
+            match result {
+                Ok(result) => self.fold(result),
+                Err(err) => self.error = Some(err),
+            }
+        }
+        self.error.is_none()
+    }
+
+    fn fold(&mut self, result: SeedResult) {
+        self.seeds_run += 1;
+        for point in &result.declared {
+            self.coverage.entry(point.clone()).or_insert(0);
+        }
+        for point in &result.reached {
+            *self.coverage.entry(point.clone()).or_insert(0) += 1;
+        }
+        self.limits_hit += u64::from(result.limit_hit);
+        self.outside += u64::from(result.outside);
+        if let Some(undecided) = result.undecided {
+            self.undecided += 1;
+            if self.undecided_seeds.len() < UNDECIDED_SHOWN_MAX {
+                self.undecided_seeds.push(undecided);
+            }
+        }
+        let Some(failure) = result.failure else { return };
+        self.done = !self.keep_going;
+        self.failures_total += 1;
+        *self.by_invariant.entry(failure.invariant.clone()).or_insert(0) += 1;
+        let mut path = None;
+        if let Some(dir) = self.out.filter(|_| self.written < FAILURES_WRITTEN_MAX) {
+            match write_failure(dir, &failure) {
+                Ok(written) => {
+                    self.written += 1;
+                    path = Some(written);
+                }
+                Err(err) => {
+                    self.error = Some(err);
+                    return;
+                }
+            }
+        }
+        if self.failures.len() < FAILURES_KEPT_MAX {
+            if let Some(path) = path {
+                self.files.push(path.display().to_string());
+            }
+            self.failures.push(failure);
+        }
+    }
+
+    fn report(self, source: &str, options: &FuzzOptions, elapsed: Duration) -> FuzzReport {
+        FuzzReport {
+            source: source.to_string(),
+            seeds: options.seeds.to_string(),
+            shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
+            jobs: options.jobs,
+            swarm: options.swarm,
+            seeds_run: self.seeds_run,
+            failures_by_invariant: self.by_invariant,
+            limits_hit: self.limits_hit,
+            outside_fault_model: self.outside,
+            undecided: self.undecided,
+            undecided_seeds: self.undecided_seeds,
+            never_reached: self.coverage.iter().filter(|(_, n)| **n == 0).map(|(p, _)| p.clone()).collect(),
+            coverage: self.coverage,
+            elapsed_s: elapsed.as_secs_f64(),
+            seeds_per_s: self.seeds_run as f64 / elapsed.as_secs_f64().max(1e-9),
+            failures_total: self.failures_total,
+            failures: self.failures,
+            out: (self.written > 0).then(|| self.out.map(|d| d.display().to_string())).flatten(),
+            failure_files_written: self.written,
+            failure_files: self.files,
+        }
+    }
+}
+
+fn write_failure(dir: &Path, failure: &FailureFile) -> Result<PathBuf, String> {
+    let path = dir.join(failure.file_name());
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, failure.to_json()))
+        .map_err(|err| format!("{}: cannot write a failure file: {err}", path.display()))?;
+    Ok(path)
+}
+
+/// Checks before a campaign that failure files can be written into `dir`: it is a folder
+/// (or can be made one) and writable. Creates nothing that is not already there: the
+/// folder is made when the first failure is written.
+pub fn check_out_dir(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    let mut existing = dir;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
+    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    if !existing.is_dir() {
+        return Err(format!(
+            "--out {shown}: {} is not a folder, so failure files cannot be written there",
+            existing.display()
+        ));
+    }
+    // The only sure test of "writable" is to write: a probe file, removed at once.
+    let probe = existing.join(format!(".dsim-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(|err| {
+        format!("--out {shown}: cannot write failure files into {}: {err}", existing.display())
+    })
 }
 
 /// A seed whose run ended undecided.
@@ -412,11 +809,23 @@ struct SeedResult {
     declared: Vec<String>,
 }
 
-/// Runs one seed; with `swarm` (the protocol's fault model and node count), draws its knobs.
-fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm: Option<&(FaultModel, usize)>) -> SeedResult {
+/// Runs one seed; with `swarm` (the protocol's fault model and node count), draws its knobs
+/// and checks the drawn scenario is one a failure file can hold.
+fn run_seed(
+    scenario: &Scenario,
+    source: &str,
+    seed: u64,
+    swarm: Option<&(FaultModel, usize)>,
+) -> Result<SeedResult, String> {
     let (scenario, knobs) = match swarm {
         Some((model, n_nodes)) => {
             let (s, k) = swarm_in(scenario, model, *n_nodes, seed);
+            if let Err((path, message)) = s.validate() {
+                return Err(format!(
+                    "swarm testing drew an invalid scenario for seed {seed} ({}: {message}); adjust the file's \"fuzz\" settings",
+                    crate::locate::render(&path)
+                ));
+            }
             (s, Some(k))
         }
         None => (scenario.clone(), None),
@@ -424,7 +833,7 @@ fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm: Option<&(FaultM
     let run = runner::simulate(&scenario, seed, TraceMode::HashOnly, None).expect("no trace sink, no I/O");
     let outside = run.outside_fault_model.is_some();
     let failure = if outside { None } else { FailureFile::new(source, &scenario, seed, &run, knobs) };
-    SeedResult {
+    Ok(SeedResult {
         undecided: run
             .report
             .outcome
@@ -435,54 +844,7 @@ fn run_seed(scenario: &Scenario, source: &str, seed: u64, swarm: Option<&(FaultM
         reached: run.coverage.iter().filter(|(_, n)| **n > 0).map(|(p, _)| p.clone()).collect(),
         declared: run.coverage.keys().cloned().collect(),
         failure,
-    }
-}
-
-fn summarize(source: &str, options: &FuzzOptions, results: Vec<SeedResult>, elapsed: Duration) -> FuzzReport {
-    let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
-    let mut by_invariant = BTreeMap::new();
-    let mut failures = Vec::new();
-    let (mut limits_hit, mut outside) = (0, 0);
-    let mut undecided_seeds = Vec::new();
-    for result in &results {
-        for point in &result.declared {
-            coverage.entry(point.clone()).or_insert(0);
-        }
-        for point in &result.reached {
-            *coverage.entry(point.clone()).or_insert(0) += 1;
-        }
-        limits_hit += u64::from(result.limit_hit);
-        outside += u64::from(result.outside);
-        if let Some(undecided) = &result.undecided {
-            if undecided_seeds.len() < UNDECIDED_SHOWN_MAX {
-                undecided_seeds.push(undecided.clone());
-            }
-        }
-    }
-    let undecided = results.iter().filter(|r| r.undecided.is_some()).count() as u64;
-    for result in results.iter().filter_map(|r| r.failure.clone()) {
-        *by_invariant.entry(result.invariant.clone()).or_insert(0) += 1;
-        failures.push(result);
-    }
-    let seeds_run = results.len() as u64;
-    FuzzReport {
-        source: source.to_string(),
-        seeds: options.seeds.to_string(),
-        shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
-        jobs: options.jobs,
-        swarm: options.swarm,
-        seeds_run,
-        failures_by_invariant: by_invariant,
-        limits_hit,
-        outside_fault_model: outside,
-        undecided,
-        undecided_seeds,
-        never_reached: coverage.iter().filter(|(_, n)| **n == 0).map(|(p, _)| p.clone()).collect(),
-        coverage,
-        elapsed_s: elapsed.as_secs_f64(),
-        seeds_per_s: seeds_run as f64 / elapsed.as_secs_f64().max(1e-9),
-        failures,
-    }
+    })
 }
 
 fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
@@ -500,15 +862,11 @@ fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// At most this many failure files are written per campaign, and this many failures shown.
-pub const FAILURES_WRITTEN_MAX: usize = 100;
-pub const FAILURES_SHOWN_MAX: usize = 10;
-
 impl FuzzReport {
     /// The exit code `dsim fuzz` gives: 1 if any failure was found, else 3 if any run
     /// ended undecided, else 0.
     pub fn exit_code(&self) -> u8 {
-        if !self.failures.is_empty() {
+        if self.failures_total > 0 {
             1
         } else if self.undecided > 0 {
             runner::EXIT_UNDECIDED
@@ -517,26 +875,14 @@ impl FuzzReport {
         }
     }
 
-    /// Writes the first [`FAILURES_WRITTEN_MAX`] failure files into `dir`; returns their
-    /// paths.
-    pub fn write_failures(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        if self.failures.is_empty() {
-            return Ok(Vec::new());
-        }
-        std::fs::create_dir_all(dir)?;
-        self.failures
-            .iter()
-            .take(FAILURES_WRITTEN_MAX)
-            .map(|failure| {
-                let path = dir.join(failure.file_name());
-                std::fs::write(&path, failure.to_json())?;
-                Ok(path)
-            })
-            .collect()
+    /// Writes the kept failures' files into `dir` (for a campaign run without an `out`
+    /// folder); returns their paths.
+    pub fn write_failures(&self, dir: &Path) -> Result<Vec<PathBuf>, String> {
+        self.failures.iter().map(|failure| write_failure(dir, failure)).collect()
     }
 
     /// The readable summary `dsim fuzz` prints.
-    pub fn text(&self, written: &[PathBuf]) -> String {
+    pub fn text(&self) -> String {
         let mut out = String::new();
         let line = |out: &mut String, key: &str, value: String| out.push_str(&format!("{key:<14}{value}\n"));
         line(&mut out, "fuzz", self.source.clone());
@@ -553,11 +899,14 @@ impl FuzzReport {
             ),
         );
         let by: Vec<String> = self.failures_by_invariant.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let failures: u64 = self.failures_by_invariant.values().sum();
         line(
             &mut out,
             "failures",
-            if failures == 0 { "none".into() } else { format!("{failures} ({})", by.join(", ")) },
+            if self.failures_total == 0 {
+                "none".into()
+            } else {
+                format!("{} ({})", self.failures_total, by.join(", "))
+            },
         );
         if self.undecided > 0 {
             let seeds: Vec<String> =
@@ -610,21 +959,94 @@ impl FuzzReport {
             }
             let first = failure.message.lines().next().unwrap_or("");
             out.push_str(&format!("  {first}\n"));
-            match written.get(i) {
-                Some(path) => out.push_str(&format!("  replay: dsim replay {}\n", path.display())),
-                None if failure.swarm.is_none() => {
-                    out.push_str(&format!("  replay: dsim run {} --seed {}\n", self.source, failure.seed))
-                }
-                None => out.push_str("  replay: (only the first failures are written as files)\n"),
+            match self.failure_files.get(i) {
+                Some(path) => out.push_str(&format!("  replay: dsim replay {}\n", crate::shell_quote(path))),
+                None if failure.swarm.is_none() => out.push_str(&format!(
+                    "  replay: dsim run {} --seed {}\n",
+                    crate::shell_quote(&self.source),
+                    failure.seed
+                )),
+                None => out.push_str("  replay: (no failure file was written for it)\n"),
             }
         }
-        if self.failures.len() > FAILURES_SHOWN_MAX {
-            let written = written.len().min(self.failures.len());
-            out.push_str(&format!(
-                "\n... and {} more failures ({written} failure files written in all)\n",
-                self.failures.len() - FAILURES_SHOWN_MAX
-            ));
+        let shown = self.failures.len().min(FAILURES_SHOWN_MAX) as u64;
+        if self.failures_total > shown {
+            let files = match &self.out {
+                Some(dir) => format!("{} failure files written in all, in {dir}", self.failure_files_written),
+                None => "no failure files written".to_string(),
+            };
+            out.push_str(&format!("\n... and {} more failures ({files})\n", self.failures_total - shown));
+            if self.failure_files_written < self.failures_total && self.out.is_some() {
+                out.push_str(&format!(
+                    "    (at most {FAILURES_WRITTEN_MAX} files are written; the other failures are only counted)\n"
+                ));
+            }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_worked_out_by_arithmetic_even_for_every_seed() {
+        let every: SeedRange = "0..=18446744073709551615".parse().unwrap();
+        assert_eq!(every.len(), 1u128 << 64);
+        assert_eq!(every.to_string(), "0..=18446744073709551615");
+        let all = seeds(every, None);
+        assert_eq!(all.len(), 1u128 << 64);
+        assert_eq!(all.get((1u128 << 64) - 1), u64::MAX);
+        let shard = seeds(every, Some(Shard { index: 0, count: u64::MAX }));
+        assert_eq!(shard.iter().collect::<Vec<_>>(), vec![0, u64::MAX]);
+        let shard = seeds(every, Some(Shard { index: 5, count: u64::MAX }));
+        assert_eq!(shard.iter().collect::<Vec<_>>(), vec![5]);
+        let short: SeedRange = "10..13".parse().unwrap();
+        assert!(seeds(short, Some(Shard { index: 3, count: 4 })).is_empty());
+        assert_eq!(seeds(short, Some(Shard { index: 2, count: 4 })).iter().collect::<Vec<_>>(), vec![12]);
+        assert_eq!("7..=7".parse::<SeedRange>().unwrap().len(), 1);
+        assert!("0..18446744073709551616".parse::<SeedRange>().unwrap_err().contains("2^64 - 1"));
+        // Every shard split, against the list it replaces.
+        for count in 1..9u64 {
+            let mut all: Vec<u64> =
+                (0..count).flat_map(|index| seeds(short, Some(Shard { index, count }))).collect();
+            all.sort();
+            assert_eq!(all, vec![10, 11, 12], "{count} shards");
+        }
+    }
+
+    #[test]
+    fn names_in_file_names_are_made_safe() {
+        assert_eq!(file_name_part("rpc/duplicate-execution"), "rpc-duplicate-execution");
+        assert_eq!(file_name_part("../../etc/passwd"), "etc-passwd");
+        assert_eq!(file_name_part("a\nb\u{7}c d"), "a-b-c-d");
+        assert_eq!(file_name_part(".."), "scenario");
+        assert_eq!(file_name_part(""), "scenario");
+        assert_eq!(file_name_part(&"x".repeat(500)).len(), FILE_NAME_PART_MAX);
+    }
+
+    /// Everything swarm testing draws must load as a scenario (the path `dsim run` takes),
+    /// whatever the fault window: a failure file holding it must replay.
+    #[test]
+    fn swarm_draws_are_valid_scenarios_for_any_fault_window() {
+        let path = crate::scenarios_dir().join("rpc/duplicate-execution.json");
+        let base = Scenario::load(&path).unwrap();
+        let (model, n_nodes) = runner::fault_model(&base);
+        let windows = [0.001, 0.002, 0.01, 0.5].into_iter().chain((1..50).map(f64::from));
+        for window in windows {
+            let mut scenario = base.clone();
+            let spec = scenario.fuzz.get_or_insert_with(Default::default);
+            spec.fault_window_ms = Millis(window);
+            spec.partitions_max = 4;
+            spec.crashes_max = 3;
+            for seed in 0..(if window < 1.0 { 300 } else { 40 }) {
+                let (drawn, _) = swarm_in(&scenario, &model, n_nodes, seed);
+                let text = serde_json::to_string(&drawn).unwrap();
+                if let Err(err) = Scenario::parse("drawn.json", &text) {
+                    panic!("window {window} ms, seed {seed}: {err}");
+                }
+            }
+        }
     }
 }

@@ -41,3 +41,30 @@ pub fn bundled_scenarios() -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// `text` as one word for a POSIX shell, for the commands dsim prints: unchanged if it
+/// holds only characters no shell treats specially (so ordinary paths read as before),
+/// else in single quotes, each `'` written `'\''`.
+pub fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("scenarios/rpc/reliable.json"), "scenarios/rpc/reliable.json");
+        assert_eq!(shell_quote("my file.json"), "'my file.json'");
+        assert_eq!(shell_quote("a;rm -rf x"), "'a;rm -rf x'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$HOME`x`"), "'$HOME`x`'");
+    }
+}

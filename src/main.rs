@@ -1,5 +1,9 @@
 //! The `dsim` command line. Exit codes: 0 the expectation was met, 1 it was not,
 //! 2 bad input or usage (nothing else is printed then).
+//!
+//! Every early stop is a [`Fail`]: one line on stderr and exit 2. That includes clap's
+//! usage errors (condensed to one line) and a standard output that cannot be written
+//! (closed, full): a summary that did not come out must not look like success.
 
 /// mimalloc rather than the system allocator: a simulation allocates small, short-lived
 /// values at a high rate, and a full trace or a fuzz campaign grows and frees large
@@ -9,6 +13,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use dsim::bench::{self, BenchTrace};
 use dsim::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
@@ -18,7 +23,7 @@ use dsim::shrink;
 use sim_core::{TraceMode, PRESET_NAMES};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -48,10 +53,11 @@ enum Command {
     Run {
         /// The scenario file (JSON).
         file: PathBuf,
-        /// Run with this seed instead of the file's.
-        #[arg(long)]
+        /// Run with this seed instead of the file's (0 to 2^64 - 1).
+        #[arg(long, value_parser = fuzz::parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
-        /// Write the full trace here: JSON Lines if the name ends in .jsonl or .json, else text.
+        /// Write the full trace here, as the run goes: JSON Lines if the name ends in .jsonl
+        /// or .json (any case), else text.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
         /// How to print the summary.
@@ -79,8 +85,8 @@ enum Command {
         /// Seeds to run: A..B (B excluded) or A..=B.
         #[arg(long, default_value = "0..1000")]
         seeds: SeedRange,
-        /// Worker threads (default: all cores). Each run stays single-threaded.
-        #[arg(long)]
+        /// Worker threads, 1 to 256 (default: all cores). Each run stays single-threaded.
+        #[arg(long, value_parser = parse_jobs)]
         jobs: Option<usize>,
         /// Swarm testing: each seed draws which fault kinds are on, and their rates.
         #[arg(long)]
@@ -91,7 +97,7 @@ enum Command {
         /// Run only shard I of N: every N-th seed of the range, from its I-th.
         #[arg(long, value_name = "I/N")]
         shard: Option<Shard>,
-        /// Where failure files go.
+        /// Where failure files go (checked before the campaign starts; made if missing).
         #[arg(long, value_name = "DIR", default_value = "dsim-failures")]
         out: PathBuf,
         /// How to print the summary.
@@ -116,8 +122,8 @@ enum Command {
         /// Where to write the smallest failing case (default: next to the input, .shrunk.json).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Give up after this many candidate runs.
-        #[arg(long, default_value_t = 5_000)]
+        /// Give up after this many candidate runs (at least 1).
+        #[arg(long, default_value_t = 5_000, value_parser = parse_max_tries)]
         max_tries: u64,
     },
     /// Run each seed twice and compare the trace hash after every step.
@@ -143,13 +149,13 @@ enum Command {
                             cargo run --release -- bench --nodes 10,100 --deliveries 1000000 --trace full --repeat 3\n  \
                             cargo run --release -- bench --suite")]
     Bench {
-        /// Node counts, comma-separated.
+        /// Node counts, comma-separated (2 to 100,000 each).
         #[arg(long, value_delimiter = ',', default_values_t = [10u32, 1000])]
         nodes: Vec<u32>,
-        /// Pings each node keeps in flight.
+        /// Pings each node keeps in flight (1 to 10,000; nodes x in-flight at most 10^7).
         #[arg(long, default_value_t = 100)]
         in_flight: u32,
-        /// Deliveries per run.
+        /// Deliveries per run (1 to 10^10).
         #[arg(long, default_value_t = 5_000_000)]
         deliveries: u64,
         /// How much trace to keep.
@@ -158,7 +164,7 @@ enum Command {
         /// Check the ping protocol's invariant after every step.
         #[arg(long)]
         invariants: bool,
-        /// Run each measurement this many times and report the best.
+        /// Run each measurement this many times and report the best (1 to 100).
         #[arg(long, default_value_t = 1)]
         repeat: u32,
         /// Skip the bare binary-heap baseline.
@@ -177,20 +183,19 @@ enum Format {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return clap_error(&err),
+    };
+    let result = match cli.command {
         Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks } => {
             run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks })
         }
-        Command::List => {
-            emit(&list());
-            ExitCode::SUCCESS
-        }
+        Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
         Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
-            if repeat == 0 {
-                return bad_input("--repeat 0: at least one run is needed");
-            }
-            if suite {
+            if !(1..=bench::REPEAT_MAX).contains(&repeat) {
+                Err(Fail(format!("--repeat {repeat}: from 1 to {} runs", bench::REPEAT_MAX)))
+            } else if suite {
                 bench_suite(repeat)
             } else {
                 let modes = [(trace, invariants)];
@@ -198,14 +203,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Fuzz { file, seeds, jobs, swarm, keep_going, shard, out, format } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if jobs == 0 {
-                return bad_input("--jobs 0: at least one job is needed");
-            }
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let options = FuzzOptions {
                 seeds,
                 shard,
-                jobs,
+                jobs: jobs.unwrap_or(cores.min(fuzz::JOBS_MAX)),
                 swarm,
                 keep_going,
                 progress: matches!(format, Format::Text),
@@ -215,140 +217,249 @@ fn main() -> ExitCode {
         Command::Replay { file } => replay(file),
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
         Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail(message)) => bad_input(message),
     }
 }
 
-fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format) -> ExitCode {
-    let scenario = match fuzz::load(&file) {
-        Ok(loaded) => loaded.scenario,
-        Err(err) => return bad_input(err),
-    };
+/// Why a command stopped early: bad input or usage, or an output that cannot be written.
+/// Exit 2 with this one line on stderr.
+struct Fail(String);
+
+type Done = Result<ExitCode, Fail>;
+
+fn fail(message: impl std::fmt::Display) -> Fail {
+    Fail(message.to_string())
+}
+
+/// Clap's verdict on the command line: help and version go to stdout (exit 0); a usage
+/// error is condensed to one line on stderr (exit 2), as the README promises.
+fn clap_error(err: &clap::Error) -> ExitCode {
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return match emit(&err.render().to_string()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Fail(message)) => bad_input(message),
+        };
+    }
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+    ) {
+        return bad_input(format!("a command is needed: {}; see dsim --help", COMMANDS.join(", ")));
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    bad_input(one_line_usage_error(&err.render().to_string(), &args))
+}
+
+const COMMANDS: [&str; 7] = ["run", "fuzz", "replay", "shrink", "check-determinism", "list", "bench"];
+
+/// A clap error's text as one line: its message and tips, then where help is.
+fn one_line_usage_error(rendered: &str, args: &[String]) -> String {
+    let mut message = Vec::new();
+    let mut tips = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if let Some(tip) = line.strip_prefix("tip:") {
+            tips.push(tip.trim().to_string());
+        } else if !line.is_empty() {
+            message.push(line.strip_prefix("error:").unwrap_or(line).trim().to_string());
+        }
+    }
+    let mut line = message.join(" ");
+    if !tips.is_empty() {
+        line.push_str(&format!(" ({})", tips.join("; ")));
+    }
+    let command = args.iter().find(|a| COMMANDS.contains(&a.as_str()));
+    let help = command.map_or("dsim --help".to_string(), |c| format!("dsim {c} --help"));
+    format!("{line}; see {help}")
+}
+
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(jobs) if (1..=fuzz::JOBS_MAX).contains(&jobs) => Ok(jobs),
+        _ => Err(format!("{text:?} is not a job count: a whole number from 1 to {}", fuzz::JOBS_MAX)),
+    }
+}
+
+fn parse_max_tries(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(tries) if tries >= 1 => Ok(tries),
+        _ => Err(format!("{text:?}: shrinking needs at least 1 try (a whole number from 1 to {})", u64::MAX)),
+    }
+}
+
+fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    if let Some(shard) = options.shard {
+        if fuzz::seeds(options.seeds, Some(shard)).is_empty() {
+            return Err(fail(fuzz::empty_shard_message(options.seeds, shard)));
+        }
+    }
+    distinct(&[("the scenario file", &file), ("--out", &out)])?;
+    fuzz::check_out_dir(&out).map_err(fail)?;
     let shown = file.display().to_string();
-    let report = fuzz::campaign(&scenario, &shown, &options);
-    let written = match report.write_failures(&out) {
-        Ok(paths) => paths,
-        Err(err) => return bad_input(format!("{}: cannot write failure files: {err}", out.display())),
-    };
+    let report = fuzz::campaign_into(&scenario, &shown, &options, Some(&out)).map_err(fail)?;
     match format {
-        Format::Text => emit(&report.text(&written)),
-        Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n")),
+        Format::Text => emit(&report.text())?,
+        Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n"))?,
     }
-    ExitCode::from(report.exit_code())
+    Ok(ExitCode::from(report.exit_code()))
 }
 
-fn load_failure(file: &std::path::Path) -> Result<FailureFile, ExitCode> {
+fn load_failure(file: &Path) -> Result<FailureFile, Fail> {
     match fuzz::load(file) {
         Ok(Loaded { failure: Some(failure), .. }) => Ok(failure),
-        Ok(Loaded { failure: None, .. }) => Err(bad_input(format!(
+        Ok(Loaded { failure: None, .. }) => Err(fail(format!(
             "{}: this is a scenario file, not a failure file (run it with dsim run, or fuzz it to find failures)",
             file.display()
         ))),
-        Err(err) => Err(bad_input(err)),
+        Err(err) => Err(fail(err)),
     }
 }
 
-fn replay(file: PathBuf) -> ExitCode {
-    let failure = match load_failure(&file) {
-        Ok(failure) => failure,
-        Err(code) => return code,
-    };
+fn replay(file: PathBuf) -> Done {
+    let failure = load_failure(&file)?;
     let shown = file.display().to_string();
-    let summary =
-        match runner::run(&failure.scenario, &shown, Some(failure.seed), TraceMode::Recent(20), None) {
-            Ok(summary) => summary,
-            Err(err) => return bad_input(err),
-        };
-    print!("{}", summary.text());
+    let summary = runner::run(&failure.scenario, &shown, Some(failure.seed), TraceMode::Recent(20), None)
+        .map_err(fail)?;
+    let mut out = summary.text();
     let violation = summary.outcome.violation();
     let same_violation =
         violation.is_some_and(|v| v.invariant == failure.invariant && v.step == failure.step);
-    if same_violation && summary.trace_hash == failure.trace_hash {
-        println!(
-            "\nreplayed: the same violation of {} at step {}, the same trace hash",
+    let code = if same_violation && summary.trace_hash == failure.trace_hash {
+        out.push_str(&format!(
+            "\nreplayed: the same violation of {} at step {}, the same trace hash\n",
             failure.invariant, failure.step
-        );
+        ));
         ExitCode::SUCCESS
     } else {
         let now = match violation {
             Some(v) => format!("{} at step {}", v.invariant, v.step),
             None => "no violation".to_string(),
         };
-        println!(
+        out.push_str(&format!(
             "\nDIVERGED: the failure file recorded {} at step {} with trace hash {}; this run gave {now} with trace hash {}.\n\
-             Same scenario and seed must give the same run: this is a determinism bug, or the code changed since the file was written.",
+             Same scenario and seed must give the same run: this is a determinism bug, or the code changed since the file was written.\n",
             failure.invariant, failure.step, failure.trace_hash, summary.trace_hash
-        );
+        ));
         ExitCode::from(1)
-    }
+    };
+    emit(&out)?;
+    Ok(code)
 }
 
-fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> ExitCode {
-    let failure = match load_failure(&file) {
-        Ok(failure) => failure,
-        Err(code) => return code,
-    };
+fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> Done {
+    let out = out.unwrap_or_else(|| file.with_extension("shrunk.json"));
+    distinct(&[("the failure file", &file), ("--out", &out)])?;
+    let failure = load_failure(&file)?;
+    // Before the search, which can take minutes: a folder that is not there fails now.
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(fail(format!("--out {}: {} is not a folder", out.display(), folder.display())));
+    }
     let shrunk = match shrink::shrink(&failure, max_tries) {
         Ok(shrunk) => shrunk,
         Err(message) => {
-            eprintln!("error: {}: {message}", file.display());
-            return ExitCode::from(1);
+            let _ = writeln!(std::io::stderr(), "error: {}: {message}", file.display());
+            return Ok(ExitCode::from(1));
         }
     };
-    let out = out.unwrap_or_else(|| file.with_extension("shrunk.json"));
-    if let Err(err) = std::fs::write(&out, shrunk.failure.to_json()) {
-        return bad_input(format!("{}: cannot write: {err}", out.display()));
-    }
-    println!("shrunk        {} ({} violates {})", file.display(), failure.seed, failure.invariant);
-    println!("before        {}", shrunk.before);
-    println!("after         {} (seed {})", shrunk.after, shrunk.failure.seed);
-    println!("tries         {}", shrunk.tries);
-    println!("written       {}", out.display());
-    println!("replay        dsim replay {}", out.display());
-    ExitCode::SUCCESS
+    std::fs::write(&out, shrunk.failure.to_json())
+        .map_err(|err| fail(format!("{}: cannot write: {err}", out.display())))?;
+    let shown = out.display().to_string();
+    emit(&format!(
+        "shrunk        {} ({} violates {})\nbefore        {}\nafter         {} (seed {})\ntries         {}\nwritten       {shown}\nreplay        dsim replay {}\n",
+        file.display(),
+        failure.seed,
+        failure.invariant,
+        shrunk.before,
+        shrunk.after,
+        shrunk.failure.seed,
+        shrunk.tries,
+        dsim::shell_quote(&shown)
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
-fn check_determinism(file: PathBuf, seeds: SeedRange) -> ExitCode {
-    let scenario = match fuzz::load(&file) {
-        Ok(loaded) => loaded.scenario,
-        Err(err) => return bad_input(err),
-    };
+fn check_determinism(file: PathBuf, seeds: SeedRange) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
     let mut steps = 0;
-    for seed in seeds.start..seeds.end {
+    for seed in fuzz::seeds(seeds, None) {
         // The second run keeps the full trace: keeping more must change nothing.
         let first = runner::step_hashes(&scenario, seed, TraceMode::HashOnly);
         let second = runner::step_hashes(&scenario, seed, TraceMode::Full);
         steps += first.len();
         if let Some(step) = (0..first.len().max(second.len())).find(|&i| first.get(i) != second.get(i)) {
             let show = |h: Option<&u64>| h.map_or("(run ended)".to_string(), |h| format!("{h:016x}"));
-            println!(
-                "seed {seed}: the two runs differ first at step {}: trace hash {} vs {}",
+            emit(&format!(
+                "seed {seed}: the two runs differ first at step {}: trace hash {} vs {}\n\
+                 replay        dsim run {} --seed {seed} --trace a.jsonl (twice, and compare)\n",
                 step + 1,
                 show(first.get(step)),
-                show(second.get(step))
-            );
-            println!(
-                "replay        dsim run {} --seed {seed} --trace a.jsonl (twice, and compare)",
-                file.display()
-            );
-            return ExitCode::from(1);
+                show(second.get(step)),
+                dsim::shell_quote(&file.display().to_string())
+            ))?;
+            return Ok(ExitCode::from(1));
         }
     }
-    println!(
-        "deterministic {}: seeds {seeds}, every run identical twice, step by step ({steps} steps compared)",
+    emit(&format!(
+        "deterministic {}: seeds {seeds}, every run identical twice, step by step ({steps} steps compared)\n",
         file.display()
-    );
-    ExitCode::SUCCESS
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Prints to stdout; a reader that went away (`dsim ... | head`) is not an error.
-fn emit(text: &str) {
+/// Prints to stdout. A stdout that cannot take it (closed by the reader, a full disk) is
+/// an error: the summary did not come out, so the command must not look like a success.
+fn emit(text: &str) -> Result<(), Fail> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| fail(format!("cannot write to standard output: {err}")))
 }
 
+/// Exit 2 with one line on stderr (a closed stderr cannot be reported anywhere).
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    let _ = writeln!(std::io::stderr(), "error: {message}");
     ExitCode::from(2)
+}
+
+/// The file a path names, as far as it can be told: the canonical path if it exists, else
+/// its folder's canonical path and its name, else the path as written.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuses two of a command's files (its input, its outputs) that are the same file: an
+/// output would overwrite the input, or two outputs each other.
+fn distinct(paths: &[(&str, &Path)]) -> Result<(), Fail> {
+    let ids: Vec<PathBuf> = paths.iter().map(|(_, p)| identity(p)).collect();
+    for (i, (first, first_path)) in paths.iter().enumerate() {
+        for (j, (second, _)) in paths.iter().enumerate().skip(i + 1) {
+            if ids[i] == ids[j] {
+                return Err(fail(format!(
+                    "{first} and {second} are the same file ({}): give each its own file",
+                    first_path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The causal exports `dsim run` was asked for.
@@ -358,25 +469,34 @@ struct Causal {
     explain: bool,
 }
 
-fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, String> {
+fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, Fail> {
     match path {
         Some(path) => File::create(path)
             .map(|f| Some(BufWriter::new(f)))
-            .map_err(|err| format!("{}: cannot write the {what}: {err}", path.display())),
+            .map_err(|err| fail(format!("{}: cannot write the {what}: {err}", path.display()))),
         None => Ok(None),
     }
 }
 
-fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> ExitCode {
-    let scenario = match fuzz::load(&file) {
-        Ok(loaded) => loaded.scenario,
-        Err(err) => return bad_input(err),
-    };
-    let (mut shiviz, mut dot) = match (create(&causal.shiviz, "ShiViz log"), create(&causal.dot, "DOT graph"))
-    {
-        (Ok(shiviz), Ok(dot)) => (shiviz, dot),
-        (Err(err), _) | (_, Err(err)) => return bad_input(err),
-    };
+/// Whether a trace file's name asks for JSON Lines: `.jsonl` or `.json`, in any case.
+fn wants_json_lines(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
+}
+
+fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    let mut named: Vec<(&str, &Path)> = vec![("the scenario file", &file)];
+    for (flag, path) in [("--trace", &trace), ("--shiviz", &causal.shiviz), ("--dot", &causal.dot)] {
+        if let Some(path) = path {
+            named.push((flag, path));
+        }
+    }
+    distinct(&named)?;
+    let mut shiviz = create(&causal.shiviz, "ShiViz log")?;
+    let mut dot = create(&causal.dot, "DOT graph")?;
+    let mut trace_file = create(&trace, "trace")?;
     let mut explain = Vec::new();
     let exports = CausalExports {
         shiviz: shiviz.as_mut().map(|f| f as &mut dyn Write),
@@ -384,14 +504,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
         explain: causal.explain.then_some(&mut explain as &mut dyn Write),
     };
     let shown = file.display().to_string();
-    let mut trace_file = match &trace {
-        Some(path) => match File::create(path) {
-            Ok(f) => Some(BufWriter::new(f)),
-            Err(err) => return bad_input(format!("{}: cannot write the trace: {err}", path.display())),
-        },
-        None => None,
-    };
-    let json_lines = trace.as_ref().and_then(|p| p.extension()).is_some_and(|e| e == "jsonl" || e == "json");
+    let json_lines = trace.as_deref().is_some_and(wants_json_lines);
     let sink = trace_file.as_mut().map(|f| {
         if json_lines {
             TraceSink::JsonLines(f as &mut dyn Write)
@@ -400,26 +513,24 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
         }
     });
     let mode = if sink.is_some() { TraceMode::Full } else { TraceMode::Recent(20) };
-    let summary = match runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports) {
-        Ok(summary) => summary,
-        Err(err) => return bad_input(format!("writing the trace or an export: {err}")),
-    };
+    let summary = runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports)
+        .map_err(|err| fail(format!("writing the trace or an export: {err}")))?;
     for out in [trace_file, shiviz, dot].into_iter().flatten() {
-        if let Err(err) = out.into_inner().map_err(|e| e.into_error()) {
-            return bad_input(format!("writing the trace or an export: {err}"));
-        }
+        out.into_inner().map_err(|e| fail(format!("writing the trace or an export: {}", e.into_error())))?;
     }
-    if matches!(format, Format::Text) {
-        print!("{}", String::from_utf8_lossy(&explain));
-        if !explain.is_empty() {
-            println!();
-        }
+    let mut out = String::new();
+    if matches!(format, Format::Text) && !explain.is_empty() {
+        out.push_str(&String::from_utf8_lossy(&explain));
+        out.push('\n');
     }
     match format {
-        Format::Text => emit(&summary.text()),
-        Format::Json => emit(&(serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n")),
+        Format::Text => out.push_str(&summary.text()),
+        Format::Json => {
+            out.push_str(&(serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n"))
+        }
     }
-    ExitCode::from(summary.exit_code())
+    emit(&out)?;
+    Ok(ExitCode::from(summary.exit_code()))
 }
 
 fn list() -> String {
@@ -482,20 +593,18 @@ fn bench(
     modes: &[(BenchTrace, bool)],
     repeat: u32,
     baseline: bool,
-) -> ExitCode {
+) -> Done {
     for &n in nodes {
-        if let Err(message) = bench::check_nodes(n) {
-            return bad_input(message);
-        }
+        bench::check_ping(n, in_flight, deliveries).map_err(fail)?;
     }
     for &n in nodes {
         let bare = baseline.then(|| best_of(repeat, || bench::bare(n, in_flight, deliveries, 1)));
         for &(trace, invariants) in modes {
             let m = best_of(repeat, || bench::ping(n, in_flight, deliveries, trace, invariants, 1));
-            emit(&ping_line(n, in_flight, deliveries, trace, invariants, &m, bare.as_ref()));
+            emit(&ping_line(n, in_flight, deliveries, trace, invariants, &m, bare.as_ref()))?;
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn best_of(repeat: u32, run: impl Fn() -> bench::Measurement) -> bench::Measurement {
@@ -532,8 +641,10 @@ fn ping_line(
 }
 
 /// Every benchmark of docs/performance.md.
-fn bench_suite(repeat: u32) -> ExitCode {
-    emit("# ping: deliveries per second, best of the repeats; ratio_to_bare: to the bare loop in this run\n");
+fn bench_suite(repeat: u32) -> Done {
+    emit(
+        "# ping: deliveries per second, best of the repeats; ratio_to_bare: to the bare loop in this run\n",
+    )?;
     let modes = [(BenchTrace::Hash, false), (BenchTrace::Full, false), (BenchTrace::Hash, true)];
     let deliveries = 2_000_000;
     let mut hash_rates = Vec::new();
@@ -544,7 +655,7 @@ fn bench_suite(repeat: u32) -> ExitCode {
             if trace == BenchTrace::Hash && !invariants {
                 hash_rates.push((n, m.per_second()));
             }
-            emit(&ping_line(n, k, deliveries, trace, invariants, &m, Some(&bare)));
+            emit(&ping_line(n, k, deliveries, trace, invariants, &m, Some(&bare)))?;
         }
     }
     if let (Some(first), Some(last)) = (hash_rates.first(), hash_rates.last()) {
@@ -553,9 +664,9 @@ fn bench_suite(repeat: u32) -> ExitCode {
             first.1 / last.1,
             first.0,
             last.0
-        ));
+        ))?;
     }
-    emit("# event queues alone (hold model, delays uniform in [1, 10] ms): operations per second\n");
+    emit("# event queues alone (hold model, delays uniform in [1, 10] ms): operations per second\n")?;
     for in_flight in [1_000, 10_000, 100_000, 1_000_000] {
         let best = (0..repeat.max(1))
             .map(|_| bench::queue_hold(in_flight, 5_000_000, 1))
@@ -565,9 +676,9 @@ fn bench_suite(repeat: u32) -> ExitCode {
             best.0,
             best.1,
             best.0 / best.1
-        ));
+        ))?;
     }
-    emit("# scenarios: steps per second with invariants (best of the runs), and what the invariants cost\n");
+    emit("# scenarios: steps per second with invariants (best of the runs), and what the invariants cost\n")?;
     let root = dsim::scenarios_dir();
     for path in dsim::bundled_scenarios() {
         let Ok(scenario) = Scenario::load(&path) else { continue };
@@ -581,12 +692,12 @@ fn bench_suite(repeat: u32) -> ExitCode {
             t.steps,
             t.steps_per_s(),
             t.invariant_cost()
-        ));
+        ))?;
     }
-    emit("# linearizability checker: generated kv histories, 10 clients, 10 keys\n");
+    emit("# linearizability checker: generated kv histories, 10 clients, 10 keys\n")?;
     for ops in [1_000, 10_000, 100_000] {
         let (elapsed, ok) = bench::checker(ops, 1);
-        emit(&format!("checker ops={ops} seconds={:.3} linearizable={ok}\n", elapsed.as_secs_f64()));
+        emit(&format!("checker ops={ops} seconds={:.3} linearizable={ok}\n", elapsed.as_secs_f64()))?;
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

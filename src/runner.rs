@@ -6,15 +6,38 @@ use protocols::Setup;
 use serde::Serialize;
 use sim_core::{
     Causality, Counters, FaultModel, Node, Outcome, Phase, Report, SimConfig, SimDuration, SimRng,
-    Simulation, Stream, TraceMode,
+    Simulation, Stream, TraceMode, TraceRecord,
 };
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::io::{self, Write};
 
 /// Where the full trace goes, and in which form.
 pub enum TraceSink<'a> {
     JsonLines(&'a mut dyn Write),
     Text(&'a mut dyn Write),
+}
+
+impl TraceSink<'_> {
+    fn write_records<'r, M: Serialize + Debug + 'r, T: Serialize + Debug + 'r>(
+        &mut self,
+        records: impl Iterator<Item = &'r TraceRecord<M, T>>,
+    ) -> io::Result<()> {
+        match self {
+            TraceSink::JsonLines(out) => {
+                for record in records {
+                    serde_json::to_writer(&mut **out, record)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            TraceSink::Text(out) => {
+                for record in records {
+                    writeln!(out, "{record}")?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Exports built from the simulator's ground-truth causal record, for any protocol. Asking
@@ -179,25 +202,24 @@ impl Visit for Simulate<'_, '_> {
         let outside_liveness = model.admits_liveness(&config.faults).err();
         let declared = setup.sometimes;
         let mut sim = simulation(setup, config, self.scenario);
-        let report = sim.run();
+        let report = match &mut self.sink {
+            // Streamed: the older records are written out between steps, so a long run's
+            // trace never sits in memory whole. Runs without a sink keep `sim.run`'s loop.
+            Some(sink) => {
+                while sim.step().is_none() {
+                    for chunk in sim.drain_trace() {
+                        sink.write_records(chunk.iter())?;
+                    }
+                }
+                sink.write_records(sim.world().trace())?;
+                sim.report()
+            }
+            None => sim.run(),
+        };
         // A node left down or a partition never healed breaks only what liveness assumes:
         // it puts a liveness failure outside the model, not a safety one.
         let liveness_failed = report.outcome.violation().is_some_and(|v| v.phase == Phase::Liveness);
         let outside_fault_model = outside.or(outside_liveness.filter(|_| liveness_failed));
-        match self.sink {
-            Some(TraceSink::JsonLines(out)) => {
-                for record in sim.world().trace() {
-                    serde_json::to_writer(&mut *out, record)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-            Some(TraceSink::Text(out)) => {
-                for record in sim.world().trace() {
-                    writeln!(out, "{record}")?;
-                }
-            }
-            None => {}
-        }
         if let Some(causality) = sim.world().causality() {
             self.exports.write(causality)?;
         }
@@ -343,7 +365,7 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
         expect: scenario.expect.clone(),
         expectation_met: met,
         verdict,
-        replay: format!("dsim run {file}{seed_flag}"),
+        replay: format!("dsim run {}{seed_flag}", crate::shell_quote(file)),
         coverage,
     }
 }
@@ -417,5 +439,42 @@ impl Summary {
         );
         line(&mut out, "replay", self.replay.clone());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole trace kept in memory, then written: what `--trace` wrote before it
+    /// streamed.
+    struct KeptTrace<'a>(&'a Scenario);
+
+    impl Visit for KeptTrace<'_> {
+        type Out = (Vec<u8>, String);
+
+        fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> (Vec<u8>, String) {
+            let mut sim = simulation(setup, config, self.0);
+            let report = sim.run();
+            let mut out = Vec::new();
+            TraceSink::JsonLines(&mut out).write_records(sim.world().trace()).unwrap();
+            (out, report.trace_hash)
+        }
+    }
+
+    #[test]
+    fn a_streamed_trace_is_the_whole_trace_with_the_same_hash() {
+        let path = crate::scenarios_dir().join("ping/steady.json");
+        let mut scenario = Scenario::load(&path).unwrap();
+        // Long enough for several chunks of the full trace to be streamed out mid-run.
+        scenario.limits.end_at_ms = Some(crate::scenario::Millis(2_000.0));
+        let (kept, kept_hash) = dispatch(&scenario, scenario.seed, TraceMode::Full, KeptTrace(&scenario));
+        let mut streamed = Vec::new();
+        let run =
+            simulate(&scenario, scenario.seed, TraceMode::Full, Some(TraceSink::JsonLines(&mut streamed)))
+                .unwrap();
+        assert!(kept.iter().filter(|b| **b == b'\n').count() > 3 * 16 * 1024, "a long trace");
+        assert_eq!(run.report.trace_hash, kept_hash);
+        assert!(streamed == kept, "the streamed trace differs from the kept one");
     }
 }

@@ -32,8 +32,8 @@ fn load(path: &str) -> Scenario {
 
 #[test]
 fn seed_ranges_parse_and_reject_empty_or_reversed_ones() {
-    assert_eq!("0..10".parse::<SeedRange>(), Ok(SeedRange { start: 0, end: 10 }));
-    assert_eq!("3..=5".parse::<SeedRange>(), Ok(SeedRange { start: 3, end: 6 }));
+    assert_eq!("0..10".parse::<SeedRange>(), Ok(SeedRange { first: 0, last: 9 }));
+    assert_eq!("3..=5".parse::<SeedRange>(), Ok(SeedRange { first: 3, last: 5 }));
     assert!("5..5".parse::<SeedRange>().unwrap_err().contains("empty"));
     assert!("9..3".parse::<SeedRange>().unwrap_err().contains("reversed"));
     assert!("seven".parse::<SeedRange>().unwrap_err().contains("A..B"));
@@ -187,7 +187,7 @@ fn bad_fuzz_input_exits_2() {
     rejects(&["fuzz", file, "--seeds", "5..5"], &["empty"]);
     rejects(&["fuzz", file, "--seeds", "9..3"], &["reversed"]);
     rejects(&["fuzz", file, "--shard", "4/4"], &["out of range"]);
-    rejects(&["fuzz", file, "--jobs", "0"], &["at least one job"]);
+    rejects(&["fuzz", file, "--jobs", "0"], &["from 1 to 256"]);
     rejects(&["check-determinism", file, "--seeds", "2..1"], &["reversed"]);
     rejects(&["replay", file], &["not a failure file"]);
 }

@@ -694,6 +694,12 @@ impl<N: Node> Simulation<N> {
         &self.world
     }
 
+    /// The full trace's older records, taken out of memory (see [`Trace::drain_settled`]):
+    /// a caller that writes the trace as the run goes calls this between steps.
+    pub fn drain_trace(&mut self) -> Vec<Vec<TraceRecord<N::Msg, N::Timer>>> {
+        self.world.trace.drain_settled()
+    }
+
     /// Runs to the end and reports.
     pub fn run(&mut self) -> Report {
         while self.step().is_none() {}

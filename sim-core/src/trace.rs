@@ -329,6 +329,18 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
         self.len() == 0
     }
 
+    /// Takes every record a full trace holds except its last two chunks (so a violation
+    /// still reports the last records), for a caller that streams the trace out while the
+    /// run goes on: the records kept in memory then stay under three chunks. Cheap when
+    /// there is nothing to take; never changes the hash.
+    pub fn drain_settled(&mut self) -> Vec<Vec<TraceRecord<M, T>>> {
+        if self.full.len() <= 2 {
+            return Vec::new();
+        }
+        let last_two = self.full.split_off(self.full.len() - 2);
+        std::mem::replace(&mut self.full, last_two)
+    }
+
     pub fn keeps_records(&self) -> bool {
         self.mode != TraceMode::HashOnly
     }
@@ -418,6 +430,21 @@ mod tests {
         }
         assert_eq!(trace.len(), n as usize);
         assert!(trace.records().map(|r| r.step).eq(0..n));
+    }
+
+    #[test]
+    fn draining_a_full_trace_keeps_memory_bounded_and_loses_no_record() {
+        let mut trace: Trace<u8, u8> = Trace::new(TraceMode::Full);
+        let mut drained = Vec::new();
+        let n = CHUNK as u64 * 7 + 3;
+        for step in 0..n {
+            trace.record(step, SimTime::ZERO, 1, &[], false, || TraceEvent::Start { node: NodeId(0) });
+            drained.extend(trace.drain_settled().into_iter().flatten().map(|r| r.step));
+            assert!(trace.len() <= 2 * CHUNK + 1, "{} records kept", trace.len());
+        }
+        assert!(trace.len() >= CHUNK, "the last records stay for violation reports");
+        drained.extend(trace.records().map(|r| r.step));
+        assert!(drained.into_iter().eq(0..n));
     }
 
     #[test]
