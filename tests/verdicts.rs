@@ -261,6 +261,14 @@ fn a_reply_to_a_later_call_is_called_later() {
 }
 
 #[test]
+fn a_linearizability_violation_points_at_the_request_that_ran_twice() {
+    let summary = run(&bundled("scenarios/rpc/duplicate-put.json"));
+    let violation = summary.outcome.violation().expect("the bundled seed shows it");
+    assert_eq!(violation.invariant, "kv-linearizable");
+    assert!(violation.message.contains("n1#1 (Put(k,10)) ran again at"), "{}", violation.message);
+}
+
+#[test]
 fn a_memory_table_violation_names_the_memory_table() {
     let value = bundled("scenarios/at-most-once/crash-restart-memory.json");
     let summary = run(&value);

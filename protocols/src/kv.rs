@@ -527,6 +527,9 @@ pub struct KvLinearizable {
     requests: Vec<Vec<Option<u64>>>,
     /// Keys a read on which returned in this step (a buffer kept between steps).
     touched: Vec<usize>,
+    /// Requests a server ran more than once (key, request, operation, when it ran again):
+    /// a violation on their key says so.
+    reruns: Vec<(usize, RequestId, KvOp, SimTime)>,
 }
 
 /// One client operation, as [`KvLinearizable`] tracks it.
@@ -918,6 +921,36 @@ impl KeyHistory {
 }
 
 impl KvLinearizable {
+    /// Checks one key; a violation names the requests on it that ran more than once, the
+    /// usual cause (a re-send or a duplicate run again).
+    fn check_key(
+        key: &mut KeyHistory,
+        index: usize,
+        reruns: &[(usize, RequestId, KvOp, SimTime)],
+        search_budget: usize,
+    ) -> Result<(), CheckError> {
+        match key.check(search_budget) {
+            Err(CheckError::Violated(message)) => {
+                let reruns: Vec<String> = reruns
+                    .iter()
+                    .filter(|(key, ..)| *key == index)
+                    .take(5)
+                    .map(|(_, request, op, at)| format!("{request} ({op}) ran again at {at}"))
+                    .collect();
+                if reruns.is_empty() {
+                    return Err(CheckError::Violated(message));
+                }
+                Err(CheckError::Violated(format!(
+                    "{message}\nA server ran requests on this key more than once: {}. A re-sent or \
+                     duplicated request that runs again takes effect twice (see \
+                     executed-at-most-once).",
+                    reruns.join("; ")
+                )))
+            }
+            verdict => verdict,
+        }
+    }
+
     /// The index of `key` in `keys`, interning it on first sight.
     fn key_of(&mut self, key: &str) -> usize {
         if let Some(&index) = self.key_index.get(key) {
@@ -977,6 +1010,9 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     let Some(&Some(id)) = id else { continue };
                     let state = &mut self.ops[id as usize];
                     if state.executed != NOT_RUN {
+                        // Ran again: no order can explain two effects of one call. Kept
+                        // to point a failing check at the mechanism.
+                        self.reruns.push((state.key, *request, op.clone(), entry.time));
                         continue;
                     }
                     state.executed = position;
@@ -1030,7 +1066,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
         }
         self.cursor = entries.len();
         for &index in &self.touched {
-            self.keys[index].check(world.search_budget())?;
+            Self::check_key(&mut self.keys[index], index, &self.reruns, world.search_budget())?;
         }
         Ok(())
     }
@@ -1040,7 +1076,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
         // In key order, so that which violation is reported first does not depend on the
         // order keys were first seen in.
         for &index in self.key_index.values() {
-            self.keys[index].check(world.search_budget())?;
+            Self::check_key(&mut self.keys[index], index, &self.reruns, world.search_budget())?;
         }
         Ok(())
     }
