@@ -301,3 +301,27 @@ fn a_passing_run_outside_the_model_exits_0_and_a_violating_one_exits_1() {
     let out = dsim(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn a_physical_clock_tie_is_called_a_tie() {
+    // n1's clock runs 1 ms ahead and every message takes exactly 1 ms: a message from n1
+    // arrives when n0's clock reads what n1's read at the send. The tie goes to n0 (the
+    // lower id), which puts the receive first.
+    let value = json!({
+        "name": "clocks/tie",
+        "description": "equal readings",
+        "protocol": { "clocks": { "processes": 2, "actions_per_process": 20 } },
+        "network": { "all_links": { "latency": { "constant": { "ms": 1 } } } },
+        "physical_clocks": { "nodes": [
+            { "node": 0, "offset_ms": 0, "drift_ppm": 0 },
+            { "node": 1, "offset_ms": 1, "drift_ppm": 0 }
+        ] },
+        "invariants": ["physical-clock-condition"],
+        "seed": 1,
+        "expect": "pass"
+    });
+    let summary = run(&value);
+    let violation = summary.outcome.violation().expect("the tie breaks the wrong way");
+    assert!(violation.message.contains("the readings are equal"), "{}", violation.message);
+    assert!(!violation.message.contains("the receive comes first"), "{}", violation.message);
+}
