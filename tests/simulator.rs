@@ -399,3 +399,53 @@ fn no_fault_shows_in_the_trace_of_a_run_without_faults() {
     }
     assert!(sim.world().trace().all(|r| !matches!(r.event, TraceEvent::Drop { .. })));
 }
+
+/// Node 0 sets a timer and tells node 1 its id; node 1 tries to cancel it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Meddler {
+    fired: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+struct YourTimer(sim_core::TimerId);
+impl Message for YourTimer {}
+
+impl Node for Meddler {
+    type Msg = YourTimer;
+    type Timer = ();
+    type Durable = ();
+    type Op = ();
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        if ctx.id() == NodeId(0) {
+            let timer = ctx.set_timer(SimDuration::from_millis(50), ());
+            ctx.send(NodeId(1), YourTimer(timer));
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, msg: YourTimer) {
+        ctx.cancel_timer(msg.0);
+    }
+
+    fn on_timer(&mut self, _ctx: &mut Context<'_, Self>, _timer: ()) {
+        self.fired = true;
+    }
+}
+
+#[test]
+fn a_node_cannot_cancel_another_nodes_timer() {
+    let latency = Latency::Constant(SimDuration::from_millis(1));
+    let mut config = SimConfig::new(1, NetworkConfig::uniform(LinkConfig::reliable(latency)));
+    config.trace_mode = TraceMode::Full;
+    let mut sim = Simulation::new(config, 2, |_, _| Meddler { fired: false });
+    assert_eq!(sim.run().outcome, Outcome::Pass);
+    assert_eq!(
+        sim.world().node(NodeId(0)),
+        Some(&Meddler { fired: true }),
+        "node 1 cancelled node 0's timer"
+    );
+    assert!(
+        !sim.world().trace().any(|r| matches!(r.event, TraceEvent::TimerCancel { .. })),
+        "a cancel of another node's timer is not a cancel"
+    );
+}

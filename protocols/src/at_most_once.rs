@@ -195,34 +195,59 @@ pub enum Retry<Q> {
     Finished,
 }
 
-/// The client side: numbers calls, re-sends them with the same id until a reply comes (or
-/// retries run out), and tracks the ack every request carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ClientStub<Q> {
-    config: StubConfig,
+/// A client's sequence numbers: the next one, and the ack ("every call up to here has
+/// finished") that grows as the gaps below finished calls close.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct SeqWindow {
     next_seq: u64,
     /// Every call with seq <= `acked` has finished.
     acked: u64,
     /// Finished calls above `acked` (waiting for a gap below them to close).
     finished_above_ack: BTreeSet<u64>,
+}
+
+impl SeqWindow {
+    /// Whether seq `next_seq + 1` is at most `window` above the ack.
+    fn has_room(&self, window: u32) -> bool {
+        self.next_seq + 1 - self.acked <= u64::from(window)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn finish(&mut self, seq: u64) {
+        assert!(
+            seq > self.acked && seq <= self.next_seq,
+            "call {seq} finished twice or never started (ack {})",
+            self.acked
+        );
+        self.finished_above_ack.insert(seq);
+        while self.finished_above_ack.remove(&(self.acked + 1)) {
+            self.acked += 1;
+        }
+    }
+}
+
+/// The client side: numbers calls, re-sends them with the same id until a reply comes (or
+/// retries run out), and tracks the ack every request carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientStub<Q> {
+    config: StubConfig,
+    seqs: SeqWindow,
     calls: BTreeMap<u64, Call<Q>>,
 }
 
 impl<Q: Clone + Debug> ClientStub<Q> {
     pub fn new(config: StubConfig) -> ClientStub<Q> {
         assert!(config.window >= 1, "a window of 0 allows no call at all");
-        ClientStub {
-            config,
-            next_seq: 0,
-            acked: 0,
-            finished_above_ack: BTreeSet::new(),
-            calls: BTreeMap::new(),
-        }
+        ClientStub { config, seqs: SeqWindow::default(), calls: BTreeMap::new() }
     }
 
     /// Whether a new call fits in the window: its seq may be at most `window` above the ack.
     pub fn has_room(&self) -> bool {
-        self.next_seq + 1 - self.acked <= u64::from(self.config.window)
+        self.seqs.has_room(self.config.window)
     }
 
     /// Calls still waiting for a reply.
@@ -231,7 +256,7 @@ impl<Q: Clone + Debug> ClientStub<Q> {
     }
 
     pub fn acked(&self) -> u64 {
-        self.acked
+        self.seqs.acked
     }
 
     /// Starts a call to `server`; returns its id. The window must have room.
@@ -241,10 +266,14 @@ impl<Q: Clone + Debug> ClientStub<Q> {
         server: NodeId,
         request: Q,
     ) -> RequestId {
-        assert!(self.has_room(), "call outside the window: seq {} ack {}", self.next_seq + 1, self.acked);
-        self.next_seq += 1;
-        let id = RequestId { client: ctx.id(), seq: self.next_seq };
-        let header = RequestHeader { id, acked: self.acked };
+        assert!(
+            self.has_room(),
+            "call outside the window: seq {} ack {}",
+            self.seqs.next_seq + 1,
+            self.seqs.acked
+        );
+        let id = RequestId { client: ctx.id(), seq: self.seqs.next() };
+        let header = RequestHeader { id, acked: self.seqs.acked };
         ctx.send(server, N::request_message(header, request.clone()));
         let timer = ctx.set_timer(self.config.timeout, N::retry_timer(id));
         self.calls.insert(id.seq, Call { server, request, sends: 1, timer });
@@ -286,7 +315,7 @@ impl<Q: Clone + Debug> ClientStub<Q> {
         }
         call.sends += 1;
         // A re-send carries the same id, and the current ack (which may have grown).
-        let header = RequestHeader { id, acked: self.acked };
+        let header = RequestHeader { id, acked: self.seqs.acked };
         ctx.send(call.server, N::request_message(header, call.request.clone()));
         call.timer = ctx.set_timer(self.config.timeout, N::retry_timer(id));
         Retry::Resent
@@ -294,11 +323,7 @@ impl<Q: Clone + Debug> ClientStub<Q> {
 
     fn finish(&mut self, seq: u64) -> Call<Q> {
         let call = self.calls.remove(&seq).expect("finishing an outstanding call");
-        assert!(seq > self.acked, "call {seq} finished twice (ack {})", self.acked);
-        self.finished_above_ack.insert(seq);
-        while self.finished_above_ack.remove(&(self.acked + 1)) {
-            self.acked += 1;
-        }
+        self.seqs.finish(seq);
         call
     }
 }
@@ -1099,27 +1124,19 @@ mod tests {
 
     #[test]
     fn the_stub_acks_only_past_a_closed_gap_and_keeps_its_window() {
-        let config = StubConfig {
-            timeout: SimDuration::from_millis(10),
-            retries_max: None,
-            window: 3,
-            matching: ReplyMatching::ById,
-        };
-        let mut stub: ClientStub<()> = ClientStub::new(config);
+        let mut seqs = SeqWindow::default();
         for seq in 1..=3 {
-            assert!(stub.has_room());
-            stub.next_seq = seq;
-            let call = Call { server: SERVER, request: (), sends: 1, timer: TimerId(seq) };
-            stub.calls.insert(seq, call);
+            assert!(seqs.has_room(3));
+            assert_eq!(seqs.next(), seq);
         }
-        assert!(!stub.has_room(), "seq 4 would be 4 above the ack of 0");
-        stub.finish(2);
-        stub.finish(3);
-        assert_eq!(stub.acked(), 0, "seq 1 is still outstanding");
-        assert!(!stub.has_room());
-        stub.finish(1);
-        assert_eq!(stub.acked(), 3);
-        assert!(stub.has_room());
+        assert!(!seqs.has_room(3), "seq 4 would be 4 above the ack of 0");
+        seqs.finish(2);
+        seqs.finish(3);
+        assert_eq!(seqs.acked, 0, "seq 1 is still outstanding");
+        assert!(!seqs.has_room(3));
+        seqs.finish(1);
+        assert_eq!(seqs.acked, 3);
+        assert!(seqs.has_room(3));
     }
 
     /// One client, a 10 ms timeout, a reliable 1 ms network and a 100 ms disk: the client

@@ -79,10 +79,23 @@ pub trait Node: Clone + Debug + Sized + 'static {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
 }
 
-/// Identifies a timer so that it can be cancelled.
+/// Identifies a timer so that the node that set it can cancel it. Opaque: only
+/// [`Context::set_timer`] makes one, and [`Context::cancel_timer`] cancels only the
+/// calling node's own timers, so one node cannot cancel another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct TimerId(pub u64);
+pub struct TimerId(pub(crate) u64);
+
+impl TimerId {
+    pub(crate) fn new(seq: u64) -> TimerId {
+        TimerId(seq)
+    }
+
+    /// The number the trace shows (`t5`): timers are numbered across the whole run.
+    pub fn number(self) -> u64 {
+        self.0
+    }
+}
 
 /// What a handler may see and do. Each effect (send, timer, local event) is applied to the
 /// world as the handler asks for it, in the order asked; the handler's node is taken out of
@@ -147,7 +160,8 @@ impl<N: Node> Context<'_, N> {
         self.world.set_timer(self.node, after, timer)
     }
 
-    /// Cancels a timer; cancelling one that already fired does nothing.
+    /// Cancels one of this node's timers; cancelling one that already fired, or another
+    /// node's, does nothing.
     pub fn cancel_timer(&mut self, id: TimerId) {
         self.world.cancel_timer(self.node, id);
     }

@@ -25,7 +25,7 @@ use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
@@ -218,7 +218,8 @@ pub struct World<N: Node> {
     network: Network,
     trace: Trace<N::Msg, N::Timer>,
     history: History<N::Op>,
-    live_timers: BTreeSet<TimerId>,
+    /// The timers set and not yet fired or cancelled, with the node that set each.
+    live_timers: BTreeMap<TimerId, NodeId>,
     next_timer_id: u64,
     next_msg_id: u64,
     healed: bool,
@@ -380,8 +381,11 @@ impl<N: Node> World<N> {
                 (NodeEventKind::Restart, if labels { "restart".to_string() } else { String::new() })
             }
             Cause::Timer(timer_id) => {
-                let label =
-                    if labels { format!("timer t{} fires: {detail:?}", timer_id.0) } else { String::new() };
+                let label = if labels {
+                    format!("timer t{} fires: {detail:?}", timer_id.number())
+                } else {
+                    String::new()
+                };
                 (NodeEventKind::Timer { timer_id }, label)
             }
             Cause::Receive { from, msg_id } => {
@@ -510,7 +514,7 @@ impl<N: Node> World<N> {
     }
 
     pub(crate) fn set_timer(&mut self, node: NodeId, after: SimDuration, timer: N::Timer) -> TimerId {
-        let id = TimerId(self.next_timer_id);
+        let id = TimerId::new(self.next_timer_id);
         self.next_timer_id += 1;
         self.trace.encode(&timer);
         let fields = [u64::from(node.0), id.0, after.as_micros()];
@@ -520,14 +524,16 @@ impl<N: Node> World<N> {
             after,
             timer: timer.clone(),
         });
-        self.live_timers.insert(id);
+        self.live_timers.insert(id, node);
         let incarnation = self.slots[node.index()].incarnation;
         self.schedule(self.now + after, EventKind::Timer { node, incarnation, id, timer });
         id
     }
 
     pub(crate) fn cancel_timer(&mut self, node: NodeId, id: TimerId) {
-        if self.live_timers.remove(&id) {
+        // Only the node that set a timer may cancel it.
+        if self.live_timers.get(&id) == Some(&node) {
+            self.live_timers.remove(&id);
             let fields = [u64::from(node.0), id.0];
             self.trace.record(self.step, self.now, 8, &fields, false, || TraceEvent::TimerCancel {
                 node,
@@ -629,7 +635,7 @@ impl<N: Node> Simulation<N> {
             network: Network::new(config.network, config.seed),
             trace: Trace::new(config.trace_mode),
             history: History::default(),
-            live_timers: BTreeSet::new(),
+            live_timers: BTreeMap::new(),
             next_timer_id: 0,
             next_msg_id: 0,
             healed: false,
@@ -736,7 +742,7 @@ impl<N: Node> Simulation<N> {
             };
             // Timers cancelled, or set by an earlier incarnation, vanish without a step.
             if let EventKind::Timer { node, incarnation, id, .. } = event {
-                let live = world.live_timers.contains(id);
+                let live = world.live_timers.contains_key(id);
                 if !live || *incarnation != world.slots[node.index()].incarnation {
                     let id = *id;
                     world.queue.pop();

@@ -168,13 +168,13 @@ impl<M: Debug, T: Debug> fmt::Display for TraceRecord<M, T> {
                 write!(f, "dup      {from} -> {to} m{} copied as m{}", msg_id.0, copy_id.0)
             }
             TraceEvent::TimerSet { node, timer_id, after, timer } => {
-                write!(f, "timer    {node} sets t{} in {after}: {timer:?}", timer_id.0)
+                write!(f, "timer    {node} sets t{} in {after}: {timer:?}", timer_id.number())
             }
             TraceEvent::TimerFire { node, timer_id, timer } => {
-                write!(f, "fire     {node} t{}: {timer:?}", timer_id.0)
+                write!(f, "fire     {node} t{}: {timer:?}", timer_id.number())
             }
             TraceEvent::TimerCancel { node, timer_id } => {
-                write!(f, "cancel   {node} t{}", timer_id.0)
+                write!(f, "cancel   {node} t{}", timer_id.number())
             }
             TraceEvent::Crash { node } => write!(f, "crash    {node}"),
             TraceEvent::Restart { node } => write!(f, "restart  {node}"),
