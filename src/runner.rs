@@ -418,6 +418,12 @@ impl Summary {
         }
         if let Outcome::Violation(v) | Outcome::Undecided(v) = &self.outcome {
             out.push_str(&format!("\n{}\n", v.message));
+            if !v.faults.is_empty() {
+                out.push_str("\nthe faults that fired before it:\n");
+                for fault in &v.faults {
+                    out.push_str(&format!("  {fault}\n"));
+                }
+            }
             if !v.recent.is_empty() {
                 out.push_str(&format!("\nthe last {} events before it:\n", v.recent.len()));
                 for event in &v.recent {

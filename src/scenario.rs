@@ -14,7 +14,7 @@ use protocols::ping::PingParams;
 use protocols::rpc::RpcParams;
 use serde::{Deserialize, Serialize};
 use sim_core::{
-    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Partition, PhysicalClock,
+    AppliesTo, Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Partition, PhysicalClock,
     ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, SlowRule, Stream, TraceMode,
 };
 use std::path::Path;
@@ -390,8 +390,8 @@ impl LinkKnobs {
         }
         if let Some(ordering) = self.ordering {
             link.ordering = match ordering {
-                OrderingSpec::Reorder => Ordering::Reorder,
-                OrderingSpec::Fifo => Ordering::Fifo,
+                OrderingSpec::Reorder => LinkOrdering::Reorder,
+                OrderingSpec::Fifo => LinkOrdering::Fifo,
             };
         }
         if let Some(slow) = self.slow {

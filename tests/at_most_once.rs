@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use protocols::at_most_once::{self, AmoParams, DedupMode, DiscardMode, SERVER};
 use protocols::kv::{KvRecord, Workload, EXECUTED_AT_MOST_ONCE};
 use sim_core::{
-    AppliesTo, Fault, Latency, LinkConfig, NetworkConfig, NodeId, Ordering, Outcome, Partition, Phase,
+    AppliesTo, Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Outcome, Partition, Phase,
     ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, Simulation, SlowRule, Stream, TraceMode,
 };
 use std::collections::BTreeSet;
@@ -127,7 +127,7 @@ impl Case {
             latency: Latency::uniform_ms(0, self.latency_ms_max),
             drop_probability: self.drop_probability,
             duplicate_probability: self.duplicate_probability,
-            ordering: if self.fifo { Ordering::Fifo } else { Ordering::Reorder },
+            ordering: if self.fifo { LinkOrdering::Fifo } else { LinkOrdering::Reorder },
             slow: self.slow_replies.then_some(SlowRule {
                 probability: 0.3,
                 latency: Latency::uniform_ms(50, 500),

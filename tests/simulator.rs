@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 use sim_core::{
-    CheckError, Context, DropReason, Fault, Invariant, Latency, Limit, LinkConfig, Message, NetworkConfig,
-    Node, NodeId, Ordering, Outcome, Partition, Phase, ScheduledFault, SimConfig, SimDuration, SimTime,
+    CheckError, Context, DropReason, Fault, Invariant, Latency, Limit, LinkConfig, LinkOrdering, Message,
+    NetworkConfig, Node, NodeId, Outcome, Partition, Phase, ScheduledFault, SimConfig, SimDuration, SimTime,
     Simulation, TraceEvent, TraceMode, World,
 };
 
@@ -160,7 +160,7 @@ fn reordering_happens_with_independent_delays() {
 fn fifo_links_never_reorder() {
     for seed in 0..20 {
         let mut fifo = link(50);
-        fifo.ordering = Ordering::Fifo;
+        fifo.ordering = LinkOrdering::Fifo;
         fifo.duplicate_probability = 0.2;
         fifo.drop_probability = 0.1;
         let mut sim = probe_sim(config(fifo, seed), 50, 5);
@@ -305,7 +305,9 @@ fn the_run_stops_at_the_first_violating_step() {
     assert_eq!(v.step, fifth);
     assert_eq!(report.steps, fifth);
     assert!(sim.world().trace().all(|r| r.step <= fifth));
-    assert!(!v.recent.is_empty() && v.recent.len() <= 20);
+    // A full trace is kept: the report shows its last 50 records.
+    assert_eq!(v.recent.len(), sim.world().trace().count().min(50));
+    assert_eq!(v.recent.last(), sim.world().trace().last().map(ToString::to_string).as_ref());
 }
 
 /// At the end, node 1 must have received `expected` messages.

@@ -113,7 +113,7 @@ impl DedupMode {
             DedupMode::Memory => {
                 "dedup: memory keeps the table in memory only: when the server crashed it forgot \
                  which requests had run, and a re-send after the restart ran again \
-                 (docs/protocols/at-most-once.md, \"Crash and restart\")"
+                 (docs/protocols/at-most-once.md, \"durable table\")"
             }
             DedupMode::Durable => "dedup: durable should have prevented this: the table survives crashes",
         }

@@ -10,7 +10,7 @@
 //! whose fault timeline exceeds the model is reported as outside the model, not as a
 //! protocol failure.
 
-use crate::network::{NetworkConfig, Ordering};
+use crate::network::{LinkOrdering, NetworkConfig};
 use crate::node::Node;
 use crate::sim::{Fault, ScheduledFault, World};
 use crate::time::{NodeId, SimTime};
@@ -84,9 +84,11 @@ pub struct Violation {
     pub step: u64,
     pub time: SimTime,
     pub seed: u64,
-    /// The last trace records before the violation, as text (empty if the trace mode kept
-    /// none).
+    /// The last trace records before the violation, as text: as many as the trace mode
+    /// keeps (empty if it kept none).
     pub recent: Vec<String>,
+    /// The faults that fired before it, in order (`12.000ms: crash n0`).
+    pub faults: Vec<String>,
 }
 
 /// Which run limit stopped a run.
@@ -230,7 +232,7 @@ impl FaultModel {
                     "{which} duplicates messages (duplicate_probability {})",
                     config.duplicate_probability
                 ))
-            } else if assumed.fifo && config.ordering != Ordering::Fifo {
+            } else if assumed.fifo && config.ordering != LinkOrdering::Fifo {
                 Some(format!("{which} may reorder messages (ordering: reorder)"))
             } else {
                 None

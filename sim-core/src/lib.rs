@@ -30,7 +30,7 @@ pub use invariant::{
     CheckError, FaultModel, Invariant, Limit, NetworkAssumptions, Outcome, Phase, Violation,
 };
 pub use network::{
-    AppliesTo, DropReason, LinkConfig, MessageClass, NetworkConfig, Ordering, Partition, SlowRule,
+    AppliesTo, DropReason, LinkConfig, LinkOrdering, MessageClass, NetworkConfig, Partition, SlowRule,
     PRESET_NAMES,
 };
 pub use node::{Context, Coverage, Message, Node, TimerId, TimerPayload};

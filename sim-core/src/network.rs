@@ -46,7 +46,7 @@ impl AppliesTo {
 /// Delivery order on a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Ordering {
+pub enum LinkOrdering {
     /// Each message's delay is drawn independently, so later messages may overtake.
     Reorder,
     /// Messages on a link arrive in the order they were sent.
@@ -67,7 +67,7 @@ pub struct LinkConfig {
     pub latency: Latency,
     pub drop_probability: f64,
     pub duplicate_probability: f64,
-    pub ordering: Ordering,
+    pub ordering: LinkOrdering,
     pub slow: Option<SlowRule>,
 }
 
@@ -78,9 +78,42 @@ impl LinkConfig {
             latency,
             drop_probability: 0.0,
             duplicate_probability: 0.0,
-            ordering: Ordering::Reorder,
+            ordering: LinkOrdering::Reorder,
             slow: None,
         }
+    }
+
+    /// The default link (1-10 ms, nothing lost), losing each message with probability `p`.
+    ///
+    /// ```
+    /// use sim_core::LinkConfig;
+    /// assert_eq!(LinkConfig::lossy(0.1).drop_probability, 0.1);
+    /// ```
+    pub fn lossy(p: f64) -> LinkConfig {
+        LinkConfig { drop_probability: p, ..LinkConfig::default() }
+    }
+
+    /// A lossless link whose delays are drawn independently in `[min_ms, max_ms]`, so
+    /// later messages may overtake earlier ones.
+    ///
+    /// ```
+    /// use sim_core::{LinkConfig, LinkOrdering};
+    /// assert_eq!(LinkConfig::reordering(1, 50).ordering, LinkOrdering::Reorder);
+    /// ```
+    pub fn reordering(min_ms: u64, max_ms: u64) -> LinkConfig {
+        LinkConfig::reliable(Latency::uniform_ms(min_ms, max_ms))
+    }
+
+    /// This link, delivering in send order.
+    pub fn fifo(self) -> LinkConfig {
+        LinkConfig { ordering: LinkOrdering::Fifo, ..self }
+    }
+}
+
+/// The default link of a scenario without a preset: 1-10 ms, nothing lost or duplicated.
+impl Default for LinkConfig {
+    fn default() -> LinkConfig {
+        LinkConfig::reliable(Latency::uniform_ms(1, 10))
     }
 }
 
@@ -299,7 +332,7 @@ impl Network {
         }
         let mut at = now + delay + extra;
         let mut copy_at = duplicated.then_some(now + copy_delay + extra);
-        let fifo = link.ordering == Ordering::Fifo;
+        let fifo = link.ordering == LinkOrdering::Fifo;
         if fifo {
             // Equal times keep send order through the queue's insertion counter.
             let tail = self.fifo_tail.entry((from, to)).or_insert(SimTime::ZERO);
@@ -341,7 +374,7 @@ mod tests {
     #[test]
     fn fifo_link_never_schedules_a_later_send_earlier() {
         let mut link = LinkConfig::reliable(Latency::uniform_ms(0, 50));
-        link.ordering = Ordering::Fifo;
+        link.ordering = LinkOrdering::Fifo;
         link.duplicate_probability = 0.5;
         let mut net = Network::new(NetworkConfig::uniform(link), 11);
         let mut last = SimTime::ZERO;

@@ -118,14 +118,18 @@ impl<N: Node> Context<'_, N> {
         self.world.n_nodes()
     }
 
-    /// The current virtual time.
-    pub fn now(&self) -> SimTime {
+    /// The simulator's true virtual time, which no real node can read: use it for
+    /// measurement (latencies, timeouts a test reports), not for protocol decisions. A
+    /// node's own clock, as a real machine would read it (offset, drift), is
+    /// [`Context::local_time`].
+    pub fn true_time(&self) -> SimTime {
         self.world.now()
     }
 
     /// What this node's physical clock reads now: the true time, skewed by the node's
     /// offset and drift (see [`PhysicalClock`](crate::PhysicalClock)). Unlike
-    /// [`Context::now`], readings of different nodes cannot be compared to order events.
+    /// [`Context::true_time`], readings of different nodes cannot be compared to order
+    /// events. This is the clock a protocol should read.
     pub fn local_time(&self) -> LocalTime {
         self.world.local_time(self.node)
     }
@@ -137,6 +141,25 @@ impl<N: Node> Context<'_, N> {
         assert!(to.index() < self.world.n_nodes(), "{} sent to unknown node {to}", self.node);
         self.event = self.world.new_event();
         self.world.send(self.node, to, msg, self.event);
+    }
+
+    /// Sends `msg` to every other node, in id order.
+    pub fn broadcast(&mut self, msg: N::Msg) {
+        for peer in self.peers() {
+            self.send(peer, msg.clone());
+        }
+    }
+
+    /// Every node but this one, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + 'static {
+        let me = self.node;
+        (0..self.world.n_nodes() as u32).map(NodeId).filter(move |&peer| peer != me)
+    }
+
+    /// True when this node was restarted after a crash (its durable storage is what it
+    /// kept); false in the first incarnation.
+    pub fn is_restart(&self) -> bool {
+        self.world.incarnation(self.node) > 0
     }
 
     /// Marks a local event (a step of the node's work that is neither a send nor a
@@ -178,19 +201,19 @@ impl<N: Node> Context<'_, N> {
 
     /// Records that a client operation starts; returns its id for [`Context::ret`].
     pub fn invoke(&mut self, op: N::Op) -> OpId {
-        let (now, node) = (self.now(), self.node);
+        let (now, node) = (self.world.now(), self.node);
         self.world.history_mut().invoke(now, node, op)
     }
 
     /// Records that a client operation returned with the given result.
     pub fn ret(&mut self, id: OpId, result: N::Op) {
-        let (now, node) = (self.now(), self.node);
+        let (now, node) = (self.world.now(), self.node);
         self.world.history_mut().ret(now, node, id, result);
     }
 
     /// Records a ground-truth note for checkers (e.g. "executed request r").
     pub fn note(&mut self, note: N::Op) {
-        let (now, node) = (self.now(), self.node);
+        let (now, node) = (self.world.now(), self.node);
         self.world.history_mut().note(now, node, note);
     }
 

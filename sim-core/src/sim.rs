@@ -231,6 +231,8 @@ pub struct World<N: Node> {
     causality_labels: bool,
     liveness_window: SimDuration,
     search_budget: usize,
+    /// Each fault that fired so far, as violation reports show it.
+    faults_fired: Vec<String>,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -542,6 +544,11 @@ impl<N: Node> World<N> {
         }
     }
 
+    /// How many times `node` has crashed (its incarnation).
+    pub(crate) fn incarnation(&self, node: NodeId) -> u32 {
+        self.slots[node.index()].incarnation
+    }
+
     pub(crate) fn rng_of(&mut self, node: NodeId) -> &mut SimRng {
         &mut self.slots[node.index()].rng
     }
@@ -568,6 +575,7 @@ impl<N: Node> World<N> {
 
     fn record_fault(&mut self, fault: &Fault) {
         let (step, now) = (self.step, self.now);
+        self.faults_fired.push(format!("{now}: {}", describe_fault(fault)));
         match fault {
             Fault::Crash(node) => self
                 .trace
@@ -646,6 +654,7 @@ impl<N: Node> Simulation<N> {
             causality_labels: config.causality_labels,
             liveness_window: config.liveness_window,
             search_budget: config.search_budget,
+            faults_fired: Vec::new(),
         };
         assert!(
             config.clocks.len() <= n_nodes,
@@ -883,8 +892,14 @@ impl<N: Node> Simulation<N> {
     }
 
     fn violation(&self, invariant: &str, error: CheckError, phase: Phase) -> Outcome {
+        // As many recent records as the trace mode keeps; a full trace is on its way to a
+        // file, so the report shows only its last `FULL_TRACE_RECENT`.
         let recent = self.world.trace.records();
-        let skip = self.world.trace.len().saturating_sub(20);
+        let shown = match self.world.trace.mode() {
+            TraceMode::Full => FULL_TRACE_RECENT,
+            _ => usize::MAX,
+        };
+        let skip = self.world.trace.len().saturating_sub(shown);
         let (message, undecided) = match error {
             CheckError::Violated(message) => (message, false),
             CheckError::Undecided(message) => (message, true),
@@ -897,12 +912,29 @@ impl<N: Node> Simulation<N> {
             time: self.world.now,
             seed: self.world.seed,
             recent: recent.skip(skip).map(|r| r.to_string()).collect(),
+            faults: self.world.faults_fired.clone(),
         };
         if undecided {
             Outcome::Undecided(violation)
         } else {
             Outcome::Violation(violation)
         }
+    }
+}
+
+/// How many records a violation report shows when the whole trace is kept.
+const FULL_TRACE_RECENT: usize = 50;
+
+/// A fault as a violation report lists it: `crash n0`, `partition 1: ...`.
+fn describe_fault(fault: &Fault) -> String {
+    match fault {
+        Fault::Crash(node) => format!("crash {node}"),
+        Fault::Restart(node) => format!("restart {node}"),
+        Fault::Partition { id, partition, lasting } => {
+            let end = if *lasting { " (never ends)" } else { "" };
+            format!("partition {id}: {partition:?}{end}")
+        }
+        Fault::Heal { id } => format!("partition {id} ends"),
     }
 }
 
