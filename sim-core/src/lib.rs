@@ -19,6 +19,7 @@ pub mod physical;
 pub mod queue;
 pub mod rng;
 pub mod sim;
+pub mod testing;
 pub mod time;
 pub mod trace;
 
