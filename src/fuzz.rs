@@ -278,8 +278,7 @@ pub struct Loaded {
 /// Loads a scenario file or a failure file (told apart by `"format": "dsim-failure"`).
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     let file = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
+    let text = crate::scenario::read_text(path)?;
     let value: serde_json::Value = crate::scenario::parse_json(&file, &text)?;
     if value.get("format").and_then(|f| f.as_str()) != Some(FAILURE_FORMAT) {
         return Ok(Loaded { scenario: Scenario::parse(&file, &text)?, failure: None });

@@ -552,6 +552,8 @@ impl Default for Limits {
 pub enum ScenarioError {
     #[error("{file}: cannot read the file: {source}")]
     Read { file: String, source: std::io::Error },
+    #[error("{file}: the file is over {max} bytes (16 MiB), the most dsim reads: is it a scenario file?")]
+    TooLarge { file: String, max: u64 },
     #[error("{file}:{line}:{column}: {field}{message}")]
     Invalid { file: String, line: usize, column: usize, field: String, message: String },
 }
@@ -566,10 +568,8 @@ pub struct ProtocolFacts {
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
-        Scenario::parse(&file, &text)
+        let text = read_text(path)?;
+        Scenario::parse(&path.display().to_string(), &text)
     }
 
     /// Parses and validates scenario text; `file` names it in errors.
@@ -863,35 +863,227 @@ impl Scenario {
     }
 }
 
+/// The largest scenario or failure file dsim reads, 16 MiB: far above any real scenario
+/// (a failure file of the largest workload dsim runs is a few MiB), and small enough that
+/// reading `/dev/zero` by mistake stops at once.
+pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Reads a scenario or failure file: at most [`FILE_BYTES_MAX`] bytes, UTF-8, and a
+/// leading byte-order mark (some editors write one) is dropped.
+pub fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |source| ScenarioError::Read { file: file.clone(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > FILE_BYTES_MAX {
+        return Err(ScenarioError::TooLarge { file, max: FILE_BYTES_MAX });
+    }
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (an invalid byte at offset {at})"),
+        ))
+    })?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// The UTF-8 byte-order mark; JSON does not allow it, but a file that starts with it means
+/// no harm, so dsim reads past it.
+const BOM: char = '\u{feff}';
+
+/// At most this many characters of a value are quoted back in an error.
+const SHOWN_CHARS_MAX: usize = 20;
+
+/// A value as an error quotes it: whole if short, else its start and "…" (a number of 301
+/// digits says nothing more than its first 20).
+pub fn shown(value: impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A path as an error names it: whole if short, else its start and end (a file nested 128
+/// deep does not need 128 `[0]`s to say where).
+fn shown_path(path: &str) -> String {
+    const KEEP: usize = 24;
+    if path.chars().count() <= 3 * KEEP {
+        return path.to_string();
+    }
+    let head: String = path.chars().take(KEEP).collect();
+    let tail: String = path.chars().rev().take(KEEP).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{head}…{tail}")
+}
+
 /// Deserializes JSON text, with errors that name the file, line, column and field.
+///
+/// The text must be exactly one JSON object: a top-level array (which serde would read as
+/// the fields in order) and anything after the object (a second object, a merge-conflict
+/// marker) are errors.
 pub fn parse_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ScenarioError> {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    let invalid = |line: usize, column: usize, field: String, message: String| ScenarioError::Invalid {
+        file: file.to_string(),
+        line,
+        column,
+        field,
+        message,
+    };
+    let start = text.len() - text.trim_start().len();
+    match text[start..].chars().next() {
+        Some('{') | None => {}
+        Some(first) => {
+            let (line, column) = crate::locate::line_column(text, start);
+            return Err(invalid(
+                line,
+                column,
+                String::new(),
+                format!("expected one JSON object {{...}}, found {}", shown_start(&text[start..], first)),
+            ));
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.inner();
         let message = inner.to_string();
         let suffix = format!(" at line {} column {}", inner.line(), inner.column());
         let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-        let field =
-            if path == "." || path == "?" || path.is_empty() { String::new() } else { format!("{path}: ") };
-        ScenarioError::Invalid {
-            file: file.to_string(),
-            line: inner.line(),
-            column: inner.column(),
-            field,
-            message,
+        let message = explain(&path, &message, text, inner.line(), inner.column());
+        let field = if path == "." || path == "?" || path.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", shown_path(&path))
+        };
+        invalid(inner.line(), inner.column(), field, message)
+    })?;
+    deserializer.end().map_err(|err| {
+        invalid(
+            err.line(),
+            err.column(),
+            String::new(),
+            "unexpected text after the JSON object (a second object? a merge-conflict marker?): a file \
+             holds exactly one object"
+                .into(),
+        )
+    })?;
+    Ok(value)
+}
+
+/// What a file that is not an object starts with, for the error.
+fn shown_start(text: &str, first: char) -> String {
+    match first {
+        '[' => "an array".to_string(),
+        '"' => "a string".to_string(),
+        _ => format!("`{}`", shown(text.split_whitespace().next().unwrap_or(""))),
+    }
+}
+
+/// Rewrites serde's messages that do not say what is valid into ones that do.
+fn explain(path: &str, message: &str, text: &str, line: usize, column: usize) -> String {
+    // An enum written as an object needs exactly one key: the variant.
+    if let Some(variants) = variants_at(path) {
+        if message == "expected value" || message.starts_with("invalid type: map") {
+            return format!("expected an object with exactly one key, one of {variants}");
         }
+    }
+    let variant = path.rsplit('.').next().unwrap_or(path);
+    if message.starts_with("invalid type: unit variant, expected") {
+        return format!(
+            "\"{variant}\" needs its parameters: write {{\"{variant}\": {{...}}}} ({{}} takes every default)"
+        );
+    }
+    if message.starts_with("invalid type: newtype variant, expected unit variant")
+        || message.starts_with("invalid type: struct variant, expected unit variant")
+    {
+        return format!("\"{variant}\" takes no parameters: write \"{variant}\"");
+    }
+    // Numbers: an integer field given a fraction, a negative or too large a number.
+    for kind in ["invalid type: floating point `", "invalid value: integer `"] {
+        let Some(rest) = message.strip_prefix(kind) else { continue };
+        let Some((value, expected)) = rest.split_once("`, expected ") else { continue };
+        let Some(range) = integer_range(expected) else { continue };
+        let written = number_before(text, line, column).unwrap_or_else(|| value.to_string());
+        return format!("{} is not valid: expected an integer in {range}", shown(written));
+    }
+    if message.starts_with("recursion limit exceeded") {
+        return "nested too deeply (more than 128 levels)".into();
+    }
+    message.to_string()
+}
+
+/// The range of an integer type, as serde names it in "expected u32".
+fn integer_range(expected: &str) -> Option<String> {
+    Some(match expected {
+        "u8" => format!("0..={}", u8::MAX),
+        "u16" => format!("0..={}", u16::MAX),
+        "u32" => format!("0..={}", u32::MAX),
+        "u64" | "usize" => format!("0..={}", u64::MAX),
+        "i32" => format!("{}..={}", i32::MIN, i32::MAX),
+        "i64" | "isize" => format!("{}..={}", i64::MIN, i64::MAX),
+        _ => return None,
     })
+}
+
+/// The number as written in the text, ending at 1-based `line` and `column` (where serde
+/// reports a number it cannot use).
+fn number_before(text: &str, line: usize, column: usize) -> Option<String> {
+    let line_text = text.lines().nth(line.checked_sub(1)?)?;
+    let end = line_text.char_indices().nth(column.saturating_sub(1)).map_or(line_text.len(), |(i, c)| {
+        if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-') {
+            i + 1
+        } else {
+            i
+        }
+    });
+    let before = &line_text[..end];
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')))
+        .map_or(0, |i| i + 1);
+    let number = &before[start..];
+    number.starts_with(|c: char| c.is_ascii_digit() || c == '-').then(|| number.to_string())
+}
+
+/// The variants of the enum at `path` (as serde_path_to_error renders it), for an error
+/// about an object that names none or two of them.
+fn variants_at(path: &str) -> Option<String> {
+    fn of<T: serde::de::DeserializeOwned>() -> Option<String> {
+        // serde lists the variants when asked for one that does not exist.
+        let err = serde_json::from_str::<T>("\"\"").err()?.to_string();
+        let list = err.split_once("expected one of ")?.1;
+        Some(list.rsplit_once(" at line").map_or(list, |(l, _)| l).to_string())
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    if path == "protocol" {
+        of::<ProtocolSpec>()
+    } else if path == "expect" {
+        Some("`pass`, `violation`".into())
+    } else if path.starts_with("faults[") && last.ends_with(']') && !last.contains("][") {
+        of::<FaultSpec>()
+    } else if last == "latency" {
+        of::<LatencySpec>()
+    } else {
+        None
+    }
 }
 
 /// An error about the value at `path` in `text`.
 pub fn located(file: &str, text: &str, path: &[Seg], message: String) -> ScenarioError {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let (line, column) = locate(text, path);
     ScenarioError::Invalid {
         file: file.to_string(),
         line,
         column,
-        field: format!("{}: ", render(path)),
+        field: format!("{}: ", shown_path(&render(path))),
         message,
     }
 }
