@@ -143,7 +143,10 @@ impl PhysicalClocksSpec {
         if !(self.skew_ms_max.is_finite() && (0.0..=OFFSET_MS_MAX).contains(&self.skew_ms_max)) {
             return Err((
                 at("skew_ms_max"),
-                format!("{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}", self.skew_ms_max),
+                format!(
+                    "{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}",
+                    shown(self.skew_ms_max)
+                ),
             ));
         }
         if i64::from(self.drift_ppm_max) > DRIFT_PPM_MAX {
@@ -152,7 +155,7 @@ impl PhysicalClocksSpec {
                 format!("{} ppm is too much drift: at most {DRIFT_PPM_MAX} (10%)", self.drift_ppm_max),
             ));
         }
-        let mut seen = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for (i, clock) in self.nodes.iter().enumerate() {
             let field = |f: &str| [at("nodes"), vec![Seg::Index(i), key(f)]].concat();
             if clock.node as usize >= n_nodes {
@@ -165,20 +168,20 @@ impl PhysicalClocksSpec {
                     ),
                 ));
             }
-            if seen.contains(&clock.node) {
+            if !seen.insert(clock.node) {
                 return Err((field("node"), format!("node {} has two clock settings", clock.node)));
             }
-            seen.push(clock.node);
             if !(clock.offset_ms.is_finite() && clock.offset_ms.abs() <= OFFSET_MS_MAX) {
                 return Err((
                     field("offset_ms"),
                     format!(
                         "{} is not valid: expected milliseconds from -{OFFSET_MS_MAX} to {OFFSET_MS_MAX}",
-                        clock.offset_ms
+                        shown(clock.offset_ms)
                     ),
                 ));
             }
-            if clock.drift_ppm.abs() > DRIFT_PPM_MAX {
+            // `unsigned_abs`: `abs` of i64::MIN overflows (and wraps to a negative in release).
+            if clock.drift_ppm.unsigned_abs() > DRIFT_PPM_MAX.unsigned_abs() {
                 return Err((
                     field("drift_ppm"),
                     format!(
@@ -245,7 +248,7 @@ impl TryFrom<f64> for Probability {
         if (0.0..=1.0).contains(&p) {
             Ok(Probability(p))
         } else {
-            Err(format!("{p} is not a probability: expected a number from 0 to 1"))
+            Err(format!("{} is not a probability: expected a number from 0 to 1", shown(p)))
         }
     }
 }
@@ -258,10 +261,10 @@ pub struct Millis(pub f64);
 impl TryFrom<f64> for Millis {
     type Error = String;
     fn try_from(ms: f64) -> Result<Self, String> {
-        if ms.is_finite() && (0.0..=1e9).contains(&ms) {
+        if ms.is_finite() && (0.0..=MS_MAX as f64).contains(&ms) {
             Ok(Millis(ms))
         } else {
-            Err(format!("{ms} is not a valid time: expected milliseconds from 0 to 1000000000"))
+            Err(format!("{} is not a valid time: expected milliseconds from 0 to {MS_MAX}", shown(ms)))
         }
     }
 }
@@ -299,15 +302,24 @@ impl LatencySpec {
         }
     }
 
-    /// Checks min <= max; returns the offending field and message.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Checks min <= mean <= max; returns the variant, the offending field and message.
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         let (variant, min, max) = match self {
             LatencySpec::Constant { .. } => return Ok(()),
             LatencySpec::Uniform { ms_min, ms_max } => ("uniform", ms_min, ms_max),
             LatencySpec::Exponential { ms_min, ms_max, .. } => ("exponential", ms_min, ms_max),
         };
         if min > max {
-            return Err((variant, format!("ms_min ({}) is above ms_max ({})", min.0, max.0)));
+            return Err((variant, "ms_min", format!("ms_min ({}) is above ms_max ({})", min.0, max.0)));
+        }
+        if let LatencySpec::Exponential { ms_mean, .. } = self {
+            if ms_mean < min || ms_mean > max {
+                return Err((
+                    variant,
+                    "ms_mean",
+                    format!("ms_mean ({}) is outside [ms_min, ms_max] = [{}, {}]", ms_mean.0, min.0, max.0),
+                ));
+            }
         }
         Ok(())
     }
@@ -409,10 +421,9 @@ impl LinkKnobs {
 
     fn validate(&self, path: &[Seg]) -> Result<(), (Vec<Seg>, String)> {
         let check = |latency: &LatencySpec, prefix: &[&str]| {
-            latency.validate().map_err(|(variant, message)| {
+            latency.validate().map_err(|(variant, field, message)| {
                 let mut at = path.to_vec();
-                at.extend(prefix.iter().chain([&variant]).map(|k| Seg::Key(k.to_string())));
-                at.push(Seg::Key("ms_min".into()));
+                at.extend(prefix.iter().chain([&variant, &field]).map(|k| Seg::Key(k.to_string())));
                 (at, message)
             })
         };
@@ -612,31 +623,36 @@ impl Scenario {
 
     pub(crate) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let key = |k: &str| Seg::Key(k.to_string());
-        let facts = self.facts();
+        // Sizes first: nothing below allocates per node before they are known to be bounded.
         match &self.protocol {
             ProtocolSpec::Rpc(params) => {
-                if params.timeout_ms == 0 {
-                    return Err((
-                        vec![key("protocol"), key("rpc"), key("timeout_ms")],
-                        "must be at least 1".into(),
-                    ));
-                }
+                let at = |field: &str| vec![key("protocol"), key("rpc"), key(field)];
+                check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
                 validate_workload(&self.workload)?;
             }
             ProtocolSpec::Ping(params) => {
-                if params.nodes < 2 {
-                    return Err((
-                        vec![key("protocol"), key("ping"), key("nodes")],
-                        format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
-                    ));
-                }
+                validate_ping(params)?;
+                self.no_workload("ping")?;
             }
             ProtocolSpec::AtMostOnce(params) => {
                 self.validate_at_most_once(params)?;
                 validate_workload(&self.workload)?;
             }
-            ProtocolSpec::Clocks(params) => validate_clocks(params)?,
+            ProtocolSpec::Clocks(params) => {
+                validate_clocks(params)?;
+                self.no_workload("clocks")?;
+            }
         }
+        for (field, len, max) in
+            [("faults", self.faults.len(), FAULTS_MAX), ("links", self.network.links.len(), LINKS_MAX)]
+        {
+            if len > max {
+                let path =
+                    if field == "links" { vec![key("network"), key("links")] } else { vec![key(field)] };
+                return Err((path, format!("{len} entries: at most {max}")));
+            }
+        }
+        let facts = self.facts();
         if let Some(clocks) = &self.physical_clocks {
             clocks.validate(facts.n_nodes, &facts.node_names)?;
         }
@@ -660,11 +676,21 @@ impl Scenario {
 
         let network_path = vec![key("network"), key("all_links")];
         self.network.all_links.validate(&network_path)?;
+        let mut overridden = std::collections::BTreeMap::new();
         for (i, link) in self.network.links.iter().enumerate() {
             let base = vec![key("network"), key("links"), Seg::Index(i)];
             let at = |field: &str| [base.clone(), vec![key(field)]].concat();
             check_node(at("from"), link.from)?;
             check_node(at("to"), link.to)?;
+            if let Some(first) = overridden.insert((link.from, link.to), i) {
+                return Err((
+                    at("from"),
+                    format!(
+                        "the link {} -> {} is already set by network.links[{first}]: merge the two",
+                        link.from, link.to
+                    ),
+                ));
+            }
             link.set.validate(&at("set"))?;
         }
 
@@ -695,23 +721,75 @@ impl Scenario {
                     }
                 }
                 FaultSpec::Partition { groups, at_ms, until_ms } => {
+                    if groups.is_empty() {
+                        return Err((
+                            at("groups"),
+                            "no groups: list the groups of nodes that are cut apart".into(),
+                        ));
+                    }
+                    let mut listed = vec![false; facts.n_nodes];
                     for (g, group) in groups.iter().enumerate() {
-                        for (j, node) in group.iter().enumerate() {
-                            check_node([at("groups"), vec![Seg::Index(g), Seg::Index(j)]].concat(), *node)?;
+                        let group_at = [at("groups"), vec![Seg::Index(g)]].concat();
+                        if group.is_empty() {
+                            return Err((group_at, "an empty group: every group needs a node".into()));
                         }
+                        for (j, node) in group.iter().enumerate() {
+                            let node_at = [group_at.clone(), vec![Seg::Index(j)]].concat();
+                            check_node(node_at.clone(), *node)?;
+                            if std::mem::replace(&mut listed[*node as usize], true) {
+                                return Err((
+                                    node_at,
+                                    format!("node {node} is listed twice: a node is in one group"),
+                                ));
+                            }
+                        }
+                    }
+                    let unlisted = listed.iter().any(|l| !l);
+                    if groups.len() + usize::from(unlisted) < 2 {
+                        return Err((
+                            at("groups"),
+                            "every node is in one group: nothing is cut off (nodes in no group form \
+                             a group of their own)"
+                                .into(),
+                        ));
                     }
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
                 FaultSpec::PartitionOneWay { from, to, at_ms, until_ms } => {
+                    let mut side = vec![None; facts.n_nodes];
                     for (field, nodes) in [("from", from), ("to", to)] {
+                        if nodes.is_empty() {
+                            return Err((
+                                at(field),
+                                "no nodes: a one-way partition needs a node on each side".into(),
+                            ));
+                        }
                         for (j, node) in nodes.iter().enumerate() {
-                            check_node([at(field), vec![Seg::Index(j)]].concat(), *node)?;
+                            let node_at = [at(field), vec![Seg::Index(j)]].concat();
+                            check_node(node_at.clone(), *node)?;
+                            match side[*node as usize].replace(field) {
+                                None => {}
+                                Some(first) if first == field => {
+                                    return Err((node_at, format!("node {node} is listed twice in \"{field}\"")))
+                                }
+                                Some(_) => {
+                                    return Err((
+                                        node_at,
+                                        format!(
+                                            "node {node} is in both \"from\" and \"to\": a node cannot be cut off \
+                                             from itself"
+                                        ),
+                                    ))
+                                }
+                            }
                         }
                     }
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
             }
+            self.check_fault_time(&base, fault)?;
         }
+        self.validate_phases()?;
 
         let known = facts.invariants;
         let choices = || {
@@ -722,7 +800,19 @@ impl Scenario {
             }
         };
         if let Some(selected) = &self.invariants {
+            if selected.is_empty() {
+                return Err((
+                    vec![key("invariants")],
+                    format!("an empty list checks nothing: name at least one, or leave the field out to check all; {}", choices()),
+                ));
+            }
             for (i, name) in selected.iter().enumerate() {
+                if selected[..i].contains(name) {
+                    return Err((
+                        vec![key("invariants"), Seg::Index(i)],
+                        format!("{name:?} is listed twice"),
+                    ));
+                }
                 if !known.contains(&name.as_str()) {
                     return Err((
                         vec![key("invariants"), Seg::Index(i)],
@@ -760,22 +850,190 @@ impl Scenario {
                     ));
                 }
             }
+            for (field, value) in [("crashes_max", fuzz.crashes_max), ("partitions_max", fuzz.partitions_max)]
+            {
+                if value > SWARM_FAULTS_MAX {
+                    return Err((
+                        vec![key("fuzz"), key(field)],
+                        format!("{value} is too many: at most {SWARM_FAULTS_MAX}"),
+                    ));
+                }
+            }
+            if fuzz.fault_window_ms > self.limits.max_time_ms {
+                return Err((
+                    vec![key("fuzz"), key("fault_window_ms")],
+                    format!(
+                        "{} ms is after the run stops (limits.max_time_ms, {} ms): faults there would never happen",
+                        fuzz.fault_window_ms.0, self.limits.max_time_ms.0
+                    ),
+                ));
+            }
         }
         if self.limits.max_steps == 0 {
             return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
         }
+        let needed = self.memory_estimate();
+        if needed > MEMORY_BUDGET_BYTES {
+            return Err((
+                vec![key("protocol")],
+                format!(
+                    "this run would need about {} MiB of memory, above dsim's budget of {} MiB (see \
+                     \"Bounds\" in the README): make it smaller",
+                    needed >> 20,
+                    MEMORY_BUDGET_BYTES >> 20
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Rejects a `workload` given to a protocol that has none (it would be ignored).
+    /// A failure file writes out the default workload, which passes.
+    fn no_workload(&self, protocol: &str) -> Result<(), (Vec<Seg>, String)> {
+        if self.workload == Workload::default() {
+            return Ok(());
+        }
+        Err((
+            vec![Seg::Key("workload".into())],
+            format!(
+                "{protocol} has no key/value workload (only rpc and at-most-once do): remove \"workload\""
+            ),
+        ))
+    }
+
+    /// When the run stops on its own: `end_at_ms`, else `max_time_ms`.
+    fn stop(&self) -> (Millis, &'static str) {
+        match self.limits.end_at_ms {
+            Some(end) if end < self.limits.max_time_ms => (end, "limits.end_at_ms"),
+            _ => (self.limits.max_time_ms, "limits.max_time_ms"),
+        }
+    }
+
+    /// A fault must happen before the run stops, and a partition end by `max_time_ms`.
+    fn check_fault_time(&self, base: &[Seg], fault: &FaultSpec) -> Result<(), (Vec<Seg>, String)> {
+        let at = |field: &str| [base.to_vec(), vec![Seg::Key(field.into())]].concat();
+        let (stop, which) = self.stop();
+        if fault.at() >= stop {
+            return Err((
+                at("at_ms"),
+                format!(
+                    "{} ms is not before the run stops ({which}, {} ms): the fault would never happen",
+                    fault.at().0,
+                    stop.0
+                ),
+            ));
+        }
+        let last = fault.last();
+        if last > self.limits.max_time_ms {
+            return Err((
+                at("until_ms"),
+                format!(
+                    "{} ms is after the run stops (limits.max_time_ms, {} ms)",
+                    last.0, self.limits.max_time_ms.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `heal_at_ms` and `end_at_ms` agree with the fault timeline and with `max_time_ms`.
+    fn validate_phases(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |field: &str| vec![Seg::Key("limits".into()), Seg::Key(field.into())];
+        let max_time = self.limits.max_time_ms;
+        if let Some(end) = self.limits.end_at_ms {
+            if end.0 <= 0.0 {
+                return Err((
+                    at("end_at_ms"),
+                    "0 ms ends the run before anything happens: give a time after 0".into(),
+                ));
+            }
+            if end > max_time {
+                return Err((
+                    at("end_at_ms"),
+                    format!(
+                        "{} ms is after limits.max_time_ms ({} ms): the run would stop at the limit first",
+                        end.0, max_time.0
+                    ),
+                ));
+            }
+        }
+        if let Some(heal) = self.limits.heal_at_ms {
+            if heal > max_time {
+                return Err((
+                    at("heal_at_ms"),
+                    format!(
+                        "{} ms is after limits.max_time_ms ({} ms): the run stops before it heals",
+                        heal.0, max_time.0
+                    ),
+                ));
+            }
+            // Healing ends partitions, loss and duplication for good; a fault after it would
+            // be reported as healed while it still acts.
+            let latest =
+                self.faults.iter().enumerate().max_by(|(_, a), (_, b)| a.last().0.total_cmp(&b.last().0));
+            if let Some((i, fault)) = latest.filter(|(_, f)| f.last() > heal) {
+                return Err((
+                    at("heal_at_ms"),
+                    format!(
+                        "the network heals at {} ms, but faults[{i}] ({}) lasts until {} ms: heal_at_ms must be at or \
+                         after the end of the last fault",
+                        heal.0,
+                        fault.variant(),
+                        fault.last().0
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A rough upper estimate of the memory a run of this scenario needs, in bytes (see
+    /// "Bounds" in the README): per node, per operation, per message in flight, and for
+    /// clocks per recorded event (each holds a vector stamp of `processes` entries).
+    pub fn memory_estimate(&self) -> u64 {
+        let estimate: u128 = match &self.protocol {
+            ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_) => {
+                let nodes = 1 + self.workload.n_clients() as u128;
+                nodes * NODE_BYTES + self.workload.n_ops() as u128 * OP_BYTES
+            }
+            ProtocolSpec::Ping(params) => {
+                let nodes = u128::from(params.nodes);
+                nodes * NODE_BYTES + nodes * u128::from(params.in_flight) * MESSAGE_BYTES
+            }
+            ProtocolSpec::Clocks(params) => {
+                let processes = u128::from(params.processes);
+                // Events per action: its timer, plus the action's own events by weight (a
+                // local event 1, a send and its receive 2, a broadcast 1 + processes - 1).
+                let weights =
+                    [params.local_weight, params.send_weight, params.broadcast_weight].map(u128::from);
+                let total = weights.iter().sum::<u128>().max(1);
+                let per_action = 1 + (weights[0] + 2 * weights[1] + processes * weights[2]).div_ceil(total);
+                let events = processes * (1 + u128::from(params.actions_per_process) * per_action);
+                let events = events.min(u128::from(self.limits.max_steps));
+                processes * NODE_BYTES + events * (CLOCK_STAMPS_PER_EVENT * 4 * processes + EVENT_BYTES)
+            }
+        };
+        u64::try_from(estimate).unwrap_or(u64::MAX)
     }
 
     fn validate_at_most_once(&self, params: &AmoParams) -> Result<(), (Vec<Seg>, String)> {
         let at = |field: &str| {
             vec![Seg::Key("protocol".into()), Seg::Key("at-most-once".into()), Seg::Key(field.into())]
         };
-        if params.timeout_ms == 0 {
-            return Err((at("timeout_ms"), "must be at least 1".into()));
-        }
+        check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
+        check_ms(at("execute_ms"), params.execute_ms, 0)?;
         if params.window == 0 {
             return Err((at("window"), "must be at least 1: a window of 0 allows no call".into()));
+        }
+        if params.window > Workload::OPS_PER_CLIENT_MAX {
+            return Err((
+                at("window"),
+                format!(
+                    "{} is too large: at most {} (a client's most operations)",
+                    params.window,
+                    Workload::OPS_PER_CLIENT_MAX
+                ),
+            ));
         }
         if params.discard == DiscardMode::OneOutstanding && params.window != 1 {
             return Err((
@@ -1097,18 +1355,96 @@ fn check_until(path: Vec<Seg>, at: Millis, until: Option<Millis>) -> Result<(), 
     }
 }
 
-/// The largest number of clock processes: vector clocks cost `processes` entries per event.
-const CLOCK_PROCESSES_MAX: u32 = 500;
+// Bounds. Every size a scenario gives is checked against a documented maximum before
+// anything is allocated for it, and the whole run against a memory budget (the README's
+// "Bounds" table lists them). The maxima are what a 2-core, 24 GiB machine runs in
+// seconds to a few minutes; the budget leaves room for two other runs beside it.
+
+/// The largest time in milliseconds any field may give (about 11.6 days): in microseconds
+/// it is 10^12, far from overflowing anything it is added to.
+pub const MS_MAX: u64 = 1_000_000_000;
+/// The most faults on a timeline.
+pub const FAULTS_MAX: usize = 10_000;
+/// The most per-link overrides (a full mesh of 300 nodes).
+pub const LINKS_MAX: usize = 100_000;
+/// The most crashes or partitions `fuzz --swarm` may draw per run.
+pub const SWARM_FAULTS_MAX: u32 = 100;
+/// The memory a run may be estimated to need ([`Scenario::memory_estimate`]): 4 GiB.
+pub const MEMORY_BUDGET_BYTES: u64 = 4 << 30;
+/// The estimate's parts: a node (its state, slot, counters, name), a client operation (the
+/// operation, its history entries, the checker's copy), a message in flight (its event in
+/// the queue and its payload), a recorded event (the causal record), and how many vector
+/// stamps of a clocks event are alive at once (its note, its message, the checker's).
+/// Measured (`/usr/bin/time -v`): clocks with default parameters peaks at 370 MB with 150
+/// processes (121,005 steps) and 1.9 GB with 250 (327,216 steps), about 6 stamps per event;
+/// the estimate gives 236 MB and 2.0 GB.
+const NODE_BYTES: u128 = 1 << 10;
+const OP_BYTES: u128 = 1 << 10;
+const MESSAGE_BYTES: u128 = 128;
+const EVENT_BYTES: u128 = 256;
+const CLOCK_STAMPS_PER_EVENT: u128 = 6;
+
+/// A time in whole milliseconds: at least `min`, at most [`MS_MAX`].
+fn check_ms(path: Vec<Seg>, ms: u64, min: u64) -> Result<(), (Vec<Seg>, String)> {
+    if ms < min {
+        return Err((path, format!("must be at least {min}")));
+    }
+    if ms > MS_MAX {
+        return Err((path, format!("{ms} ms is too long: at most {MS_MAX} ms")));
+    }
+    Ok(())
+}
+
+/// `value` of `field` at most `max`, or an error naming all three.
+fn check_max(path: Vec<Seg>, value: u64, max: u64) -> Result<(), (Vec<Seg>, String)> {
+    if value > max {
+        let field = match path.last() {
+            Some(Seg::Key(k)) => k.clone(),
+            _ => "the value".into(),
+        };
+        return Err((path, format!("{value} is too large: {field} is at most {max}")));
+    }
+    Ok(())
+}
+
+fn validate_ping(params: &PingParams) -> Result<(), (Vec<Seg>, String)> {
+    use protocols::ping::{IN_FLIGHT_MAX, MESSAGES_MAX, NODES_MAX};
+    let at = |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("ping".into()), Seg::Key(field.into())];
+    if params.nodes < 2 {
+        return Err((
+            at("nodes"),
+            format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
+        ));
+    }
+    check_max(at("nodes"), params.nodes.into(), NODES_MAX.into())?;
+    if params.in_flight == 0 {
+        return Err((at("in_flight"), "must be at least 1: with 0 pings in flight nothing happens".into()));
+    }
+    check_max(at("in_flight"), params.in_flight.into(), IN_FLIGHT_MAX.into())?;
+    let messages = u64::from(params.nodes) * u64::from(params.in_flight);
+    if messages > MESSAGES_MAX {
+        return Err((
+            at("in_flight"),
+            format!(
+                "{} nodes x {} in flight = {messages} messages in flight: at most {MESSAGES_MAX}",
+                params.nodes, params.in_flight
+            ),
+        ));
+    }
+    Ok(())
+}
 
 fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
     let at =
         |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("clocks".into()), Seg::Key(field.into())];
-    if !(2..=CLOCK_PROCESSES_MAX).contains(&params.processes) {
+    use protocols::clocks::{ACTIONS_PER_PROCESS_MAX, PROCESSES_MAX};
+    if !(2..=PROCESSES_MAX).contains(&params.processes) {
         return Err((
             at("processes"),
-            format!("{} processes: expected 2 to {CLOCK_PROCESSES_MAX}", params.processes),
+            format!("{} processes: expected 2 to {PROCESSES_MAX}", params.processes),
         ));
     }
+    check_max(at("actions_per_process"), params.actions_per_process.into(), ACTIONS_PER_PROCESS_MAX.into())?;
     if params.interval_ms_min > params.interval_ms_max {
         return Err((
             at("interval_ms_min"),
@@ -1118,9 +1454,7 @@ fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
             ),
         ));
     }
-    if params.interval_ms_max > 1_000_000_000 {
-        return Err((at("interval_ms_max"), "at most 1000000000 ms".into()));
-    }
+    check_ms(at("interval_ms_max"), params.interval_ms_max, 0)?;
     if params.local_weight == 0 && params.send_weight == 0 && params.broadcast_weight == 0 {
         return Err((
             at("local_weight"),
@@ -1132,16 +1466,48 @@ fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
 
 fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
     let key = |k: &str| Seg::Key(k.to_string());
+    let at = |field: &str| vec![key("workload"), key(field)];
+    check_ms(at("think_ms"), workload.think_ms, 0)?;
     match &workload.script {
         Some(script) => {
-            if script.is_empty() {
-                return Err((
-                    vec![key("workload"), key("script")],
-                    "needs at least one client's list of operations".into(),
-                ));
+            // A script sets the clients and their operations; the random workload's knobs
+            // would be ignored. (Left at their defaults they pass: failure files write them.)
+            let defaults = Workload::default();
+            for (field, value, default) in [
+                ("clients", workload.clients, defaults.clients),
+                ("ops_per_client", workload.ops_per_client, defaults.ops_per_client),
+                ("keys", workload.keys, defaults.keys),
+            ] {
+                if value != default {
+                    return Err((
+                        at(field),
+                        format!("\"{field}\" is for a random workload, and \"script\" gives the operations: keep one"),
+                    ));
+                }
             }
-            for (c, ops) in script.iter().enumerate() {
-                for (i, op) in ops.iter().enumerate() {
+            if script.is_empty() {
+                return Err((at("script"), "needs at least one client's list of operations".into()));
+            }
+            check_max([at("script"), vec![]].concat(), script.len() as u64, Workload::CLIENTS_MAX.into())
+                .map_err(|(path, _)| {
+                    (
+                        path,
+                        format!("{} clients: a script has at most {}", script.len(), Workload::CLIENTS_MAX),
+                    )
+                })?;
+            let mut ops = 0usize;
+            for (c, client_ops) in script.iter().enumerate() {
+                ops += client_ops.len();
+                if ops > Workload::OPS_MAX {
+                    return Err((
+                        vec![key("workload"), key("script"), Seg::Index(c)],
+                        format!(
+                            "more than {} operations in all: a script has at most that many",
+                            Workload::OPS_MAX
+                        ),
+                    ));
+                }
+                for (i, op) in client_ops.iter().enumerate() {
                     if op.key().is_empty() {
                         return Err((
                             vec![key("workload"), key("script"), Seg::Index(c), Seg::Index(i), key("key")],
@@ -1153,10 +1519,29 @@ fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
         }
         None => {
             if workload.clients == 0 {
-                return Err((vec![key("workload"), key("clients")], "must be at least 1".into()));
+                return Err((at("clients"), "must be at least 1".into()));
             }
             if workload.keys == 0 {
-                return Err((vec![key("workload"), key("keys")], "must be at least 1".into()));
+                return Err((at("keys"), "must be at least 1".into()));
+            }
+            check_max(at("clients"), workload.clients.into(), Workload::CLIENTS_MAX.into())?;
+            check_max(
+                at("ops_per_client"),
+                workload.ops_per_client.into(),
+                Workload::OPS_PER_CLIENT_MAX.into(),
+            )?;
+            check_max(at("keys"), workload.keys.into(), Workload::KEYS_MAX.into())?;
+            let ops = u64::from(workload.clients) * u64::from(workload.ops_per_client);
+            if ops > Workload::OPS_MAX as u64 {
+                return Err((
+                    at("ops_per_client"),
+                    format!(
+                        "{} clients x {} operations = {ops} operations: at most {} in all",
+                        workload.clients,
+                        workload.ops_per_client,
+                        Workload::OPS_MAX
+                    ),
+                ));
             }
         }
     }
