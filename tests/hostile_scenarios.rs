@@ -139,6 +139,7 @@ fn every_size_has_a_maximum_named_in_the_error() {
         ),
         (rpc(json!({ "fuzz": { "crashes_max": u32::MAX } })), &["fuzz.crashes_max", "at most 100"]),
         (rpc(json!({ "fuzz": { "partitions_max": 1_000_000 } })), &["fuzz.partitions_max", "at most 100"]),
+        (rpc(json!({ "limits": { "max_steps": u64::MAX } })), &["limits.max_steps", "1000000000"]),
     ];
     for (text, needles) in cases {
         rejects(&text, needles);
@@ -228,8 +229,11 @@ fn contradictory_timelines_are_refused() {
         &["faults[0].crash.at_ms", "never happen"],
     );
     rejects(
-        &rpc(json!({ "faults": [partition(10.0, 5000.0)], "limits": { "max_time_ms": 1000 } })),
-        &["faults[0].partition.until_ms"],
+        &with(
+            json!({ "ping": {} }),
+            json!({ "faults": [partition(400.0, 500.0)], "limits": { "end_at_ms": 300 } }),
+        ),
+        &["faults[0].partition.at_ms", "limits.end_at_ms"],
     );
     rejects(&rpc(json!({ "limits": { "heal_at_ms": 5000, "max_time_ms": 1000 } })), &["limits.heal_at_ms"]);
     for until in [100.0, 50.0] {
@@ -242,6 +246,22 @@ fn contradictory_timelines_are_refused() {
         &rpc(json!({ "fuzz": { "fault_window_ms": 5000 }, "limits": { "max_time_ms": 1000 } })),
         &["fuzz.fault_window_ms"],
     );
+}
+
+/// The stricter checks must not reject what `fuzz --swarm` draws: its failure files embed
+/// the drawn scenario, and they must load.
+#[test]
+fn swarm_draws_of_every_bundled_scenario_pass_validation() {
+    for path in dsim::bundled_scenarios() {
+        let scenario = Scenario::load(&path).unwrap();
+        for seed in 0..200 {
+            let (drawn, _) = dsim::fuzz::swarm(&scenario, seed);
+            let text = serde_json::to_string_pretty(&drawn).unwrap();
+            if let Err(err) = Scenario::parse("drawn.json", &text) {
+                panic!("{}, seed {seed}: {err}\n{text}", path.display());
+            }
+        }
+    }
 }
 
 #[test]
