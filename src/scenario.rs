@@ -592,7 +592,19 @@ impl Scenario {
 
     /// Validates a scenario that sits at `prefix` inside the JSON `text` of `file`.
     pub fn check(&self, file: &str, text: &str, prefix: &[Seg]) -> Result<(), ScenarioError> {
-        self.validate().map_err(|(path, message)| located(file, text, &[prefix, &path].concat(), message))
+        let error =
+            |(path, message): (Vec<Seg>, String)| located(file, text, &[prefix, &path].concat(), message);
+        // The text has parsed already, so this parse succeeds (else there is nothing to add).
+        if let Ok(whole) = serde_json::from_str::<serde_json::Value>(text.strip_prefix(BOM).unwrap_or(text)) {
+            let at = prefix.iter().try_fold(&whole, |value, seg| match seg {
+                Seg::Key(key) => value.get(key),
+                Seg::Index(i) => value.get(i),
+            });
+            if let Some(found) = at.and_then(|value| array_for_object(value, &mut Vec::new())) {
+                return Err(error(found));
+            }
+        }
+        self.validate().map_err(error)
     }
 
     /// The facts of this scenario's protocol instance.
@@ -1245,7 +1257,21 @@ fn explain(path: &str, message: &str, text: &str, line: usize, column: usize) ->
             return format!("expected an object with exactly one key, one of {variants}");
         }
     }
-    let variant = path.rsplit('.').next().unwrap_or(path);
+    let mut parts = path.rsplit('.');
+    let variant = parts.next().unwrap_or(path);
+    if let Some(choices) = unit_variants(variant) {
+        if message == "expected value" || message.starts_with("invalid type: map") {
+            return format!("expected a string, one of {choices}");
+        }
+    }
+    if let Some(choices) = parts.next().and_then(unit_variants) {
+        if message.ends_with("expected unit") || message == "expected value" {
+            return format!("\"{variant}\" takes no parameters: write \"{variant}\" (one of {choices})");
+        }
+    }
+    if path == "expect.violation" && message.starts_with("invalid type: unit variant") {
+        return "name the invariant: write {\"violation\": \"INVARIANT\"}".into();
+    }
     if message.starts_with("invalid type: unit variant, expected") {
         return format!(
             "\"{variant}\" needs its parameters: write {{\"{variant}\": {{...}}}} ({{}} takes every default)"
@@ -1305,23 +1331,106 @@ fn number_before(text: &str, line: usize, column: usize) -> Option<String> {
 /// The variants of the enum at `path` (as serde_path_to_error renders it), for an error
 /// about an object that names none or two of them.
 fn variants_at(path: &str) -> Option<String> {
-    fn of<T: serde::de::DeserializeOwned>() -> Option<String> {
-        // serde lists the variants when asked for one that does not exist.
-        let err = serde_json::from_str::<T>("\"\"").err()?.to_string();
-        let list = err.split_once("expected one of ")?.1;
-        Some(list.rsplit_once(" at line").map_or(list, |(l, _)| l).to_string())
-    }
     let last = path.rsplit('.').next().unwrap_or(path);
     if path == "protocol" {
-        of::<ProtocolSpec>()
+        variants_of::<ProtocolSpec>()
     } else if path == "expect" {
         Some("`pass`, `violation`".into())
     } else if path.starts_with("faults[") && last.ends_with(']') && !last.contains("][") {
-        of::<FaultSpec>()
+        variants_of::<FaultSpec>()
     } else if last == "latency" {
-        of::<LatencySpec>()
+        variants_of::<LatencySpec>()
     } else {
         None
+    }
+}
+
+/// The variants of `T`: serde lists them when asked for one that does not exist.
+fn variants_of<T: serde::de::DeserializeOwned>() -> Option<String> {
+    let err = serde_json::from_str::<T>("\"\"").err()?.to_string();
+    // "expected one of `a`, `b`, `c`", "expected `a` or `b`", or "expected `a`".
+    let list = err.split_once("unknown variant ``, expected ")?.1;
+    let list = list.rsplit_once(" at line").map_or(list, |(l, _)| l);
+    Some(list.strip_prefix("one of ").unwrap_or(list).replace(" or ", ", "))
+}
+
+/// The choices of the string-valued enum named `field`, if it is one.
+fn unit_variants(field: &str) -> Option<String> {
+    use protocols::at_most_once::{DedupMode, DiscardMode, ReplyMatching};
+    use protocols::logical_clocks::{VectorOrder, VectorReceive};
+    match field {
+        "ordering" => variants_of::<OrderingSpec>(),
+        "preset" => variants_of::<Preset>(),
+        "applies_to" => variants_of::<AppliesToSpec>(),
+        "vector_receive" | "vector-receive" => variants_of::<VectorReceive>(),
+        "vector_order" | "vector-order" => variants_of::<VectorOrder>(),
+        "dedup" => variants_of::<DedupMode>(),
+        "discard" => variants_of::<DiscardMode>(),
+        "reply_matching" => variants_of::<ReplyMatching>(),
+        _ => None,
+    }
+}
+
+/// The fields whose value is an object (a struct or an enum's parameters): serde would
+/// also read one from an array, taking its items as the fields in order, so `"limits":
+/// [1, 2]` would silently mean `max_steps` 1 and `max_time_ms` 2.
+const OBJECT_FIELDS: &[&str] = &[
+    "protocol",
+    "rpc",
+    "ping",
+    "at-most-once",
+    "clocks",
+    "network",
+    "all_links",
+    "set",
+    "slow",
+    "latency",
+    "constant",
+    "uniform",
+    "exponential",
+    "crash",
+    "restart",
+    "partition",
+    "partition-one-way",
+    "workload",
+    "limits",
+    "fuzz",
+    "physical_clocks",
+    "scenario",
+];
+/// The lists whose items are objects.
+const OBJECT_LISTS: &[&str] = &["faults", "links", "nodes"];
+
+/// Finds an array where an object belongs (see [`OBJECT_FIELDS`]).
+fn array_for_object(value: &serde_json::Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                path.push(Seg::Key(key.clone()));
+                if child.is_array() && OBJECT_FIELDS.contains(&key.as_str()) {
+                    return Some((path.clone(), "expected an object {...}, found an array".into()));
+                }
+                if let (Value::Array(items), true) = (child, OBJECT_LISTS.contains(&key.as_str())) {
+                    if let Some(i) = items.iter().position(Value::is_array) {
+                        path.push(Seg::Index(i));
+                        return Some((path.clone(), "expected an object {...}, found an array".into()));
+                    }
+                }
+                if let Some(found) = array_for_object(child, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+            None
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, child)| {
+            path.push(Seg::Index(i));
+            let found = array_for_object(child, path);
+            path.pop();
+            found
+        }),
+        _ => None,
     }
 }
 
@@ -1374,7 +1483,7 @@ pub const MEMORY_BUDGET_BYTES: u64 = 4 << 30;
 /// the estimate gives 236 MB and 2.0 GB.
 const NODE_BYTES: u128 = 1 << 10;
 const OP_BYTES: u128 = 1 << 10;
-const MESSAGE_BYTES: u128 = 128;
+const MESSAGE_BYTES: u128 = 192;
 const EVENT_BYTES: u128 = 256;
 const CLOCK_STAMPS_PER_EVENT: u128 = 6;
 

@@ -361,6 +361,24 @@ fn messages_name_the_field_and_what_is_valid_in_one_line() {
     );
     // Numbers serde cannot hold as written: quoted back as written, cut short.
     let raw = |rest: &str| format!(r#"{{"name":"x","protocol":{{"rpc":{{}}}},{rest}}}"#);
+    rejects(
+        &rpc(json!({ "network": { "all_links": { "ordering": {} } } })),
+        &["network.all_links.ordering", "expected a string, one of `reorder`, `fifo`"],
+    );
+    rejects(
+        &rpc(json!({ "network": { "preset": { "reliable": 1 } } })),
+        &["network.preset", "`long-delays`"],
+    );
+    rejects(&rpc(json!({ "expect": "violation" })), &["expect.violation", r#"{"violation": "INVARIANT"}"#]);
+    rejects(&rpc(json!({ "expect": {} })), &["expect", "`pass`, `violation`"]);
+    // An array where an object belongs: serde would take its items as the fields in order.
+    rejects(&rpc(json!({ "limits": [1, 2] })), &["limits", "found an array"]);
+    rejects(&with(json!({ "rpc": [100, 3] }), json!({})), &["protocol.rpc", "found an array"]);
+    rejects(&rpc(json!({ "faults": [{ "crash": [1, 2] }] })), &["faults[0].crash", "found an array"]);
+    rejects(
+        &with(json!({ "clocks": {} }), json!({ "physical_clocks": { "nodes": [[0, 1.0, 5]] } })),
+        &["physical_clocks.nodes[0]", "found an array"],
+    );
     let huge = format!("1{}", "0".repeat(300));
     rejects(&raw(&format!(r#""seed":{huge}"#)), &["seed", "10000000000000000000…"]);
     rejects(&raw(&format!(r#""limits":{{"max_time_ms":{huge}}}"#)), &["max_time_ms", "…"]);
