@@ -608,6 +608,8 @@ proptest! {
         if code == Some(2) {
             prop_assert!(out.stdout.is_empty(), "stdout on exit 2: {}", String::from_utf8_lossy(&out.stdout));
             prop_assert!(!stderr.trim().is_empty(), "exit 2 without a word\n{}", text);
+            prop_assert_eq!(stderr.trim_end().lines().count(), 1, "one line\n{}\n{}", stderr, text);
+            prop_assert!(stderr.len() < 600, "a short line (values are cut short)\n{}", stderr);
         }
     }
 }
