@@ -600,6 +600,9 @@ impl Scenario {
                 Seg::Key(key) => value.get(key),
                 Seg::Index(i) => value.get(i),
             });
+            if at.is_some_and(serde_json::Value::is_array) {
+                return Err(error((Vec::new(), "expected an object {...}, found an array".into())));
+            }
             if let Some(found) = at.and_then(|value| array_for_object(value, &mut Vec::new())) {
                 return Err(error(found));
             }
@@ -1203,7 +1206,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Res
     };
     let start = text.len() - text.trim_start().len();
     match text[start..].chars().next() {
-        Some('{') | None => {}
+        Some('{') => {}
+        None => {
+            let (line, column) = crate::locate::line_column(text, start);
+            return Err(invalid(
+                line,
+                column,
+                String::new(),
+                "the file is empty: expected one JSON object {...}".into(),
+            ));
+        }
         Some(first) => {
             let (line, column) = crate::locate::line_column(text, start);
             return Err(invalid(

@@ -203,6 +203,11 @@ fn a_file_holds_exactly_one_object() {
     rejects(&format!("{valid}\n<<<<<<< HEAD\n"), &["after the JSON object"]);
     rejects(r#"["hostile", {"rpc": {}}]"#, &[":1:1:", "found an array"]);
     rejects("42", &["expected one JSON object"]);
+    rejects(" \n", &["empty"]);
+    rejects(
+        &format!(r#"{{"format": "dsim-failure", "version": 1, "scenario": {}}}"#, "[1, 2]"),
+        &["scenario"],
+    );
 }
 
 #[test]
