@@ -1664,3 +1664,54 @@ fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_and_paths_are_cut_short() {
+        assert_eq!(shown(42), "42");
+        assert_eq!(shown("1".repeat(301)), format!("{}…", "1".repeat(20)));
+        assert_eq!(shown(1e300).chars().count(), 21);
+        let deep = format!("description{}", "[0]".repeat(128));
+        let path = shown_path(&deep);
+        assert!(path.starts_with("description[0]") && path.contains('…') && path.len() < 80, "{path}");
+        assert_eq!(shown_path("faults[2].crash.node"), "faults[2].crash.node");
+    }
+
+    #[test]
+    fn numbers_are_quoted_as_written() {
+        let text = "{\n  \"seed\": 18446744073709551616,\n  \"x\": -5}";
+        assert_eq!(number_before(text, 2, 31).as_deref(), Some("18446744073709551616"));
+        assert_eq!(number_before(text, 3, 9).as_deref(), Some("-5"));
+        assert_eq!(integer_range("u32").as_deref(), Some("0..=4294967295"));
+        assert_eq!(integer_range("f64"), None);
+    }
+
+    #[test]
+    fn enum_choices_come_from_the_types() {
+        assert_eq!(variants_of::<OrderingSpec>().as_deref(), Some("`reorder`, `fifo`"));
+        assert_eq!(variants_at("protocol").as_deref(), Some("`rpc`, `ping`, `at-most-once`, `clocks`"));
+        assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));
+        assert!(variants_at("faults[3].crash").is_none());
+        assert!(unit_variants("discard").unwrap().contains("`seq-ack`"));
+    }
+
+    #[test]
+    fn the_memory_estimate_grows_with_every_size_and_never_overflows() {
+        let parse = |protocol: &str| {
+            let text = format!(r#"{{"name": "m", "protocol": {protocol}}}"#);
+            serde_json::from_str::<Scenario>(&text).unwrap()
+        };
+        let small = parse(r#"{"clocks": {"processes": 10}}"#).memory_estimate();
+        let large = parse(r#"{"clocks": {"processes": 100}}"#).memory_estimate();
+        assert!(small < large);
+        // Unvalidated extremes saturate instead of wrapping.
+        let extreme = parse(r#"{"ping": {"nodes": 4294967295, "in_flight": 4294967295}}"#);
+        assert!(extreme.memory_estimate() > MEMORY_BUDGET_BYTES);
+        let mut clocks = parse(r#"{"clocks": {"processes": 4294967295, "actions_per_process": 4294967295}}"#);
+        clocks.limits.max_steps = u64::MAX;
+        assert_eq!(clocks.memory_estimate(), u64::MAX);
+    }
+}
