@@ -949,6 +949,12 @@ impl Scenario {
     fn validate_phases(&self) -> Result<(), (Vec<Seg>, String)> {
         let at = |field: &str| vec![Seg::Key("limits".into()), Seg::Key(field.into())];
         let max_time = self.limits.max_time_ms;
+        if max_time.0 <= 0.0 {
+            return Err((
+                at("max_time_ms"),
+                "0 ms stops the run before anything happens: give a time after 0".into(),
+            ));
+        }
         if let Some(end) = self.limits.end_at_ms {
             if end.0 <= 0.0 {
                 return Err((

@@ -223,6 +223,7 @@ fn contradictory_timelines_are_refused() {
         &["limits.heal_at_ms"],
     );
     rejects(&with(json!({ "ping": {} }), json!({ "limits": { "end_at_ms": 0 } })), &["limits.end_at_ms"]);
+    rejects(&rpc(json!({ "limits": { "max_time_ms": 0 } })), &["limits.max_time_ms", "after 0"]);
     rejects(
         &with(json!({ "ping": {} }), json!({ "limits": { "end_at_ms": 5000, "max_time_ms": 1000 } })),
         &["limits.end_at_ms", "max_time_ms"],
