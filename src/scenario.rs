@@ -145,7 +145,7 @@ impl PhysicalClocksSpec {
                 at("skew_ms_max"),
                 format!(
                     "{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}",
-                    shown(self.skew_ms_max)
+                    shown_f64(self.skew_ms_max)
                 ),
             ));
         }
@@ -176,7 +176,7 @@ impl PhysicalClocksSpec {
                     field("offset_ms"),
                     format!(
                         "{} is not valid: expected milliseconds from -{OFFSET_MS_MAX} to {OFFSET_MS_MAX}",
-                        shown(clock.offset_ms)
+                        shown_f64(clock.offset_ms)
                     ),
                 ));
             }
@@ -248,7 +248,7 @@ impl TryFrom<f64> for Probability {
         if (0.0..=1.0).contains(&p) {
             Ok(Probability(p))
         } else {
-            Err(format!("{} is not a probability: expected a number from 0 to 1", shown(p)))
+            Err(format!("{} is not a probability: expected a number from 0 to 1", shown_f64(p)))
         }
     }
 }
@@ -264,7 +264,7 @@ impl TryFrom<f64> for Millis {
         if ms.is_finite() && (0.0..=MS_MAX as f64).contains(&ms) {
             Ok(Millis(ms))
         } else {
-            Err(format!("{} is not a valid time: expected milliseconds from 0 to {MS_MAX}", shown(ms)))
+            Err(format!("{} is not a valid time: expected milliseconds from 0 to {MS_MAX}", shown_f64(ms)))
         }
     }
 }
@@ -1184,6 +1184,16 @@ pub fn shown(value: impl std::fmt::Display) -> String {
     }
 }
 
+/// A number from the file as an error quotes it: as written for everyday magnitudes, in
+/// scientific notation beyond (Rust writes 1e300 out as 301 digits).
+pub fn shown_f64(x: f64) -> String {
+    if x != 0.0 && !(1e-6..1e15).contains(&x.abs()) {
+        shown(format!("{x:e}"))
+    } else {
+        shown(x)
+    }
+}
+
 /// A path as an error names it: whole if short, else its start and end (a file nested 128
 /// deep does not need 128 `[0]`s to say where).
 fn shown_path(path: &str) -> String {
@@ -1680,6 +1690,9 @@ mod tests {
         assert_eq!(shown(42), "42");
         assert_eq!(shown("1".repeat(301)), format!("{}…", "1".repeat(20)));
         assert_eq!(shown(1e300).chars().count(), 21);
+        assert_eq!(shown_f64(1e300), "1e300");
+        assert_eq!(shown_f64(-2.5e-9), "-2.5e-9");
+        assert_eq!(shown_f64(1500.25), "1500.25");
         let deep = format!("description{}", "[0]".repeat(128));
         let path = shown_path(&deep);
         assert!(path.starts_with("description[0]") && path.contains('…') && path.len() < 80, "{path}");
