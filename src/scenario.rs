@@ -1320,10 +1320,31 @@ fn explain(path: &str, message: &str, text: &str, line: usize, column: usize) ->
         let written = number_before(text, line, column).unwrap_or_else(|| value.to_string());
         return format!("{} is not valid: expected an integer in {range}", shown(written));
     }
+    // An integer field given a string, a boolean, an object...
+    if let Some((found, expected)) =
+        message.strip_prefix("invalid type: ").and_then(|m| m.rsplit_once(", expected "))
+    {
+        if let Some(range) = integer_range(expected) {
+            return format!("invalid type: expected an integer in {range}, found {}", shown(found));
+        }
+    }
     if message.starts_with("recursion limit exceeded") {
         return "nested too deeply (more than 128 levels)".into();
     }
-    message.to_string()
+    if message == "trailing characters" {
+        // Inside the object, this is an array of fixed length with too many items.
+        return "too many items: expected [low, high]".into();
+    }
+    // serde quotes a wrong string whole; a line stays short whatever the file holds.
+    shown_long(message)
+}
+
+/// `message` whole if it fits a line, else cut at 300 characters.
+fn shown_long(message: &str) -> String {
+    match message.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_string(),
+    }
 }
 
 /// The range of an integer type, as serde names it in "expected u32".

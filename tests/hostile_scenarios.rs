@@ -400,6 +400,14 @@ fn messages_name_the_field_and_what_is_valid_in_one_line() {
         &["seed", "18446744073709551616 is not valid", "integer in 0..=18446744073709551615"],
     );
     rejects(&rpc(json!({ "seed": 1.5 })), &["seed", "integer"]);
+    rejects(
+        &rpc(json!({ "seed": "a".repeat(100_000) })),
+        &["seed", "integer in 0..=18446744073709551615", "…"],
+    );
+    rejects(
+        &rpc(json!({ "fuzz": { "drop_probability": [0.1, 0.2, 0.3] } })),
+        &["fuzz.drop_probability", "[low, high]"],
+    );
     let deep = format!(
         r#"{{"name":"x","protocol":{{"rpc":{{}}}},"description":{}{}}}"#,
         "[".repeat(200),
