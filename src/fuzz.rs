@@ -240,7 +240,9 @@ fn swarm_in(scenario: &Scenario, model: &FaultModel, n_nodes: usize, seed: u64) 
     let duplicate = rate(spec.duplicate_probability);
     let slow = rate(spec.slow_probability);
     let ordering = if rng.chance(0.5) { OrderingSpec::Fifo } else { OrderingSpec::Reorder };
-    let window = spec.fault_window_ms.0;
+    // Faults must happen before the run stops (validation rejects later ones): ping runs
+    // end at `end_at_ms`, often well within the default window.
+    let window = spec.fault_window_ms.0.min(0.9 * scenario.stop().0 .0);
     let crashes =
         if model.may_crash.is_empty() { 0 } else { rng.below(u64::from(spec.crashes_max) + 1) as u32 };
     let partitions = if !model.partitions || n_nodes < 2 {
@@ -404,8 +406,7 @@ pub struct Loaded {
 /// Loads a scenario file or a failure file (told apart by `"format": "dsim-failure"`).
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     let file = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
+    let text = crate::scenario::read_text(path)?;
     let value: serde_json::Value = crate::scenario::parse_json(&file, &text)?;
     if value.get("format").and_then(|f| f.as_str()) != Some(FAILURE_FORMAT) {
         return Ok(Loaded { scenario: Scenario::parse(&file, &text)?, failure: None });

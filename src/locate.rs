@@ -43,7 +43,8 @@ pub fn locate(text: &str, path: &[Seg]) -> (usize, usize) {
     line_column(text, pos)
 }
 
-fn line_column(text: &str, pos: usize) -> (usize, usize) {
+/// The 1-based line and column of byte `pos` of `text`.
+pub fn line_column(text: &str, pos: usize) -> (usize, usize) {
     let before = &text[..pos.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(before.chars().count(), |nl| before[nl + 1..].chars().count()) + 1;

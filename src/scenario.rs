@@ -143,7 +143,10 @@ impl PhysicalClocksSpec {
         if !(self.skew_ms_max.is_finite() && (0.0..=OFFSET_MS_MAX).contains(&self.skew_ms_max)) {
             return Err((
                 at("skew_ms_max"),
-                format!("{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}", self.skew_ms_max),
+                format!(
+                    "{} is not valid: expected milliseconds from 0 to {OFFSET_MS_MAX}",
+                    shown_f64(self.skew_ms_max)
+                ),
             ));
         }
         if i64::from(self.drift_ppm_max) > DRIFT_PPM_MAX {
@@ -152,7 +155,7 @@ impl PhysicalClocksSpec {
                 format!("{} ppm is too much drift: at most {DRIFT_PPM_MAX} (10%)", self.drift_ppm_max),
             ));
         }
-        let mut seen = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for (i, clock) in self.nodes.iter().enumerate() {
             let field = |f: &str| [at("nodes"), vec![Seg::Index(i), key(f)]].concat();
             if clock.node as usize >= n_nodes {
@@ -165,20 +168,20 @@ impl PhysicalClocksSpec {
                     ),
                 ));
             }
-            if seen.contains(&clock.node) {
+            if !seen.insert(clock.node) {
                 return Err((field("node"), format!("node {} has two clock settings", clock.node)));
             }
-            seen.push(clock.node);
             if !(clock.offset_ms.is_finite() && clock.offset_ms.abs() <= OFFSET_MS_MAX) {
                 return Err((
                     field("offset_ms"),
                     format!(
                         "{} is not valid: expected milliseconds from -{OFFSET_MS_MAX} to {OFFSET_MS_MAX}",
-                        clock.offset_ms
+                        shown_f64(clock.offset_ms)
                     ),
                 ));
             }
-            if clock.drift_ppm.abs() > DRIFT_PPM_MAX {
+            // `unsigned_abs`: `abs` of i64::MIN overflows (and wraps to a negative in release).
+            if clock.drift_ppm.unsigned_abs() > DRIFT_PPM_MAX.unsigned_abs() {
                 return Err((
                     field("drift_ppm"),
                     format!(
@@ -245,7 +248,7 @@ impl TryFrom<f64> for Probability {
         if (0.0..=1.0).contains(&p) {
             Ok(Probability(p))
         } else {
-            Err(format!("{p} is not a probability: expected a number from 0 to 1"))
+            Err(format!("{} is not a probability: expected a number from 0 to 1", shown_f64(p)))
         }
     }
 }
@@ -258,10 +261,10 @@ pub struct Millis(pub f64);
 impl TryFrom<f64> for Millis {
     type Error = String;
     fn try_from(ms: f64) -> Result<Self, String> {
-        if ms.is_finite() && (0.0..=1e9).contains(&ms) {
+        if ms.is_finite() && (0.0..=MS_MAX as f64).contains(&ms) {
             Ok(Millis(ms))
         } else {
-            Err(format!("{ms} is not a valid time: expected milliseconds from 0 to 1000000000"))
+            Err(format!("{} is not a valid time: expected milliseconds from 0 to {MS_MAX}", shown_f64(ms)))
         }
     }
 }
@@ -299,15 +302,24 @@ impl LatencySpec {
         }
     }
 
-    /// Checks min <= max; returns the offending field and message.
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    /// Checks min <= mean <= max; returns the variant, the offending field and message.
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         let (variant, min, max) = match self {
             LatencySpec::Constant { .. } => return Ok(()),
             LatencySpec::Uniform { ms_min, ms_max } => ("uniform", ms_min, ms_max),
             LatencySpec::Exponential { ms_min, ms_max, .. } => ("exponential", ms_min, ms_max),
         };
         if min > max {
-            return Err((variant, format!("ms_min ({}) is above ms_max ({})", min.0, max.0)));
+            return Err((variant, "ms_min", format!("ms_min ({}) is above ms_max ({})", min.0, max.0)));
+        }
+        if let LatencySpec::Exponential { ms_mean, .. } = self {
+            if ms_mean < min || ms_mean > max {
+                return Err((
+                    variant,
+                    "ms_mean",
+                    format!("ms_mean ({}) is outside [ms_min, ms_max] = [{}, {}]", ms_mean.0, min.0, max.0),
+                ));
+            }
         }
         Ok(())
     }
@@ -409,10 +421,9 @@ impl LinkKnobs {
 
     fn validate(&self, path: &[Seg]) -> Result<(), (Vec<Seg>, String)> {
         let check = |latency: &LatencySpec, prefix: &[&str]| {
-            latency.validate().map_err(|(variant, message)| {
+            latency.validate().map_err(|(variant, field, message)| {
                 let mut at = path.to_vec();
-                at.extend(prefix.iter().chain([&variant]).map(|k| Seg::Key(k.to_string())));
-                at.push(Seg::Key("ms_min".into()));
+                at.extend(prefix.iter().chain([&variant, &field]).map(|k| Seg::Key(k.to_string())));
                 (at, message)
             })
         };
@@ -565,6 +576,8 @@ impl Default for Limits {
 pub enum ScenarioError {
     #[error("{file}: cannot read the file: {source}")]
     Read { file: String, source: std::io::Error },
+    #[error("{file}: the file is over {max} bytes (16 MiB), the most dsim reads: is it a scenario file?")]
+    TooLarge { file: String, max: u64 },
     #[error("{file}:{line}:{column}: {field}{message}")]
     Invalid { file: String, line: usize, column: usize, field: String, message: String },
 }
@@ -579,10 +592,8 @@ pub struct ProtocolFacts {
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
-        Scenario::parse(&file, &text)
+        let text = read_text(path)?;
+        Scenario::parse(&path.display().to_string(), &text)
     }
 
     /// Parses and validates scenario text; `file` names it in errors.
@@ -594,7 +605,22 @@ impl Scenario {
 
     /// Validates a scenario that sits at `prefix` inside the JSON `text` of `file`.
     pub fn check(&self, file: &str, text: &str, prefix: &[Seg]) -> Result<(), ScenarioError> {
-        self.validate().map_err(|(path, message)| located(file, text, &[prefix, &path].concat(), message))
+        let error =
+            |(path, message): (Vec<Seg>, String)| located(file, text, &[prefix, &path].concat(), message);
+        // The text has parsed already, so this parse succeeds (else there is nothing to add).
+        if let Ok(whole) = serde_json::from_str::<serde_json::Value>(text.strip_prefix(BOM).unwrap_or(text)) {
+            let at = prefix.iter().try_fold(&whole, |value, seg| match seg {
+                Seg::Key(key) => value.get(key),
+                Seg::Index(i) => value.get(i),
+            });
+            if at.is_some_and(serde_json::Value::is_array) {
+                return Err(error((Vec::new(), "expected an object {...}, found an array".into())));
+            }
+            if let Some(found) = at.and_then(|value| array_for_object(value, &mut Vec::new())) {
+                return Err(error(found));
+            }
+        }
+        self.validate().map_err(error)
     }
 
     /// The facts of this scenario's protocol instance.
@@ -625,31 +651,36 @@ impl Scenario {
 
     pub(crate) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let key = |k: &str| Seg::Key(k.to_string());
-        let facts = self.facts();
+        // Sizes first: nothing below allocates per node before they are known to be bounded.
         match &self.protocol {
             ProtocolSpec::Rpc(params) => {
-                if params.timeout_ms == 0 {
-                    return Err((
-                        vec![key("protocol"), key("rpc"), key("timeout_ms")],
-                        "must be at least 1".into(),
-                    ));
-                }
+                let at = |field: &str| vec![key("protocol"), key("rpc"), key(field)];
+                check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
                 validate_workload(&self.workload)?;
             }
             ProtocolSpec::Ping(params) => {
-                if params.nodes < 2 {
-                    return Err((
-                        vec![key("protocol"), key("ping"), key("nodes")],
-                        format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
-                    ));
-                }
+                validate_ping(params)?;
+                self.no_workload("ping")?;
             }
             ProtocolSpec::AtMostOnce(params) => {
                 self.validate_at_most_once(params)?;
                 validate_workload(&self.workload)?;
             }
-            ProtocolSpec::Clocks(params) => validate_clocks(params)?,
+            ProtocolSpec::Clocks(params) => {
+                validate_clocks(params)?;
+                self.no_workload("clocks")?;
+            }
         }
+        for (field, len, max) in
+            [("faults", self.faults.len(), FAULTS_MAX), ("links", self.network.links.len(), LINKS_MAX)]
+        {
+            if len > max {
+                let path =
+                    if field == "links" { vec![key("network"), key("links")] } else { vec![key(field)] };
+                return Err((path, format!("{len} entries: at most {max}")));
+            }
+        }
+        let facts = self.facts();
         if let Some(clocks) = &self.physical_clocks {
             clocks.validate(facts.n_nodes, &facts.node_names)?;
         }
@@ -673,11 +704,21 @@ impl Scenario {
 
         let network_path = vec![key("network"), key("all_links")];
         self.network.all_links.validate(&network_path)?;
+        let mut overridden = std::collections::BTreeMap::new();
         for (i, link) in self.network.links.iter().enumerate() {
             let base = vec![key("network"), key("links"), Seg::Index(i)];
             let at = |field: &str| [base.clone(), vec![key(field)]].concat();
             check_node(at("from"), link.from)?;
             check_node(at("to"), link.to)?;
+            if let Some(first) = overridden.insert((link.from, link.to), i) {
+                return Err((
+                    at("from"),
+                    format!(
+                        "the link {} -> {} is already set by network.links[{first}]: merge the two",
+                        link.from, link.to
+                    ),
+                ));
+            }
             link.set.validate(&at("set"))?;
         }
 
@@ -708,23 +749,77 @@ impl Scenario {
                     }
                 }
                 FaultSpec::Partition { groups, at_ms, until_ms } => {
+                    if groups.is_empty() {
+                        return Err((
+                            at("groups"),
+                            "no groups: list the groups of nodes that are cut apart".into(),
+                        ));
+                    }
+                    // Sets, not a flag per node: 10,000 partitions of 100,000 nodes cost what
+                    // they list.
+                    let mut listed = std::collections::BTreeSet::new();
                     for (g, group) in groups.iter().enumerate() {
-                        for (j, node) in group.iter().enumerate() {
-                            check_node([at("groups"), vec![Seg::Index(g), Seg::Index(j)]].concat(), *node)?;
+                        let group_at = [at("groups"), vec![Seg::Index(g)]].concat();
+                        if group.is_empty() {
+                            return Err((group_at, "an empty group: every group needs a node".into()));
                         }
+                        for (j, node) in group.iter().enumerate() {
+                            let node_at = [group_at.clone(), vec![Seg::Index(j)]].concat();
+                            check_node(node_at.clone(), *node)?;
+                            if !listed.insert(*node) {
+                                return Err((
+                                    node_at,
+                                    format!("node {node} is listed twice: a node is in one group"),
+                                ));
+                            }
+                        }
+                    }
+                    let unlisted = listed.len() < facts.n_nodes;
+                    if groups.len() + usize::from(unlisted) < 2 {
+                        return Err((
+                            at("groups"),
+                            "every node is in one group: nothing is cut off (nodes in no group form \
+                             a group of their own)"
+                                .into(),
+                        ));
                     }
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
                 FaultSpec::PartitionOneWay { from, to, at_ms, until_ms } => {
+                    let mut side = std::collections::BTreeMap::new();
                     for (field, nodes) in [("from", from), ("to", to)] {
+                        if nodes.is_empty() {
+                            return Err((
+                                at(field),
+                                "no nodes: a one-way partition needs a node on each side".into(),
+                            ));
+                        }
                         for (j, node) in nodes.iter().enumerate() {
-                            check_node([at(field), vec![Seg::Index(j)]].concat(), *node)?;
+                            let node_at = [at(field), vec![Seg::Index(j)]].concat();
+                            check_node(node_at.clone(), *node)?;
+                            match side.insert(*node, field) {
+                                None => {}
+                                Some(first) if first == field => {
+                                    return Err((node_at, format!("node {node} is listed twice in \"{field}\"")))
+                                }
+                                Some(_) => {
+                                    return Err((
+                                        node_at,
+                                        format!(
+                                            "node {node} is in both \"from\" and \"to\": a node cannot be cut off \
+                                             from itself"
+                                        ),
+                                    ))
+                                }
+                            }
                         }
                     }
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
             }
+            self.check_fault_time(&base, fault)?;
         }
+        self.validate_phases()?;
 
         let known = facts.invariants;
         let choices = || {
@@ -735,11 +830,23 @@ impl Scenario {
             }
         };
         if let Some(selected) = &self.invariants {
+            if selected.is_empty() {
+                return Err((
+                    vec![key("invariants")],
+                    format!("an empty list checks nothing: name at least one, or leave the field out to check all; {}", choices()),
+                ));
+            }
             for (i, name) in selected.iter().enumerate() {
+                if selected[..i].contains(name) {
+                    return Err((
+                        vec![key("invariants"), Seg::Index(i)],
+                        format!("{} is listed twice", shown(format!("{name:?}"))),
+                    ));
+                }
                 if !known.contains(&name.as_str()) {
                     return Err((
                         vec![key("invariants"), Seg::Index(i)],
-                        format!("unknown invariant {name:?}; {}", choices()),
+                        format!("unknown invariant {}; {}", shown(format!("{name:?}")), choices()),
                     ));
                 }
             }
@@ -749,7 +856,7 @@ impl Scenario {
             if !known.contains(&name.as_str()) {
                 return Err((
                     vec![key("expect"), key("violation")],
-                    format!("unknown invariant {name:?}; {}", choices()),
+                    format!("unknown invariant {}; {}", shown(format!("{name:?}")), choices()),
                 ));
             }
             if !checked {
@@ -773,6 +880,24 @@ impl Scenario {
                     ));
                 }
             }
+            for (field, value) in [("crashes_max", fuzz.crashes_max), ("partitions_max", fuzz.partitions_max)]
+            {
+                if value > SWARM_FAULTS_MAX {
+                    return Err((
+                        vec![key("fuzz"), key(field)],
+                        format!("{value} is too many: at most {SWARM_FAULTS_MAX}"),
+                    ));
+                }
+            }
+            if fuzz.fault_window_ms > self.limits.max_time_ms {
+                return Err((
+                    vec![key("fuzz"), key("fault_window_ms")],
+                    format!(
+                        "{} ms is after the run stops (limits.max_time_ms, {} ms): faults there would never happen",
+                        fuzz.fault_window_ms.0, self.limits.max_time_ms.0
+                    ),
+                ));
+            }
         }
         if self.limits.search_budget > SEARCH_BUDGET_MAX {
             let why = format!("{} is above the maximum, {SEARCH_BUDGET_MAX}", self.limits.search_budget);
@@ -781,18 +906,166 @@ impl Scenario {
         if self.limits.max_steps == 0 {
             return Err((vec![key("limits"), key("max_steps")], "must be at least 1".into()));
         }
+        check_max(vec![key("limits"), key("max_steps")], self.limits.max_steps, MAX_STEPS_MAX)?;
+        let needed = self.memory_estimate();
+        if needed > MEMORY_BUDGET_BYTES {
+            return Err((
+                vec![key("protocol")],
+                format!(
+                    "this run would need about {} MiB of memory, above dsim's budget of {} MiB (see \
+                     \"Bounds\" in the README): make it smaller",
+                    needed >> 20,
+                    MEMORY_BUDGET_BYTES >> 20
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// Rejects a `workload` given to a protocol that has none (it would be ignored).
+    /// A failure file writes out the default workload, which passes.
+    fn no_workload(&self, protocol: &str) -> Result<(), (Vec<Seg>, String)> {
+        if self.workload == Workload::default() {
+            return Ok(());
+        }
+        Err((
+            vec![Seg::Key("workload".into())],
+            format!(
+                "{protocol} has no key/value workload (only rpc and at-most-once do): remove \"workload\""
+            ),
+        ))
+    }
+
+    /// When the run stops on its own: `end_at_ms`, else `max_time_ms`.
+    pub fn stop(&self) -> (Millis, &'static str) {
+        match self.limits.end_at_ms {
+            Some(end) if end < self.limits.max_time_ms => (end, "limits.end_at_ms"),
+            _ => (self.limits.max_time_ms, "limits.max_time_ms"),
+        }
+    }
+
+    /// A fault must happen before the run stops. (A partition may outlast the run: it is
+    /// then never healed, and the run ends at its limit.)
+    fn check_fault_time(&self, base: &[Seg], fault: &FaultSpec) -> Result<(), (Vec<Seg>, String)> {
+        let at = |field: &str| [base.to_vec(), vec![Seg::Key(field.into())]].concat();
+        let (stop, which) = self.stop();
+        if fault.at() >= stop {
+            return Err((
+                at("at_ms"),
+                format!(
+                    "{} ms is not before the run stops ({which}, {} ms): the fault would never happen",
+                    fault.at().0,
+                    stop.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `heal_at_ms` and `end_at_ms` agree with the fault timeline and with `max_time_ms`.
+    fn validate_phases(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |field: &str| vec![Seg::Key("limits".into()), Seg::Key(field.into())];
+        let max_time = self.limits.max_time_ms;
+        if max_time.0 <= 0.0 {
+            return Err((
+                at("max_time_ms"),
+                "0 ms stops the run before anything happens: give a time after 0".into(),
+            ));
+        }
+        if let Some(end) = self.limits.end_at_ms {
+            if end.0 <= 0.0 {
+                return Err((
+                    at("end_at_ms"),
+                    "0 ms ends the run before anything happens: give a time after 0".into(),
+                ));
+            }
+            if end > max_time {
+                return Err((
+                    at("end_at_ms"),
+                    format!(
+                        "{} ms is after limits.max_time_ms ({} ms): the run would stop at the limit first",
+                        end.0, max_time.0
+                    ),
+                ));
+            }
+        }
+        if let Some(heal) = self.limits.heal_at_ms {
+            if heal > max_time {
+                return Err((
+                    at("heal_at_ms"),
+                    format!(
+                        "{} ms is after limits.max_time_ms ({} ms): the run stops before it heals",
+                        heal.0, max_time.0
+                    ),
+                ));
+            }
+            // Healing ends partitions, loss and duplication for good; a fault after it would
+            // be reported as healed while it still acts.
+            let latest =
+                self.faults.iter().enumerate().max_by(|(_, a), (_, b)| a.last().0.total_cmp(&b.last().0));
+            if let Some((i, fault)) = latest.filter(|(_, f)| f.last() > heal) {
+                return Err((
+                    at("heal_at_ms"),
+                    format!(
+                        "the network heals at {} ms, but faults[{i}] ({}) lasts until {} ms: heal_at_ms must be at or \
+                         after the end of the last fault",
+                        heal.0,
+                        fault.variant(),
+                        fault.last().0
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A rough upper estimate of the memory a run of this scenario needs, in bytes (see
+    /// "Bounds" in the README): per node, per operation, per message in flight, and for
+    /// clocks per recorded event (each holds a vector stamp of `processes` entries).
+    pub fn memory_estimate(&self) -> u64 {
+        let estimate: u128 = match &self.protocol {
+            ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_) => {
+                let nodes = 1 + self.workload.n_clients() as u128;
+                nodes * NODE_BYTES + self.workload.n_ops() as u128 * OP_BYTES
+            }
+            ProtocolSpec::Ping(params) => {
+                let nodes = u128::from(params.nodes);
+                nodes * NODE_BYTES + nodes * u128::from(params.in_flight) * MESSAGE_BYTES
+            }
+            ProtocolSpec::Clocks(params) => {
+                let processes = u128::from(params.processes);
+                // Events per action: its timer, plus the action's own events by weight (a
+                // local event 1, a send and its receive 2, a broadcast 1 + processes - 1).
+                let weights =
+                    [params.local_weight, params.send_weight, params.broadcast_weight].map(u128::from);
+                let total = weights.iter().sum::<u128>().max(1);
+                let per_action = 1 + (weights[0] + 2 * weights[1] + processes * weights[2]).div_ceil(total);
+                let events = processes * (1 + u128::from(params.actions_per_process) * per_action);
+                let events = events.min(u128::from(self.limits.max_steps));
+                processes * NODE_BYTES + events * (CLOCK_STAMPS_PER_EVENT * 4 * processes + EVENT_BYTES)
+            }
+        };
+        u64::try_from(estimate).unwrap_or(u64::MAX)
     }
 
     fn validate_at_most_once(&self, params: &AmoParams) -> Result<(), (Vec<Seg>, String)> {
         let at = |field: &str| {
             vec![Seg::Key("protocol".into()), Seg::Key("at-most-once".into()), Seg::Key(field.into())]
         };
-        if params.timeout_ms == 0 {
-            return Err((at("timeout_ms"), "must be at least 1".into()));
-        }
+        check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
+        check_ms(at("execute_ms"), params.execute_ms, 0)?;
         if params.window == 0 {
             return Err((at("window"), "must be at least 1: a window of 0 allows no call".into()));
+        }
+        if params.window > Workload::OPS_PER_CLIENT_MAX {
+            return Err((
+                at("window"),
+                format!(
+                    "{} is too large: at most {} (a client's most operations)",
+                    params.window,
+                    Workload::OPS_PER_CLIENT_MAX
+                ),
+            ));
         }
         if params.discard == DiscardMode::OneOutstanding && params.window != 1 {
             return Err((
@@ -881,35 +1154,364 @@ impl Scenario {
     }
 }
 
+/// The largest scenario or failure file dsim reads, 16 MiB: far above any real scenario
+/// (a failure file of the largest workload dsim runs is a few MiB), and small enough that
+/// reading `/dev/zero` by mistake stops at once.
+pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Reads a scenario or failure file: at most [`FILE_BYTES_MAX`] bytes, UTF-8, and a
+/// leading byte-order mark (some editors write one) is dropped.
+pub fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |source| ScenarioError::Read { file: file.clone(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > FILE_BYTES_MAX {
+        return Err(ScenarioError::TooLarge { file, max: FILE_BYTES_MAX });
+    }
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let at = err.utf8_error().valid_up_to();
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (an invalid byte at offset {at})"),
+        ))
+    })?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+/// The UTF-8 byte-order mark; JSON does not allow it, but a file that starts with it means
+/// no harm, so dsim reads past it.
+const BOM: char = '\u{feff}';
+
+/// At most this many characters of a value are quoted back in an error.
+const SHOWN_CHARS_MAX: usize = 20;
+
+/// A value as an error quotes it: whole if short, else its start and "…" (a number of 301
+/// digits says nothing more than its first 20).
+pub fn shown(value: impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A number from the file as an error quotes it: as written for everyday magnitudes, in
+/// scientific notation beyond (Rust writes 1e300 out as 301 digits).
+pub fn shown_f64(x: f64) -> String {
+    if x != 0.0 && !(1e-6..1e15).contains(&x.abs()) {
+        shown(format!("{x:e}"))
+    } else {
+        shown(x)
+    }
+}
+
+/// A path as an error names it: whole if short, else its start and end (a file nested 128
+/// deep does not need 128 `[0]`s to say where).
+fn shown_path(path: &str) -> String {
+    const KEEP: usize = 24;
+    if path.chars().count() <= 3 * KEEP {
+        return path.to_string();
+    }
+    let head: String = path.chars().take(KEEP).collect();
+    let tail: String = path.chars().rev().take(KEEP).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{head}…{tail}")
+}
+
 /// Deserializes JSON text, with errors that name the file, line, column and field.
+///
+/// The text must be exactly one JSON object: a top-level array (which serde would read as
+/// the fields in order) and anything after the object (a second object, a merge-conflict
+/// marker) are errors.
 pub fn parse_json<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ScenarioError> {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    let invalid = |line: usize, column: usize, field: String, message: String| ScenarioError::Invalid {
+        file: file.to_string(),
+        line,
+        column,
+        field,
+        message,
+    };
+    let start = text.len() - text.trim_start().len();
+    match text[start..].chars().next() {
+        Some('{') => {}
+        None => {
+            let (line, column) = crate::locate::line_column(text, start);
+            return Err(invalid(
+                line,
+                column,
+                String::new(),
+                "the file is empty: expected one JSON object {...}".into(),
+            ));
+        }
+        Some(first) => {
+            let (line, column) = crate::locate::line_column(text, start);
+            return Err(invalid(
+                line,
+                column,
+                String::new(),
+                format!("expected one JSON object {{...}}, found {}", shown_start(&text[start..], first)),
+            ));
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.inner();
         let message = inner.to_string();
         let suffix = format!(" at line {} column {}", inner.line(), inner.column());
         let message = message.strip_suffix(&suffix).unwrap_or(&message).to_string();
-        let field =
-            if path == "." || path == "?" || path.is_empty() { String::new() } else { format!("{path}: ") };
-        ScenarioError::Invalid {
-            file: file.to_string(),
-            line: inner.line(),
-            column: inner.column(),
-            field,
-            message,
+        let message = explain(&path, &message, text, inner.line(), inner.column());
+        let field = if path == "." || path == "?" || path.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", shown_path(&path))
+        };
+        invalid(inner.line(), inner.column(), field, message)
+    })?;
+    deserializer.end().map_err(|err| {
+        invalid(
+            err.line(),
+            err.column(),
+            String::new(),
+            "unexpected text after the JSON object (a second object? a merge-conflict marker?): a file \
+             holds exactly one object"
+                .into(),
+        )
+    })?;
+    Ok(value)
+}
+
+/// What a file that is not an object starts with, for the error.
+fn shown_start(text: &str, first: char) -> String {
+    match first {
+        '[' => "an array".to_string(),
+        '"' => "a string".to_string(),
+        _ => format!("`{}`", shown(text.split_whitespace().next().unwrap_or(""))),
+    }
+}
+
+/// Rewrites serde's messages that do not say what is valid into ones that do.
+fn explain(path: &str, message: &str, text: &str, line: usize, column: usize) -> String {
+    // An enum written as an object needs exactly one key: the variant.
+    if let Some(variants) = variants_at(path) {
+        if message == "expected value" || message.starts_with("invalid type: map") {
+            return format!("expected an object with exactly one key, one of {variants}");
         }
+    }
+    let mut parts = path.rsplit('.');
+    let variant = parts.next().unwrap_or(path);
+    if let Some(choices) = unit_variants(variant) {
+        if message == "expected value" || message.starts_with("invalid type: map") {
+            return format!("expected a string, one of {choices}");
+        }
+    }
+    if let Some(choices) = parts.next().and_then(unit_variants) {
+        if message.ends_with("expected unit") || message == "expected value" {
+            return format!("\"{variant}\" takes no parameters: write \"{variant}\" (one of {choices})");
+        }
+    }
+    if path == "expect.violation" && message.starts_with("invalid type: unit variant") {
+        return "name the invariant: write {\"violation\": \"INVARIANT\"}".into();
+    }
+    if message.starts_with("invalid type: unit variant, expected") {
+        return format!(
+            "\"{variant}\" needs its parameters: write {{\"{variant}\": {{...}}}} ({{}} takes every default)"
+        );
+    }
+    if message.starts_with("invalid type: newtype variant, expected unit variant")
+        || message.starts_with("invalid type: struct variant, expected unit variant")
+    {
+        return format!("\"{variant}\" takes no parameters: write \"{variant}\"");
+    }
+    // Numbers: an integer field given a fraction, a negative or too large a number.
+    for kind in ["invalid type: floating point `", "invalid value: integer `"] {
+        let Some(rest) = message.strip_prefix(kind) else { continue };
+        let Some((value, expected)) = rest.split_once("`, expected ") else { continue };
+        let Some(range) = integer_range(expected) else { continue };
+        let written = number_before(text, line, column).unwrap_or_else(|| value.to_string());
+        return format!("{} is not valid: expected an integer in {range}", shown(written));
+    }
+    // An integer field given a string, a boolean, an object...
+    if let Some((found, expected)) =
+        message.strip_prefix("invalid type: ").and_then(|m| m.rsplit_once(", expected "))
+    {
+        if let Some(range) = integer_range(expected) {
+            return format!("invalid type: expected an integer in {range}, found {}", shown(found));
+        }
+    }
+    if message.starts_with("recursion limit exceeded") {
+        return "nested too deeply (more than 128 levels)".into();
+    }
+    if message == "trailing characters" {
+        // Inside the object, this is an array of fixed length with too many items.
+        return "too many items: expected [low, high]".into();
+    }
+    // serde quotes a wrong string whole; a line stays short whatever the file holds.
+    shown_long(message)
+}
+
+/// `message` whole if it fits a line, else cut at 300 characters.
+fn shown_long(message: &str) -> String {
+    match message.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_string(),
+    }
+}
+
+/// The range of an integer type, as serde names it in "expected u32".
+fn integer_range(expected: &str) -> Option<String> {
+    Some(match expected {
+        "u8" => format!("0..={}", u8::MAX),
+        "u16" => format!("0..={}", u16::MAX),
+        "u32" => format!("0..={}", u32::MAX),
+        "u64" | "usize" => format!("0..={}", u64::MAX),
+        "i32" => format!("{}..={}", i32::MIN, i32::MAX),
+        "i64" | "isize" => format!("{}..={}", i64::MIN, i64::MAX),
+        _ => return None,
     })
+}
+
+/// The number as written in the text, ending at 1-based `line` and `column` (where serde
+/// reports a number it cannot use).
+fn number_before(text: &str, line: usize, column: usize) -> Option<String> {
+    let line_text = text.lines().nth(line.checked_sub(1)?)?;
+    let end = line_text.char_indices().nth(column.saturating_sub(1)).map_or(line_text.len(), |(i, c)| {
+        if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-') {
+            i + 1
+        } else {
+            i
+        }
+    });
+    let before = &line_text[..end];
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')))
+        .map_or(0, |i| i + 1);
+    let number = &before[start..];
+    number.starts_with(|c: char| c.is_ascii_digit() || c == '-').then(|| number.to_string())
+}
+
+/// The variants of the enum at `path` (as serde_path_to_error renders it), for an error
+/// about an object that names none or two of them.
+fn variants_at(path: &str) -> Option<String> {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    if path == "protocol" {
+        variants_of::<ProtocolSpec>()
+    } else if path == "expect" {
+        Some("`pass`, `violation`".into())
+    } else if path.starts_with("faults[") && last.ends_with(']') && !last.contains("][") {
+        variants_of::<FaultSpec>()
+    } else if last == "latency" {
+        variants_of::<LatencySpec>()
+    } else {
+        None
+    }
+}
+
+/// The variants of `T`: serde lists them when asked for one that does not exist.
+fn variants_of<T: serde::de::DeserializeOwned>() -> Option<String> {
+    let err = serde_json::from_str::<T>("\"\"").err()?.to_string();
+    // "expected one of `a`, `b`, `c`", "expected `a` or `b`", or "expected `a`".
+    let list = err.split_once("unknown variant ``, expected ")?.1;
+    let list = list.rsplit_once(" at line").map_or(list, |(l, _)| l);
+    Some(list.strip_prefix("one of ").unwrap_or(list).replace(" or ", ", "))
+}
+
+/// The choices of the string-valued enum named `field`, if it is one.
+fn unit_variants(field: &str) -> Option<String> {
+    use protocols::at_most_once::{DedupMode, DiscardMode, ReplyMatching};
+    use protocols::logical_clocks::{VectorOrder, VectorReceive};
+    match field {
+        "ordering" => variants_of::<OrderingSpec>(),
+        "preset" => variants_of::<Preset>(),
+        "applies_to" => variants_of::<AppliesToSpec>(),
+        "vector_receive" | "vector-receive" => variants_of::<VectorReceive>(),
+        "vector_order" | "vector-order" => variants_of::<VectorOrder>(),
+        "dedup" => variants_of::<DedupMode>(),
+        "discard" => variants_of::<DiscardMode>(),
+        "reply_matching" => variants_of::<ReplyMatching>(),
+        _ => None,
+    }
+}
+
+/// The fields whose value is an object (a struct or an enum's parameters): serde would
+/// also read one from an array, taking its items as the fields in order, so `"limits":
+/// [1, 2]` would silently mean `max_steps` 1 and `max_time_ms` 2.
+const OBJECT_FIELDS: &[&str] = &[
+    "protocol",
+    "rpc",
+    "ping",
+    "at-most-once",
+    "clocks",
+    "network",
+    "all_links",
+    "set",
+    "slow",
+    "latency",
+    "constant",
+    "uniform",
+    "exponential",
+    "crash",
+    "restart",
+    "partition",
+    "partition-one-way",
+    "workload",
+    "limits",
+    "fuzz",
+    "physical_clocks",
+    "scenario",
+];
+/// The lists whose items are objects.
+const OBJECT_LISTS: &[&str] = &["faults", "links", "nodes"];
+
+/// Finds an array where an object belongs (see [`OBJECT_FIELDS`]).
+fn array_for_object(value: &serde_json::Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, String)> {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                path.push(Seg::Key(key.clone()));
+                if child.is_array() && OBJECT_FIELDS.contains(&key.as_str()) {
+                    return Some((path.clone(), "expected an object {...}, found an array".into()));
+                }
+                if let (Value::Array(items), true) = (child, OBJECT_LISTS.contains(&key.as_str())) {
+                    if let Some(i) = items.iter().position(Value::is_array) {
+                        path.push(Seg::Index(i));
+                        return Some((path.clone(), "expected an object {...}, found an array".into()));
+                    }
+                }
+                if let Some(found) = array_for_object(child, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+            None
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, child)| {
+            path.push(Seg::Index(i));
+            let found = array_for_object(child, path);
+            path.pop();
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// An error about the value at `path` in `text`.
 pub fn located(file: &str, text: &str, path: &[Seg], message: String) -> ScenarioError {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let (line, column) = locate(text, path);
     ScenarioError::Invalid {
         file: file.to_string(),
         line,
         column,
-        field: format!("{}: ", render(path)),
+        field: format!("{}: ", shown_path(&render(path))),
         message,
     }
 }
@@ -923,18 +1525,98 @@ fn check_until(path: Vec<Seg>, at: Millis, until: Option<Millis>) -> Result<(), 
     }
 }
 
-/// The largest number of clock processes: vector clocks cost `processes` entries per event.
-const CLOCK_PROCESSES_MAX: u32 = 500;
+// Bounds. Every size a scenario gives is checked against a documented maximum before
+// anything is allocated for it, and the whole run against a memory budget (the README's
+// "Bounds" table lists them). The maxima are what a 2-core, 24 GiB machine runs in
+// seconds to a few minutes; the budget leaves room for two other runs beside it.
+
+/// The largest time in milliseconds any field may give (about 11.6 days): in microseconds
+/// it is 10^12, far from overflowing anything it is added to.
+pub const MS_MAX: u64 = 1_000_000_000;
+/// The most steps a run may take: minutes of a release build's time.
+pub const MAX_STEPS_MAX: u64 = 1_000_000_000;
+/// The most faults on a timeline.
+pub const FAULTS_MAX: usize = 10_000;
+/// The most per-link overrides (a full mesh of 300 nodes).
+pub const LINKS_MAX: usize = 100_000;
+/// The most crashes or partitions `fuzz --swarm` may draw per run.
+pub const SWARM_FAULTS_MAX: u32 = 100;
+/// The memory a run may be estimated to need ([`Scenario::memory_estimate`]): 4 GiB.
+pub const MEMORY_BUDGET_BYTES: u64 = 4 << 30;
+/// The estimate's parts: a node (its state, slot, counters, name), a client operation (the
+/// operation, its history entries, the checker's copy), a message in flight (its event in
+/// the queue and its payload), a recorded event (the causal record), and how many vector
+/// stamps of a clocks event are alive at once (its note, its message, the checker's).
+/// Measured (`/usr/bin/time -v`): clocks with default parameters peaks at 370 MB with 150
+/// processes (121,005 steps) and 1.9 GB with 250 (327,216 steps), about 6 stamps per event;
+/// the estimate gives 236 MB and 2.0 GB.
+const NODE_BYTES: u128 = 1 << 10;
+const OP_BYTES: u128 = 1 << 10;
+const MESSAGE_BYTES: u128 = 192;
+const EVENT_BYTES: u128 = 256;
+const CLOCK_STAMPS_PER_EVENT: u128 = 6;
+
+/// A time in whole milliseconds: at least `min`, at most [`MS_MAX`].
+fn check_ms(path: Vec<Seg>, ms: u64, min: u64) -> Result<(), (Vec<Seg>, String)> {
+    if ms < min {
+        return Err((path, format!("must be at least {min}")));
+    }
+    if ms > MS_MAX {
+        return Err((path, format!("{ms} ms is too long: at most {MS_MAX} ms")));
+    }
+    Ok(())
+}
+
+/// `value` of `field` at most `max`, or an error naming all three.
+fn check_max(path: Vec<Seg>, value: u64, max: u64) -> Result<(), (Vec<Seg>, String)> {
+    if value > max {
+        let field = match path.last() {
+            Some(Seg::Key(k)) => k.clone(),
+            _ => "the value".into(),
+        };
+        return Err((path, format!("{value} is too large: {field} is at most {max}")));
+    }
+    Ok(())
+}
+
+fn validate_ping(params: &PingParams) -> Result<(), (Vec<Seg>, String)> {
+    use protocols::ping::{IN_FLIGHT_MAX, MESSAGES_MAX, NODES_MAX};
+    let at = |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("ping".into()), Seg::Key(field.into())];
+    if params.nodes < 2 {
+        return Err((
+            at("nodes"),
+            format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
+        ));
+    }
+    check_max(at("nodes"), params.nodes.into(), NODES_MAX.into())?;
+    if params.in_flight == 0 {
+        return Err((at("in_flight"), "must be at least 1: with 0 pings in flight nothing happens".into()));
+    }
+    check_max(at("in_flight"), params.in_flight.into(), IN_FLIGHT_MAX.into())?;
+    let messages = u64::from(params.nodes) * u64::from(params.in_flight);
+    if messages > MESSAGES_MAX {
+        return Err((
+            at("in_flight"),
+            format!(
+                "{} nodes x {} in flight = {messages} messages in flight: at most {MESSAGES_MAX}",
+                params.nodes, params.in_flight
+            ),
+        ));
+    }
+    Ok(())
+}
 
 fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
     let at =
         |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("clocks".into()), Seg::Key(field.into())];
-    if !(2..=CLOCK_PROCESSES_MAX).contains(&params.processes) {
+    use protocols::clocks::{ACTIONS_PER_PROCESS_MAX, PROCESSES_MAX};
+    if !(2..=PROCESSES_MAX).contains(&params.processes) {
         return Err((
             at("processes"),
-            format!("{} processes: expected 2 to {CLOCK_PROCESSES_MAX}", params.processes),
+            format!("{} processes: expected 2 to {PROCESSES_MAX}", params.processes),
         ));
     }
+    check_max(at("actions_per_process"), params.actions_per_process.into(), ACTIONS_PER_PROCESS_MAX.into())?;
     if params.interval_ms_min > params.interval_ms_max {
         return Err((
             at("interval_ms_min"),
@@ -944,9 +1626,7 @@ fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
             ),
         ));
     }
-    if params.interval_ms_max > 1_000_000_000 {
-        return Err((at("interval_ms_max"), "at most 1000000000 ms".into()));
-    }
+    check_ms(at("interval_ms_max"), params.interval_ms_max, 0)?;
     if params.local_weight == 0 && params.send_weight == 0 && params.broadcast_weight == 0 {
         return Err((
             at("local_weight"),
@@ -958,16 +1638,48 @@ fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
 
 fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
     let key = |k: &str| Seg::Key(k.to_string());
+    let at = |field: &str| vec![key("workload"), key(field)];
+    check_ms(at("think_ms"), workload.think_ms, 0)?;
     match &workload.script {
         Some(script) => {
-            if script.is_empty() {
-                return Err((
-                    vec![key("workload"), key("script")],
-                    "needs at least one client's list of operations".into(),
-                ));
+            // A script sets the clients and their operations; the random workload's knobs
+            // would be ignored. (Left at their defaults they pass: failure files write them.)
+            let defaults = Workload::default();
+            for (field, value, default) in [
+                ("clients", workload.clients, defaults.clients),
+                ("ops_per_client", workload.ops_per_client, defaults.ops_per_client),
+                ("keys", workload.keys, defaults.keys),
+            ] {
+                if value != default {
+                    return Err((
+                        at(field),
+                        format!("\"{field}\" is for a random workload, and \"script\" gives the operations: keep one"),
+                    ));
+                }
             }
-            for (c, ops) in script.iter().enumerate() {
-                for (i, op) in ops.iter().enumerate() {
+            if script.is_empty() {
+                return Err((at("script"), "needs at least one client's list of operations".into()));
+            }
+            check_max([at("script"), vec![]].concat(), script.len() as u64, Workload::CLIENTS_MAX.into())
+                .map_err(|(path, _)| {
+                    (
+                        path,
+                        format!("{} clients: a script has at most {}", script.len(), Workload::CLIENTS_MAX),
+                    )
+                })?;
+            let mut ops = 0usize;
+            for (c, client_ops) in script.iter().enumerate() {
+                ops += client_ops.len();
+                if ops > Workload::OPS_MAX {
+                    return Err((
+                        vec![key("workload"), key("script"), Seg::Index(c)],
+                        format!(
+                            "more than {} operations in all: a script has at most that many",
+                            Workload::OPS_MAX
+                        ),
+                    ));
+                }
+                for (i, op) in client_ops.iter().enumerate() {
                     if op.key().is_empty() {
                         return Err((
                             vec![key("workload"), key("script"), Seg::Index(c), Seg::Index(i), key("key")],
@@ -979,12 +1691,85 @@ fn validate_workload(workload: &Workload) -> Result<(), (Vec<Seg>, String)> {
         }
         None => {
             if workload.clients == 0 {
-                return Err((vec![key("workload"), key("clients")], "must be at least 1".into()));
+                return Err((at("clients"), "must be at least 1".into()));
             }
             if workload.keys == 0 {
-                return Err((vec![key("workload"), key("keys")], "must be at least 1".into()));
+                return Err((at("keys"), "must be at least 1".into()));
+            }
+            check_max(at("clients"), workload.clients.into(), Workload::CLIENTS_MAX.into())?;
+            check_max(
+                at("ops_per_client"),
+                workload.ops_per_client.into(),
+                Workload::OPS_PER_CLIENT_MAX.into(),
+            )?;
+            check_max(at("keys"), workload.keys.into(), Workload::KEYS_MAX.into())?;
+            let ops = u64::from(workload.clients) * u64::from(workload.ops_per_client);
+            if ops > Workload::OPS_MAX as u64 {
+                return Err((
+                    at("ops_per_client"),
+                    format!(
+                        "{} clients x {} operations = {ops} operations: at most {} in all",
+                        workload.clients,
+                        workload.ops_per_client,
+                        Workload::OPS_MAX
+                    ),
+                ));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_and_paths_are_cut_short() {
+        assert_eq!(shown(42), "42");
+        assert_eq!(shown("1".repeat(301)), format!("{}…", "1".repeat(20)));
+        assert_eq!(shown(1e300).chars().count(), 21);
+        assert_eq!(shown_f64(1e300), "1e300");
+        assert_eq!(shown_f64(-2.5e-9), "-2.5e-9");
+        assert_eq!(shown_f64(1500.25), "1500.25");
+        let deep = format!("description{}", "[0]".repeat(128));
+        let path = shown_path(&deep);
+        assert!(path.starts_with("description[0]") && path.contains('…') && path.len() < 80, "{path}");
+        assert_eq!(shown_path("faults[2].crash.node"), "faults[2].crash.node");
+    }
+
+    #[test]
+    fn numbers_are_quoted_as_written() {
+        let text = "{\n  \"seed\": 18446744073709551616,\n  \"x\": -5}";
+        assert_eq!(number_before(text, 2, 31).as_deref(), Some("18446744073709551616"));
+        assert_eq!(number_before(text, 3, 9).as_deref(), Some("-5"));
+        assert_eq!(integer_range("u32").as_deref(), Some("0..=4294967295"));
+        assert_eq!(integer_range("f64"), None);
+    }
+
+    #[test]
+    fn enum_choices_come_from_the_types() {
+        assert_eq!(variants_of::<OrderingSpec>().as_deref(), Some("`reorder`, `fifo`"));
+        assert_eq!(variants_at("protocol").as_deref(), Some("`rpc`, `ping`, `at-most-once`, `clocks`"));
+        assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));
+        assert!(variants_at("faults[3].crash").is_none());
+        assert!(unit_variants("discard").unwrap().contains("`seq-ack`"));
+    }
+
+    #[test]
+    fn the_memory_estimate_grows_with_every_size_and_never_overflows() {
+        let parse = |protocol: &str| {
+            let text = format!(r#"{{"name": "m", "protocol": {protocol}}}"#);
+            serde_json::from_str::<Scenario>(&text).unwrap()
+        };
+        let small = parse(r#"{"clocks": {"processes": 10}}"#).memory_estimate();
+        let large = parse(r#"{"clocks": {"processes": 100}}"#).memory_estimate();
+        assert!(small < large);
+        // Unvalidated extremes saturate instead of wrapping.
+        let extreme = parse(r#"{"ping": {"nodes": 4294967295, "in_flight": 4294967295}}"#);
+        assert!(extreme.memory_estimate() > MEMORY_BUDGET_BYTES);
+        let mut clocks = parse(r#"{"clocks": {"processes": 4294967295, "actions_per_process": 4294967295}}"#);
+        clocks.limits.max_steps = u64::MAX;
+        assert_eq!(clocks.memory_estimate(), u64::MAX);
+    }
 }

@@ -141,7 +141,7 @@ fn notes_variants_are_named_in_params() {
         json!({ "vector-receive": "notes", "vector-order": "notes" }),
         json!({}),
         json!({}),
-        &[],
+        &["vector-clock-exact"],
         0,
     );
     let ProtocolSpec::Clocks(params) = &scenario.protocol else { panic!("a clocks scenario") };

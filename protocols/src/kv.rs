@@ -165,6 +165,16 @@ impl Default for Workload {
 }
 
 impl Workload {
+    /// The most clients a workload may have (each is a node).
+    pub const CLIENTS_MAX: u32 = 10_000;
+    /// The most random operations per client.
+    pub const OPS_PER_CLIENT_MAX: u32 = 100_000;
+    /// The most operations in all, random or scripted: each stays in the history, and
+    /// the linearizability checker reads them.
+    pub const OPS_MAX: usize = 1_000_000;
+    /// The most keys random operations draw from.
+    pub const KEYS_MAX: u32 = 1_000_000;
+
     pub fn n_clients(&self) -> usize {
         match &self.script {
             Some(script) => script.len(),

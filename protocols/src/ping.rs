@@ -105,9 +105,20 @@ fn default_in_flight() -> u32 {
     10
 }
 
+/// The most ping nodes.
+pub const NODES_MAX: u32 = 100_000;
+/// The most pings a node keeps in flight.
+pub const IN_FLIGHT_MAX: u32 = 100_000;
+/// The most messages in flight in all (nodes x in_flight): each is a queued event.
+pub const MESSAGES_MAX: u64 = 10_000_000;
+
 pub const PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "nodes", default: "10", help: "number of nodes (at least 2)" },
-    ParamDoc { name: "in_flight", default: "10", help: "pings each node keeps in flight" },
+    ParamDoc { name: "nodes", default: "10", help: "number of nodes, 2 to 100000" },
+    ParamDoc {
+        name: "in_flight",
+        default: "10",
+        help: "pings each node keeps in flight, 1 to 100000 (nodes x in_flight at most 10^7)",
+    },
 ];
 
 pub const INVARIANTS: &[&str] = &[PINGS_CONSERVED];

@@ -77,11 +77,13 @@ impl PhysicalClock {
         narrow.map_or_else(|| self.read_wide(now), LocalTime)
     }
 
-    /// The reading in 128 bits, saturating at the ends of `LocalTime`.
+    /// The reading in 128 bits, saturating at the ends of `LocalTime`. Even 128 bits
+    /// overflow for the most extreme inputs (u64::MAX µs at a drift of i64::MAX ppm), so
+    /// every step saturates: a clock at the end of its range stays there.
     fn read_wide(self, now: SimTime) -> LocalTime {
         let t = i128::from(now.as_micros());
-        let drifted = t + t * i128::from(self.drift_ppm) / 1_000_000;
-        let reading = drifted + i128::from(self.offset_micros);
+        let drift = t.saturating_mul(i128::from(self.drift_ppm)) / 1_000_000;
+        let reading = t.saturating_add(drift).saturating_add(i128::from(self.offset_micros));
         LocalTime(reading.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
 }
@@ -111,5 +113,25 @@ mod tests {
             let clock = PhysicalClock { offset_micros, drift_ppm };
             assert_eq!(clock.read(now), clock.read_wide(now), "{clock:?} at {now}");
         }
+    }
+
+    #[test]
+    fn extreme_clocks_saturate_instead_of_overflowing() {
+        let ends = [SimTime::ZERO, SimTime::from_micros(1), SimTime::from_micros(u64::MAX)];
+        for drift_ppm in [-999_999, 0, 1, 1_000_000, i64::MAX] {
+            for offset_micros in [i64::MIN, -1, 0, 1, i64::MAX] {
+                let clock = PhysicalClock { offset_micros, drift_ppm };
+                let readings: Vec<LocalTime> = ends.iter().map(|&t| clock.read(t)).collect();
+                assert!(readings.windows(2).all(|w| w[0] <= w[1]), "{clock:?}: {readings:?}");
+            }
+        }
+        let fast = PhysicalClock { offset_micros: i64::MAX, drift_ppm: i64::MAX };
+        assert_eq!(fast.read(SimTime::MAX), LocalTime::from_micros(i64::MAX));
+    }
+
+    #[test]
+    #[should_panic(expected = "stops the clock")]
+    fn a_clock_that_runs_backwards_is_a_broken_assumption() {
+        PhysicalClock { offset_micros: 0, drift_ppm: i64::MIN }.read(SimTime::from_millis(1));
     }
 }
