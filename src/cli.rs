@@ -1,0 +1,699 @@
+//! The `dsim` command line, as a library: `src/main.rs` calls [`main`]. Exit codes: 0 the
+//! expectation was met, 1 it was not, 2 bad input or usage (nothing else is printed then),
+//! 3 undecided.
+//!
+//! Every early stop is a [`Fail`]: one line on stderr and exit 2. That includes clap's
+//! usage errors (condensed to one line) and a standard output that cannot be written
+//! (closed, full): a summary that did not come out must not look like success.
+
+use crate::bench::{self, BenchTrace};
+use crate::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
+use crate::runner::{self, CausalExports, TraceSink};
+use crate::scenario::Scenario;
+use crate::shrink;
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand, ValueEnum};
+use sim_core::{TraceMode, PRESET_NAMES};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The command line, as clap parses it (public so that tests can check command lines
+/// written elsewhere, in job definitions and docs, against it).
+#[derive(Parser)]
+#[command(
+    name = "dsim",
+    version,
+    about = "A deterministic distributed-systems simulator",
+    long_about = "dsim runs protocols over a seeded virtual network that drops, delays, duplicates and \
+                  reorders messages, partitions nodes, and crashes and restarts them, checking the \
+                  protocol's invariants after every step. Same scenario + same seed = same trace.",
+    after_help = "Exit codes: 0 the scenario's expectation was met, 1 it was not, 2 bad input or usage, 3 undecided.\n\n\
+                  Example:\n  dsim run scenarios/rpc/duplicate-put.json"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario file and print a summary; exit 0 if its expectation is met.
+    #[command(after_help = "The file's `expect` applies to its own seed. With --seed, a teaching \
+                            scenario may or may not show its anomaly; the summary says which.\n\n\
+                            Examples:\n  dsim run scenarios/rpc/reliable.json\n  \
+                            dsim run scenarios/rpc/duplicate-put.json --seed 9 --trace out.jsonl\n  \
+                            dsim run scenarios/rpc/duplicate-put.json --format json")]
+    Run {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Run with this seed instead of the file's (0 to 2^64 - 1).
+        #[arg(long, value_parser = fuzz::parse_seed, allow_negative_numbers = true)]
+        seed: Option<u64>,
+        /// Write the full trace here, as the run goes: JSON Lines if the name ends in .jsonl
+        /// or .json (any case), else text.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// How to print the summary.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Write the run's ground-truth causality as a ShiViz log (paste it into ShiViz).
+        #[arg(long, value_name = "FILE")]
+        shiviz: Option<PathBuf>,
+        /// Write the run's causal graph (events, process order, messages) in Graphviz DOT.
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+        /// Print a table of the first events with their Lamport and vector stamps.
+        #[arg(long)]
+        explain_clocks: bool,
+    },
+    /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
+    #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
+                            failing seed unless --keep-going. Exit 0: no failure, 1: failures found, 2: bad input, 3: no failure but undecided seeds.\n\n\
+                            Examples:\n  dsim fuzz scenarios/rpc/duplicate-execution.json --seeds 0..1000\n  \
+                            dsim fuzz scenarios/rpc/reliable.json --seeds 0..10000 --swarm --keep-going --out failures\n  \
+                            dsim fuzz scenarios/rpc/reliable.json --seeds 0..100000 --shard 3/8 --format json")]
+    Fuzz {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Seeds to run: A..B (B excluded) or A..=B.
+        #[arg(long, default_value = "0..1000")]
+        seeds: SeedRange,
+        /// Worker threads, 1 to 256 (default: all cores). Each run stays single-threaded.
+        #[arg(long, value_parser = parse_jobs)]
+        jobs: Option<usize>,
+        /// Swarm testing: each seed draws which fault kinds are on, and their rates.
+        #[arg(long)]
+        swarm: bool,
+        /// Run every seed instead of stopping at the first failure.
+        #[arg(long)]
+        keep_going: bool,
+        /// Run only shard I of N: every N-th seed of the range, from its I-th.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
+        /// Where failure files go (checked before the campaign starts; made if missing).
+        #[arg(long, value_name = "DIR", default_value = "dsim-failures")]
+        out: PathBuf,
+        /// How to print the summary.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Re-run a failure file and check that it fails the same way, with the same trace hash.
+    #[command(after_help = "Exit 0: same violation and trace hash; 1: the run diverged (a determinism \
+                            bug, or the code changed since the failure was recorded); 2: bad input.\n\n\
+                            Example:\n  dsim replay dsim-failures/rpc-duplicate-execution-seed-7-executed-at-most-once.json")]
+    Replay {
+        /// The failure file.
+        file: PathBuf,
+    },
+    /// Minimise a failure file while the same invariant still fails.
+    #[command(after_help = "Drops faults, shortens partitions, lowers loss and duplication to zero, cuts \
+                            clients, operations and nodes, and tries nearby seeds. Writes a failure file that replays.\n\n\
+                            Example:\n  dsim shrink dsim-failures/x.json --out small.json")]
+    Shrink {
+        /// The failure file.
+        file: PathBuf,
+        /// Where to write the smallest failing case (default: next to the input, .shrunk.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Give up after this many candidate runs (at least 1).
+        #[arg(long, default_value_t = 5_000, value_parser = parse_max_tries)]
+        max_tries: u64,
+    },
+    /// Run each seed twice and compare the trace hash after every step.
+    #[command(after_help = "Exit 0: every run was identical twice; 1: a run diverged (the first differing \
+                            step is printed); 2: bad input.\n\n\
+                            Example:\n  dsim check-determinism scenarios/rpc/reliable.json --seeds 0..100")]
+    CheckDeterminism {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Seeds to check: A..B or A..=B.
+        #[arg(long, default_value = "0..20")]
+        seeds: SeedRange,
+    },
+    /// List the protocols with their parameters, the network presets, and the bundled scenarios.
+    #[command(after_help = "Example:\n  dsim list")]
+    List,
+    /// Time the ping workload (N nodes, K pings in flight each, M deliveries), and more.
+    #[command(after_help = "By default runs N=10,K=100 and N=1000,K=100, M=5000000 each, with the bare \
+                            binary-heap loop beside each. --suite runs every benchmark of docs/performance.md: \
+                            the ping matrix (trace hash-only, full, invariants on), every passing bundled \
+                            scenario, and the linearizability checker. Build with --release.\n\n\
+                            Examples:\n  cargo run --release -- bench\n  \
+                            cargo run --release -- bench --nodes 10,100 --deliveries 1000000 --trace full --repeat 3\n  \
+                            cargo run --release -- bench --suite")]
+    Bench {
+        /// Node counts, comma-separated (2 to 100,000 each).
+        #[arg(long, value_delimiter = ',', default_values_t = [10u32, 1000])]
+        nodes: Vec<u32>,
+        /// Pings each node keeps in flight (1 to 10,000; nodes x in-flight at most 10^7).
+        #[arg(long, default_value_t = 100)]
+        in_flight: u32,
+        /// Deliveries per run (1 to 10^10).
+        #[arg(long, default_value_t = 5_000_000)]
+        deliveries: u64,
+        /// How much trace to keep.
+        #[arg(long, value_enum, default_value = "hash")]
+        trace: BenchTrace,
+        /// Check the ping protocol's invariant after every step.
+        #[arg(long)]
+        invariants: bool,
+        /// Run each measurement this many times and report the best (1 to 100).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Skip the bare binary-heap baseline.
+        #[arg(long)]
+        no_baseline: bool,
+        /// Run the whole benchmark suite.
+        #[arg(long)]
+        suite: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Runs the `dsim` command line on the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return clap_error(&err),
+    };
+    let result = match cli.command {
+        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks } => {
+            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks })
+        }
+        Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
+        Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
+            if !(1..=bench::REPEAT_MAX).contains(&repeat) {
+                Err(Fail(format!("--repeat {repeat}: from 1 to {} runs", bench::REPEAT_MAX)))
+            } else if suite {
+                bench_suite(repeat)
+            } else {
+                let modes = [(trace, invariants)];
+                bench(&nodes, in_flight, deliveries, &modes, repeat, !no_baseline)
+            }
+        }
+        Command::Fuzz { file, seeds, jobs, swarm, keep_going, shard, out, format } => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let options = FuzzOptions {
+                seeds,
+                shard,
+                jobs: jobs.unwrap_or(cores.min(fuzz::JOBS_MAX)),
+                swarm,
+                keep_going,
+                progress: matches!(format, Format::Text),
+            };
+            fuzz_command(file, options, out, format)
+        }
+        Command::Replay { file } => replay(file),
+        Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
+        Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail(message)) => bad_input(message),
+    }
+}
+
+/// Why a command stopped early: bad input or usage, or an output that cannot be written.
+/// Exit 2 with this one line on stderr.
+struct Fail(String);
+
+type Done = Result<ExitCode, Fail>;
+
+fn fail(message: impl std::fmt::Display) -> Fail {
+    Fail(message.to_string())
+}
+
+/// Clap's verdict on the command line: help and version go to stdout (exit 0); a usage
+/// error is condensed to one line on stderr (exit 2), as the README promises.
+fn clap_error(err: &clap::Error) -> ExitCode {
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return match emit(&err.render().to_string()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Fail(message)) => bad_input(message),
+        };
+    }
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+    ) {
+        return bad_input(format!("a command is needed: {}; see dsim --help", COMMANDS.join(", ")));
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    bad_input(one_line_usage_error(&err.render().to_string(), &args))
+}
+
+const COMMANDS: [&str; 7] = ["run", "fuzz", "replay", "shrink", "check-determinism", "list", "bench"];
+
+/// A clap error's text as one line: its message and tips, then where help is.
+fn one_line_usage_error(rendered: &str, args: &[String]) -> String {
+    let mut message = Vec::new();
+    let mut tips = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if let Some(tip) = line.strip_prefix("tip:") {
+            tips.push(tip.trim().to_string());
+        } else if !line.is_empty() {
+            message.push(line.strip_prefix("error:").unwrap_or(line).trim().to_string());
+        }
+    }
+    let mut line = message.join(" ");
+    if !tips.is_empty() {
+        line.push_str(&format!(" ({})", tips.join("; ")));
+    }
+    let command = args.iter().find(|a| COMMANDS.contains(&a.as_str()));
+    let help = command.map_or("dsim --help".to_string(), |c| format!("dsim {c} --help"));
+    format!("{line}; see {help}")
+}
+
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(jobs) if (1..=fuzz::JOBS_MAX).contains(&jobs) => Ok(jobs),
+        _ => Err(format!("{text:?} is not a job count: a whole number from 1 to {}", fuzz::JOBS_MAX)),
+    }
+}
+
+fn parse_max_tries(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(tries) if tries >= 1 => Ok(tries),
+        _ => Err(format!("{text:?}: shrinking needs at least 1 try (a whole number from 1 to {})", u64::MAX)),
+    }
+}
+
+fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    if let Some(shard) = options.shard {
+        if fuzz::seeds(options.seeds, Some(shard)).is_empty() {
+            return Err(fail(fuzz::empty_shard_message(options.seeds, shard)));
+        }
+    }
+    distinct(&[("the scenario file", &file), ("--out", &out)])?;
+    fuzz::check_out_dir(&out).map_err(fail)?;
+    let shown = file.display().to_string();
+    let report = fuzz::campaign_into(&scenario, &shown, &options, Some(&out)).map_err(fail)?;
+    match format {
+        Format::Text => emit(&report.text())?,
+        Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n"))?,
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn load_failure(file: &Path) -> Result<FailureFile, Fail> {
+    match fuzz::load(file) {
+        Ok(Loaded { failure: Some(failure), .. }) => Ok(failure),
+        Ok(Loaded { failure: None, .. }) => Err(fail(format!(
+            "{}: this is a scenario file, not a failure file (run it with dsim run, or fuzz it to find failures)",
+            file.display()
+        ))),
+        Err(err) => Err(fail(err)),
+    }
+}
+
+fn replay(file: PathBuf) -> Done {
+    let failure = load_failure(&file)?;
+    let shown = file.display().to_string();
+    let summary = runner::run(&failure.scenario, &shown, Some(failure.seed), TraceMode::Recent(20), None)
+        .map_err(fail)?;
+    let mut out = summary.text();
+    let violation = summary.outcome.violation();
+    let same_violation =
+        violation.is_some_and(|v| v.invariant == failure.invariant && v.step == failure.step);
+    let code = if same_violation && summary.trace_hash == failure.trace_hash {
+        out.push_str(&format!(
+            "\nreplayed: the same violation of {} at step {}, the same trace hash\n",
+            failure.invariant, failure.step
+        ));
+        ExitCode::SUCCESS
+    } else {
+        let now = match violation {
+            Some(v) => format!("{} at step {}", v.invariant, v.step),
+            None => "no violation".to_string(),
+        };
+        out.push_str(&format!(
+            "\nDIVERGED: the failure file recorded {} at step {} with trace hash {}; this run gave {now} with trace hash {}.\n\
+             Same scenario and seed must give the same run: this is a determinism bug, or the code changed since the file was written.\n",
+            failure.invariant, failure.step, failure.trace_hash, summary.trace_hash
+        ));
+        ExitCode::from(1)
+    };
+    emit(&out)?;
+    Ok(code)
+}
+
+fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> Done {
+    let out = out.unwrap_or_else(|| file.with_extension("shrunk.json"));
+    distinct(&[("the failure file", &file), ("--out", &out)])?;
+    let failure = load_failure(&file)?;
+    // Before the search, which can take minutes: a folder that is not there fails now.
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(fail(format!("--out {}: {} is not a folder", out.display(), folder.display())));
+    }
+    let shrunk = match shrink::shrink(&failure, max_tries) {
+        Ok(shrunk) => shrunk,
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "error: {}: {message}", file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    std::fs::write(&out, shrunk.failure.to_json())
+        .map_err(|err| fail(format!("{}: cannot write: {err}", out.display())))?;
+    let shown = out.display().to_string();
+    emit(&format!(
+        "shrunk        {} ({} violates {})\nbefore        {}\nafter         {} (seed {})\ntries         {}\nwritten       {shown}\nreplay        dsim replay {}\n",
+        file.display(),
+        failure.seed,
+        failure.invariant,
+        shrunk.before,
+        shrunk.after,
+        shrunk.failure.seed,
+        shrunk.tries,
+        crate::shell_quote(&shown)
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_determinism(file: PathBuf, seeds: SeedRange) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    let mut steps = 0;
+    for seed in fuzz::seeds(seeds, None) {
+        // The second run keeps the full trace: keeping more must change nothing.
+        let first = runner::step_hashes(&scenario, seed, TraceMode::HashOnly);
+        let second = runner::step_hashes(&scenario, seed, TraceMode::Full);
+        steps += first.len();
+        if let Some(step) = (0..first.len().max(second.len())).find(|&i| first.get(i) != second.get(i)) {
+            let show = |h: Option<&u64>| h.map_or("(run ended)".to_string(), |h| format!("{h:016x}"));
+            emit(&format!(
+                "seed {seed}: the two runs differ first at step {}: trace hash {} vs {}\n\
+                 replay        dsim run {} --seed {seed} --trace a.jsonl (twice, and compare)\n",
+                step + 1,
+                show(first.get(step)),
+                show(second.get(step)),
+                crate::shell_quote(&file.display().to_string())
+            ))?;
+            return Ok(ExitCode::from(1));
+        }
+    }
+    emit(&format!(
+        "deterministic {}: seeds {seeds}, every run identical twice, step by step ({steps} steps compared)\n",
+        file.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints to stdout. A stdout that cannot take it (closed by the reader, a full disk) is
+/// an error: the summary did not come out, so the command must not look like a success.
+fn emit(text: &str) -> Result<(), Fail> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|err| fail(format!("cannot write to standard output: {err}")))
+}
+
+/// Exit 2 with one line on stderr (a closed stderr cannot be reported anywhere).
+fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::from(2)
+}
+
+/// The file a path names, as far as it can be told: the canonical path if it exists, else
+/// its folder's canonical path and its name, else the path as written.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (parent.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuses two of a command's files (its input, its outputs) that are the same file: an
+/// output would overwrite the input, or two outputs each other.
+fn distinct(paths: &[(&str, &Path)]) -> Result<(), Fail> {
+    let ids: Vec<PathBuf> = paths.iter().map(|(_, p)| identity(p)).collect();
+    for (i, (first, first_path)) in paths.iter().enumerate() {
+        for (j, (second, _)) in paths.iter().enumerate().skip(i + 1) {
+            if ids[i] == ids[j] {
+                return Err(fail(format!(
+                    "{first} and {second} are the same file ({}): give each its own file",
+                    first_path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The causal exports `dsim run` was asked for.
+struct Causal {
+    shiviz: Option<PathBuf>,
+    dot: Option<PathBuf>,
+    explain: bool,
+}
+
+fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, Fail> {
+    match path {
+        Some(path) => File::create(path)
+            .map(|f| Some(BufWriter::new(f)))
+            .map_err(|err| fail(format!("{}: cannot write the {what}: {err}", path.display()))),
+        None => Ok(None),
+    }
+}
+
+/// Whether a trace file's name asks for JSON Lines: `.jsonl` or `.json`, in any case.
+fn wants_json_lines(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
+}
+
+fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    let mut named: Vec<(&str, &Path)> = vec![("the scenario file", &file)];
+    for (flag, path) in [("--trace", &trace), ("--shiviz", &causal.shiviz), ("--dot", &causal.dot)] {
+        if let Some(path) = path {
+            named.push((flag, path));
+        }
+    }
+    distinct(&named)?;
+    let mut shiviz = create(&causal.shiviz, "ShiViz log")?;
+    let mut dot = create(&causal.dot, "DOT graph")?;
+    let mut trace_file = create(&trace, "trace")?;
+    let mut explain = Vec::new();
+    let exports = CausalExports {
+        shiviz: shiviz.as_mut().map(|f| f as &mut dyn Write),
+        dot: dot.as_mut().map(|f| f as &mut dyn Write),
+        explain: causal.explain.then_some(&mut explain as &mut dyn Write),
+    };
+    let shown = file.display().to_string();
+    let json_lines = trace.as_deref().is_some_and(wants_json_lines);
+    let sink = trace_file.as_mut().map(|f| {
+        if json_lines {
+            TraceSink::JsonLines(f as &mut dyn Write)
+        } else {
+            TraceSink::Text(f as &mut dyn Write)
+        }
+    });
+    let mode = if sink.is_some() { TraceMode::Full } else { TraceMode::Recent(20) };
+    let summary = runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports)
+        .map_err(|err| fail(format!("writing the trace or an export: {err}")))?;
+    for out in [trace_file, shiviz, dot].into_iter().flatten() {
+        out.into_inner().map_err(|e| fail(format!("writing the trace or an export: {}", e.into_error())))?;
+    }
+    let mut out = String::new();
+    if matches!(format, Format::Text) && !explain.is_empty() {
+        out.push_str(&String::from_utf8_lossy(&explain));
+        out.push('\n');
+    }
+    match format {
+        Format::Text => out.push_str(&summary.text()),
+        Format::Json => {
+            out.push_str(&(serde_json::to_string_pretty(&summary).expect("summary serializes") + "\n"))
+        }
+    }
+    emit(&out)?;
+    Ok(ExitCode::from(summary.exit_code()))
+}
+
+fn list() -> String {
+    let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
+    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 4] = [
+        (
+            "rpc",
+            "RPC with retries (best effort) over a key/value server",
+            protocols::rpc::PARAMS,
+            protocols::rpc::INVARIANTS,
+        ),
+        (
+            "ping",
+            "load generator: N nodes keep K pings in flight",
+            protocols::ping::PARAMS,
+            protocols::ping::INVARIANTS,
+        ),
+        (
+            "at-most-once",
+            "at-most-once RPC: request ids, reply cache, discard, pending marks, durable dedup table",
+            protocols::at_most_once::PARAMS,
+            protocols::at_most_once::INVARIANTS,
+        ),
+        (
+            "clocks",
+            "processes stamp events with physical, Lamport and vector clocks, checked against ground truth",
+            protocols::clocks::PARAMS,
+            protocols::clocks::INVARIANTS,
+        ),
+    ];
+    for (name, about, params, invariants) in protocols {
+        out.push_str(&format!("  {name:<12} {about}\n"));
+        for p in params {
+            out.push_str(&format!("      {:<20} default {:<8} {}\n", p.name, p.default, p.help));
+        }
+        if !invariants.is_empty() {
+            out.push_str(&format!("      invariants: {}\n", invariants.join(", ")));
+        }
+    }
+    out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", PRESET_NAMES.join(", ")));
+    let root = crate::scenarios_dir();
+    for path in crate::bundled_scenarios() {
+        let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        match Scenario::load(&path) {
+            Ok(s) => {
+                let first = s.description.split(". ").next().unwrap_or("").trim_end_matches('.');
+                out.push_str(&format!("  {shown:<42} {first}\n"));
+            }
+            Err(err) => out.push_str(&format!("  {shown:<42} (does not load: {err})\n")),
+        }
+    }
+    out
+}
+
+/// Runs the ping workload for each node count and mode; prints one line each.
+fn bench(
+    nodes: &[u32],
+    in_flight: u32,
+    deliveries: u64,
+    modes: &[(BenchTrace, bool)],
+    repeat: u32,
+    baseline: bool,
+) -> Done {
+    for &n in nodes {
+        bench::check_ping(n, in_flight, deliveries).map_err(fail)?;
+    }
+    for &n in nodes {
+        let bare = baseline.then(|| best_of(repeat, || bench::bare(n, in_flight, deliveries, 1)));
+        for &(trace, invariants) in modes {
+            let m = best_of(repeat, || bench::ping(n, in_flight, deliveries, trace, invariants, 1));
+            emit(&ping_line(n, in_flight, deliveries, trace, invariants, &m, bare.as_ref()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn best_of(repeat: u32, run: impl Fn() -> bench::Measurement) -> bench::Measurement {
+    (0..repeat).map(|_| run()).max_by(|a, b| a.per_second().total_cmp(&b.per_second())).expect("repeat >= 1")
+}
+
+fn ping_line(
+    n: u32,
+    k: u32,
+    m: u64,
+    trace: BenchTrace,
+    invariants: bool,
+    result: &bench::Measurement,
+    bare: Option<&bench::Measurement>,
+) -> String {
+    let mode = match trace {
+        BenchTrace::Hash => "hash",
+        BenchTrace::Full => "full",
+    };
+    let rate = result.per_second();
+    let mut line = format!(
+        "ping N={n} K={k} M={m} trace={mode} deliveries_per_s={rate:.0} invariants={} trace_hash={}",
+        if invariants { "on" } else { "off" },
+        result.trace_hash
+    );
+    if let Some(bare) = bare {
+        let bare_rate = bare.per_second();
+        line.push_str(&format!(
+            " bare_deliveries_per_s={bare_rate:.0} ratio_to_bare={:.2}",
+            rate / bare_rate
+        ));
+    }
+    line + "\n"
+}
+
+/// Every benchmark of docs/performance.md.
+fn bench_suite(repeat: u32) -> Done {
+    emit(
+        "# ping: deliveries per second, best of the repeats; ratio_to_bare: to the bare loop in this run\n",
+    )?;
+    let modes = [(BenchTrace::Hash, false), (BenchTrace::Full, false), (BenchTrace::Hash, true)];
+    let deliveries = 2_000_000;
+    let mut hash_rates = Vec::new();
+    for (n, k) in [(10u32, 100u32), (100, 100), (1000, 100), (10_000, 10)] {
+        let bare = best_of(repeat, || bench::bare(n, k, deliveries, 1));
+        for &(trace, invariants) in &modes {
+            let m = best_of(repeat, || bench::ping(n, k, deliveries, trace, invariants, 1));
+            if trace == BenchTrace::Hash && !invariants {
+                hash_rates.push((n, m.per_second()));
+            }
+            emit(&ping_line(n, k, deliveries, trace, invariants, &m, Some(&bare)))?;
+        }
+    }
+    if let (Some(first), Some(last)) = (hash_rates.first(), hash_rates.last()) {
+        emit(&format!(
+            "# per-delivery cost grows {:.2}x from N={} to N={} (hash-only trace)\n",
+            first.1 / last.1,
+            first.0,
+            last.0
+        ))?;
+    }
+    emit("# event queues alone (hold model, delays uniform in [1, 10] ms): operations per second\n")?;
+    for in_flight in [1_000, 10_000, 100_000, 1_000_000] {
+        let best = (0..repeat.max(1))
+            .map(|_| bench::queue_hold(in_flight, 5_000_000, 1))
+            .fold((0f64, 0f64), |(wheel, heap), (w, h)| (wheel.max(w), heap.max(h)));
+        emit(&format!(
+            "queue in_flight={in_flight} wheel_ops_per_s={:.0} binary_heap_ops_per_s={:.0} ratio={:.2}\n",
+            best.0,
+            best.1,
+            best.0 / best.1
+        ))?;
+    }
+    emit("# scenarios: steps per second with invariants (best of the runs), and what the invariants cost\n")?;
+    let root = crate::scenarios_dir();
+    for path in crate::bundled_scenarios() {
+        let Ok(scenario) = Scenario::load(&path) else { continue };
+        if scenario.expect != crate::scenario::Expect::Pass {
+            continue;
+        }
+        let t = bench::scenario_throughput(&scenario, repeat.max(3));
+        let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        emit(&format!(
+            "scenario {shown} steps={} steps_per_s={:.0} invariant_cost={:.2}x\n",
+            t.steps,
+            t.steps_per_s(),
+            t.invariant_cost()
+        ))?;
+    }
+    emit("# linearizability checker: generated kv histories, 10 clients, 10 keys\n")?;
+    for ops in [1_000, 10_000, 100_000] {
+        let (elapsed, ok) = bench::checker(ops, 1);
+        emit(&format!("checker ops={ops} seconds={:.3} linearizable={ok}\n", elapsed.as_secs_f64()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
