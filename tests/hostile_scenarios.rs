@@ -514,6 +514,11 @@ fn hostile_value(pick: usize) -> Value {
         json!(0.5),
         json!(u32::MAX),
         json!(4_294_967_296u64),
+        // The documented maxima: valid, so the run must still be bounded.
+        json!(250),
+        json!(10_000),
+        json!(100_000),
+        json!(1_000_000_000),
         json!(""),
         json!("rpc"),
         json!(null),
