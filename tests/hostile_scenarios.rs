@@ -420,11 +420,18 @@ fn messages_name_the_field_and_what_is_valid_in_one_line() {
     }
 }
 
-/// Runs `dsim run FILE` and kills it if it outlives `limit` (a hang). Without sleeping:
-/// a thread waits for the process, this one waits for the thread's word.
+/// Address space a fuzzed run may use: twice the memory budget, so a run whose memory the
+/// estimate missed fails to allocate (and aborts, which the test reports) rather than
+/// taking the machine.
+const ADDRESS_SPACE_KIB: u64 = 2 * (MEMORY_BUDGET_BYTES >> 10);
+
+/// Runs `dsim run FILE` with its address space capped, and kills it if it outlives
+/// `limit` (a hang). Without sleeping: a thread waits for the process, this one waits for
+/// the thread's word.
 fn run_guarded(path: &Path, limit: Duration) -> Result<Output, String> {
-    let child = Command::new(env!("CARGO_BIN_EXE_dsim"))
-        .args(["run", path.to_str().unwrap()])
+    let script = format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" run \"$1\"");
+    let child = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_dsim"), path.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -507,6 +514,11 @@ fn hostile_value(pick: usize) -> Value {
         json!(0.5),
         json!(u32::MAX),
         json!(4_294_967_296u64),
+        // The documented maxima: valid, so the run must still be bounded.
+        json!(250),
+        json!(10_000),
+        json!(100_000),
+        json!(1_000_000_000),
         json!(""),
         json!("rpc"),
         json!(null),
@@ -601,9 +613,10 @@ fn mutate(base: &Value, kind: usize, pick: usize, value_pick: usize, cut: usize)
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
-    /// Whatever a hostile edit does to a bundled scenario, dsim ends in time with one of
-    /// its documented exit codes (0 met, 1 not met, 2 bad input): never a panic (101),
-    /// an abort (134) or a signal; and a refusal explains itself on stderr alone.
+    /// Whatever a hostile edit does to a bundled scenario, dsim ends in time and within
+    /// twice its memory budget with one of its documented exit codes (0 met, 1 not met,
+    /// 2 bad input): never a panic (101), an abort (134) or a signal; and a refusal
+    /// explains itself in one short line on stderr, with nothing on stdout.
     #[test]
     fn hostile_edits_of_bundled_scenarios_exit_0_1_or_2(
         base in any::<prop::sample::Index>(),
