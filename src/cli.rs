@@ -121,6 +121,21 @@ enum Command {
         #[arg(long, default_value_t = 5_000, value_parser = parse_max_tries)]
         max_tries: u64,
     },
+    /// Merge the --format json summaries of a campaign's shards into one summary.
+    #[command(
+        after_help = "Reports the shards missing or given twice (exit 1: their seeds ran not at all, \
+                            or twice). Exit 0: no failure; 1: failures, or a shard missing or repeated; \
+                            2: bad input; 3: no failure but undecided seeds.\n\n\
+                            Example:\n  dsim fuzz-merge summary-*.json"
+    )]
+    FuzzMerge {
+        /// The shards' summaries (`dsim fuzz ... --shard I/N --format json > summary-I.json`).
+        #[arg(required = true, value_name = "SUMMARY")]
+        summaries: Vec<PathBuf>,
+        /// How to print the merged summary.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Run each seed twice and compare the trace hash after every step.
     #[command(after_help = "Exit 0: every run was identical twice; 1: a run diverged (the first differing \
                             step is printed); 2: bad input.\n\n\
@@ -213,6 +228,7 @@ pub fn main() -> ExitCode {
         Command::Replay { file } => replay(file),
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
         Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
+        Command::FuzzMerge { summaries, format } => fuzz_merge(&summaries, format),
     };
     match result {
         Ok(code) => code,
@@ -249,7 +265,8 @@ fn clap_error(err: &clap::Error) -> ExitCode {
     bad_input(one_line_usage_error(&err.render().to_string(), &args))
 }
 
-const COMMANDS: [&str; 7] = ["run", "fuzz", "replay", "shrink", "check-determinism", "list", "bench"];
+const COMMANDS: [&str; 8] =
+    ["run", "fuzz", "fuzz-merge", "replay", "shrink", "check-determinism", "list", "bench"];
 
 /// A clap error's text as one line: its message and tips, then where help is.
 fn one_line_usage_error(rendered: &str, args: &[String]) -> String {
@@ -304,6 +321,15 @@ fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Forma
         Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n"))?,
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+fn fuzz_merge(summaries: &[PathBuf], format: Format) -> Done {
+    let merged = crate::merge::merge_files(summaries).map_err(fail)?;
+    match format {
+        Format::Text => emit(&merged.text())?,
+        Format::Json => emit(&(serde_json::to_string_pretty(&merged).expect("reports serialize") + "\n"))?,
+    }
+    Ok(ExitCode::from(merged.exit_code()))
 }
 
 fn load_failure(file: &Path) -> Result<FailureFile, Fail> {

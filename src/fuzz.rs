@@ -525,14 +525,25 @@ pub const FAILURES_WRITTEN_MAX: u64 = 10_000;
 /// At most this many failures are shown in the text summary.
 pub const FAILURES_SHOWN_MAX: usize = 10;
 
+/// The version of the `--format json` summary. Bumped whenever its fields or the way a
+/// shard picks its seeds change, so that `dsim fuzz-merge` never adds up summaries that
+/// mean different things.
+pub const SUMMARY_VERSION: u32 = 1;
+
 /// What a campaign found.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FuzzReport {
+    /// [`SUMMARY_VERSION`].
+    pub summary_version: u32,
     pub source: String,
     pub seeds: String,
     pub shard: Option<String>,
     pub jobs: usize,
     pub swarm: bool,
+    /// Whether the campaign ran every seed (`--keep-going`) or stopped at its lowest
+    /// failing seed.
+    pub keep_going: bool,
     pub seeds_run: u64,
     pub failures_by_invariant: BTreeMap<String, u64>,
     /// Runs that hit `max_steps` or `max_time` (not failures, but worth knowing).
@@ -736,6 +747,8 @@ impl<'a> Tally<'a> {
 
     fn report(self, source: &str, options: &FuzzOptions, elapsed: Duration) -> FuzzReport {
         FuzzReport {
+            summary_version: SUMMARY_VERSION,
+            keep_going: options.keep_going,
             source: source.to_string(),
             seeds: options.seeds.to_string(),
             shard: options.shard.map(|s| format!("{}/{}", s.index, s.count)),
@@ -792,7 +805,7 @@ pub fn check_out_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// A seed whose run ended undecided.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndecidedSeed {
     pub seed: u64,
     pub invariant: String,

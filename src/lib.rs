@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod fuzz;
 pub mod locate;
+pub mod merge;
 pub mod runner;
 pub mod scenario;
 pub mod shrink;
