@@ -23,7 +23,7 @@ use crate::node::{Context, Coverage, Message, Node, TimerId};
 use crate::physical::{LocalTime, PhysicalClock};
 use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
-use crate::trace::{MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
+use crate::trace::{Code, MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -419,9 +419,8 @@ impl<N: Node> World<N> {
         self.trace.encode(&label);
         let keep = self.trace.keeps_records();
         let copy = keep.then(|| label.clone());
-        self.trace.record(self.step, self.now, 14, &[u64::from(node.0)], true, || TraceEvent::Local {
-            node,
-            label: copy.expect("cloned when records are kept"),
+        self.trace.record(self.step, self.now, Code::Local, &[u64::from(node.0)], true, || {
+            TraceEvent::Local { node, label: copy.expect("cloned when records are kept") }
         });
         if self.causality.is_some() {
             self.record_event(node, event, NodeEventKind::Local, label);
@@ -451,9 +450,14 @@ impl<N: Node> World<N> {
         let counters = &mut self.slots[from.index()].counters;
         counters.sent += 1;
         counters.bytes_sent += bytes as u64;
-        self.trace.record(step, now, 2, &[u64::from(from.0), u64::from(to.0), msg_id.0], true, || {
-            TraceEvent::Send { from, to, msg_id, msg: msg.clone() }
-        });
+        self.trace.record(
+            step,
+            now,
+            Code::Send,
+            &[u64::from(from.0), u64::from(to.0), msg_id.0],
+            true,
+            || TraceEvent::Send { from, to, msg_id, msg: msg.clone() },
+        );
         match self.network.route(now, from, to, msg.class()) {
             Verdict::Dropped(reason) => self.drop_message(from, to, msg_id, reason),
             Verdict::Deliver { at, copy_at } => {
@@ -466,7 +470,7 @@ impl<N: Node> World<N> {
                     }
                     self.slots[from.index()].counters.duplicated += 1;
                     let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, copy_id.0];
-                    self.trace.record(step, now, 5, &fields, false, || TraceEvent::Duplicate {
+                    self.trace.record(step, now, Code::Duplicate, &fields, false, || TraceEvent::Duplicate {
                         from,
                         to,
                         msg_id,
@@ -486,7 +490,7 @@ impl<N: Node> World<N> {
     fn drop_message(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, reason: DropReason) {
         self.slots[from.index()].counters.dropped += 1;
         let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, reason as u64];
-        self.trace.record(self.step, self.now, 4, &fields, false, || TraceEvent::Drop {
+        self.trace.record(self.step, self.now, Code::Drop, &fields, false, || TraceEvent::Drop {
             from,
             to,
             msg_id,
@@ -507,6 +511,100 @@ impl<N: Node> World<N> {
         self.slots[node.index()].state = Some(state);
     }
 
+    /// The time of the next event that will run, skipping (and dropping) timers that were
+    /// cancelled or set by an earlier incarnation: they vanish without a step.
+    #[inline]
+    fn next_live_event(&mut self) -> Option<u64> {
+        loop {
+            let (micros, event) = self.queue.peek()?;
+            if let EventKind::Timer { node, incarnation, id, .. } = event {
+                let live = self.live_timers.contains_key(id);
+                if !live || *incarnation != self.slots[node.index()].incarnation {
+                    let id = *id;
+                    self.queue.pop();
+                    self.live_timers.remove(&id);
+                    continue;
+                }
+            }
+            return Some(micros);
+        }
+    }
+
+    /// A message arrives: dropped at a crashed or cut-off receiver, else handed to it.
+    #[inline]
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, bytes: u32, msg: N::Msg) {
+        if !self.is_up(to) {
+            self.drop_message(from, to, msg_id, DropReason::Crashed);
+        } else if self.network.partitioned(from, to) {
+            self.drop_message(from, to, msg_id, DropReason::Partition);
+        } else {
+            let counters = &mut self.slots[to.index()].counters;
+            counters.delivered += 1;
+            counters.bytes_delivered += u64::from(bytes);
+            let fields = [u64::from(from.0), u64::from(to.0), msg_id.0];
+            let copy = self.trace.keeps_records().then(|| msg.clone());
+            self.trace.record(self.step, self.now, Code::Deliver, &fields, false, || TraceEvent::Deliver {
+                from,
+                to,
+                msg_id,
+                msg: copy.expect("cloned when records are kept"),
+            });
+            if self.causality.is_some() {
+                self.record_handler(to, Cause::Receive { from, msg_id }, &msg);
+            }
+            self.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
+        }
+    }
+
+    /// A live timer fires on its node.
+    #[inline]
+    fn fire_timer(&mut self, node: NodeId, id: TimerId, timer: N::Timer) {
+        self.slots[node.index()].counters.timers_fired += 1;
+        let copy = self.trace.keeps_records().then(|| timer.clone());
+        self.trace.record(self.step, self.now, Code::TimerFire, &[u64::from(node.0), id.0], false, || {
+            TraceEvent::TimerFire { node, timer_id: id, timer: copy.expect("cloned when records are kept") }
+        });
+        if self.causality.is_some() {
+            self.record_handler(node, Cause::Timer(id), &timer);
+        }
+        self.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
+    }
+
+    /// A fault of the timeline happens. A crash of a node that is down, or a restart of one
+    /// that is up, changes nothing.
+    fn apply_fault(&mut self, fault: Fault, build: &mut Builder<N>) {
+        self.record_fault(&fault);
+        match fault {
+            Fault::Crash(node) => {
+                let slot = &mut self.slots[node.index()];
+                if slot.state.take().is_some() {
+                    slot.incarnation += 1;
+                }
+            }
+            Fault::Restart(node) => {
+                let slot = &mut self.slots[node.index()];
+                if slot.state.is_none() {
+                    slot.state = Some(build(node, &slot.durable));
+                    if self.causality.is_some() {
+                        self.record_handler(node, Cause::Restart, &());
+                    }
+                    self.dispatch(node, |state, ctx| state.on_start(ctx));
+                }
+            }
+            Fault::Partition { id, partition, lasting } => self.network.add_partition(id, partition, lasting),
+            Fault::Heal { id } => {
+                self.network.remove_partition(id);
+            }
+        }
+    }
+
+    /// The network heals: partitions end (all but lasting ones), loss and duplication stop.
+    fn heal_network(&mut self) {
+        self.healed = true;
+        self.network.heal();
+        self.trace.record(self.step, self.now, Code::NetworkHealed, &[], false, || TraceEvent::NetworkHealed);
+    }
+
     /// The id of the next node event (counted whether or not causality is tracked).
     #[inline]
     pub(crate) fn new_event(&mut self) -> EventId {
@@ -520,7 +618,7 @@ impl<N: Node> World<N> {
         self.next_timer_id += 1;
         self.trace.encode(&timer);
         let fields = [u64::from(node.0), id.0, after.as_micros()];
-        self.trace.record(self.step, self.now, 6, &fields, true, || TraceEvent::TimerSet {
+        self.trace.record(self.step, self.now, Code::TimerSet, &fields, true, || TraceEvent::TimerSet {
             node,
             timer_id: id,
             after,
@@ -537,9 +635,8 @@ impl<N: Node> World<N> {
         if self.live_timers.get(&id) == Some(&node) {
             self.live_timers.remove(&id);
             let fields = [u64::from(node.0), id.0];
-            self.trace.record(self.step, self.now, 8, &fields, false, || TraceEvent::TimerCancel {
-                node,
-                timer_id: id,
+            self.trace.record(self.step, self.now, Code::TimerCancel, &fields, false, || {
+                TraceEvent::TimerCancel { node, timer_id: id }
             });
         }
     }
@@ -566,7 +663,9 @@ impl<N: Node> World<N> {
     }
 
     fn start(&mut self, node: NodeId) {
-        self.trace.record(self.step, self.now, 1, &[u64::from(node.0)], false, || TraceEvent::Start { node });
+        self.trace.record(self.step, self.now, Code::Start, &[u64::from(node.0)], false, || {
+            TraceEvent::Start { node }
+        });
         if self.causality.is_some() {
             self.record_handler(node, Cause::Start, &());
         }
@@ -577,23 +676,27 @@ impl<N: Node> World<N> {
         let (step, now) = (self.step, self.now);
         self.faults_fired.push(format!("{now}: {}", describe_fault(fault)));
         match fault {
-            Fault::Crash(node) => self
-                .trace
-                .record(step, now, 9, &[u64::from(node.0)], false, || TraceEvent::Crash { node: *node }),
-            Fault::Restart(node) => self
-                .trace
-                .record(step, now, 10, &[u64::from(node.0)], false, || TraceEvent::Restart { node: *node }),
+            Fault::Crash(node) => {
+                self.trace.record(step, now, Code::Crash, &[u64::from(node.0)], false, || TraceEvent::Crash {
+                    node: *node,
+                })
+            }
+            Fault::Restart(node) => {
+                self.trace.record(step, now, Code::Restart, &[u64::from(node.0)], false, || {
+                    TraceEvent::Restart { node: *node }
+                })
+            }
             Fault::Partition { id, partition, .. } => {
                 let mut fields: Vec<u64> = vec![u64::from(*id)];
                 fields.extend(partition.nodes().iter().map(|n| u64::from(n.0)));
-                self.trace.record(step, now, 11, &fields, false, || TraceEvent::Partition {
+                self.trace.record(step, now, Code::Partition, &fields, false, || TraceEvent::Partition {
                     partition_id: *id,
                     partition: Box::new(partition.clone()),
                 })
             }
-            Fault::Heal { id } => self
-                .trace
-                .record(step, now, 12, &[u64::from(*id)], false, || TraceEvent::Heal { partition_id: *id }),
+            Fault::Heal { id } => self.trace.record(step, now, Code::Heal, &[u64::from(*id)], false, || {
+                TraceEvent::Heal { partition_id: *id }
+            }),
         }
     }
 }
@@ -745,21 +848,8 @@ impl<N: Node> Simulation<N> {
 
     fn advance(&mut self) -> Option<Outcome> {
         let world = &mut self.world;
-        let micros = loop {
-            let Some((micros, event)) = world.queue.peek() else {
-                return Some(self.finish());
-            };
-            // Timers cancelled, or set by an earlier incarnation, vanish without a step.
-            if let EventKind::Timer { node, incarnation, id, .. } = event {
-                let live = world.live_timers.contains_key(id);
-                if !live || *incarnation != world.slots[node.index()].incarnation {
-                    let id = *id;
-                    world.queue.pop();
-                    world.live_timers.remove(&id);
-                    continue;
-                }
-            }
-            break micros;
+        let Some(micros) = world.next_live_event() else {
+            return Some(self.finish());
         };
         // A run limit leaves the next event queued (and the network as it was).
         let at = SimTime::from_micros(micros);
@@ -795,77 +885,11 @@ impl<N: Node> Simulation<N> {
         match event {
             EventKind::Start(node) => world.start(node),
             EventKind::Deliver { from, to, msg_id, bytes, msg } => {
-                if !world.is_up(to) {
-                    world.drop_message(from, to, msg_id, DropReason::Crashed);
-                } else if world.network.partitioned(from, to) {
-                    world.drop_message(from, to, msg_id, DropReason::Partition);
-                } else {
-                    let counters = &mut world.slots[to.index()].counters;
-                    counters.delivered += 1;
-                    counters.bytes_delivered += u64::from(bytes);
-                    let fields = [u64::from(from.0), u64::from(to.0), msg_id.0];
-                    let keep = world.trace.keeps_records();
-                    let copy = keep.then(|| msg.clone());
-                    world.trace.record(world.step, at, 3, &fields, false, || TraceEvent::Deliver {
-                        from,
-                        to,
-                        msg_id,
-                        msg: copy.expect("cloned when records are kept"),
-                    });
-                    if world.causality.is_some() {
-                        world.record_handler(to, Cause::Receive { from, msg_id }, &msg);
-                    }
-                    world.dispatch(to, |state, ctx| state.on_message(ctx, from, msg));
-                }
+                world.deliver(from, to, msg_id, bytes, msg)
             }
-            EventKind::Timer { node, id, timer, .. } => {
-                world.slots[node.index()].counters.timers_fired += 1;
-                let keep = world.trace.keeps_records();
-                let copy = keep.then(|| timer.clone());
-                world.trace.record(world.step, at, 7, &[u64::from(node.0), id.0], false, || {
-                    TraceEvent::TimerFire {
-                        node,
-                        timer_id: id,
-                        timer: copy.expect("cloned when records are kept"),
-                    }
-                });
-                if world.causality.is_some() {
-                    world.record_handler(node, Cause::Timer(id), &timer);
-                }
-                world.dispatch(node, |state, ctx| state.on_timer(ctx, timer));
-            }
-            EventKind::Fault(fault) => {
-                world.record_fault(&fault);
-                match *fault {
-                    Fault::Crash(node) => {
-                        let slot = &mut world.slots[node.index()];
-                        if slot.state.take().is_some() {
-                            slot.incarnation += 1;
-                        }
-                    }
-                    Fault::Restart(node) => {
-                        let slot = &mut world.slots[node.index()];
-                        if slot.state.is_none() {
-                            slot.state = Some((self.build)(node, &slot.durable));
-                            if world.causality.is_some() {
-                                world.record_handler(node, Cause::Restart, &());
-                            }
-                            world.dispatch(node, |state, ctx| state.on_start(ctx));
-                        }
-                    }
-                    Fault::Partition { id, partition, lasting } => {
-                        world.network.add_partition(id, partition, lasting)
-                    }
-                    Fault::Heal { id } => {
-                        world.network.remove_partition(id);
-                    }
-                }
-            }
-            EventKind::HealNetwork => {
-                world.healed = true;
-                world.network.heal();
-                world.trace.record(world.step, at, 13, &[], false, || TraceEvent::NetworkHealed);
-            }
+            EventKind::Timer { node, id, timer, .. } => world.fire_timer(node, id, timer),
+            EventKind::Fault(fault) => world.apply_fault(*fault, &mut self.build),
+            EventKind::HealNetwork => world.heal_network(),
             EventKind::LivenessDeadline | EventKind::EndAt => return Some(self.finish()),
         }
         self.check_step()

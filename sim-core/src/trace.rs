@@ -99,25 +99,47 @@ pub enum TraceEvent<M, T> {
     },
 }
 
+/// The kind codes of trace events, as the trace hash folds them in (part of the hash's
+/// definition: never renumber one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Code {
+    Start = 1,
+    Send = 2,
+    Deliver = 3,
+    Drop = 4,
+    Duplicate = 5,
+    TimerSet = 6,
+    TimerFire = 7,
+    TimerCancel = 8,
+    Crash = 9,
+    Restart = 10,
+    Partition = 11,
+    Heal = 12,
+    NetworkHealed = 13,
+    Local = 14,
+}
+
 impl<M, T> TraceEvent<M, T> {
     /// The kind code folded into the trace hash.
     pub fn code(&self) -> u64 {
-        match self {
-            TraceEvent::Start { .. } => 1,
-            TraceEvent::Send { .. } => 2,
-            TraceEvent::Deliver { .. } => 3,
-            TraceEvent::Drop { .. } => 4,
-            TraceEvent::Duplicate { .. } => 5,
-            TraceEvent::TimerSet { .. } => 6,
-            TraceEvent::TimerFire { .. } => 7,
-            TraceEvent::TimerCancel { .. } => 8,
-            TraceEvent::Crash { .. } => 9,
-            TraceEvent::Restart { .. } => 10,
-            TraceEvent::Partition { .. } => 11,
-            TraceEvent::Heal { .. } => 12,
-            TraceEvent::NetworkHealed => 13,
-            TraceEvent::Local { .. } => 14,
-        }
+        let code = match self {
+            TraceEvent::Start { .. } => Code::Start,
+            TraceEvent::Send { .. } => Code::Send,
+            TraceEvent::Deliver { .. } => Code::Deliver,
+            TraceEvent::Drop { .. } => Code::Drop,
+            TraceEvent::Duplicate { .. } => Code::Duplicate,
+            TraceEvent::TimerSet { .. } => Code::TimerSet,
+            TraceEvent::TimerFire { .. } => Code::TimerFire,
+            TraceEvent::TimerCancel { .. } => Code::TimerCancel,
+            TraceEvent::Crash { .. } => Code::Crash,
+            TraceEvent::Restart { .. } => Code::Restart,
+            TraceEvent::Partition { .. } => Code::Partition,
+            TraceEvent::Heal { .. } => Code::Heal,
+            TraceEvent::NetworkHealed => Code::NetworkHealed,
+            TraceEvent::Local { .. } => Code::Local,
+        };
+        code as u64
     }
 
     /// The event's kind as a short word, as in the JSON form.
@@ -359,14 +381,14 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
         &mut self,
         step: u64,
         time: SimTime,
-        code: u64,
+        code: Code,
         fields: &[u64],
         with_payload: bool,
         event: impl FnOnce() -> TraceEvent<M, T>,
     ) {
         self.hash.word(step);
         self.hash.word(time.as_micros());
-        self.hash.word(code);
+        self.hash.word(code as u64);
         for &field in fields {
             self.hash.word(field);
         }
@@ -426,7 +448,9 @@ mod tests {
         let mut trace: Trace<u8, u8> = Trace::new(TraceMode::Full);
         let n = CHUNK as u64 * 2 + 10;
         for step in 0..n {
-            trace.record(step, SimTime::ZERO, 1, &[], false, || TraceEvent::Start { node: NodeId(0) });
+            trace.record(step, SimTime::ZERO, Code::Start, &[], false, || TraceEvent::Start {
+                node: NodeId(0),
+            });
         }
         assert_eq!(trace.len(), n as usize);
         assert!(trace.records().map(|r| r.step).eq(0..n));
@@ -438,7 +462,9 @@ mod tests {
         let mut drained = Vec::new();
         let n = CHUNK as u64 * 7 + 3;
         for step in 0..n {
-            trace.record(step, SimTime::ZERO, 1, &[], false, || TraceEvent::Start { node: NodeId(0) });
+            trace.record(step, SimTime::ZERO, Code::Start, &[], false, || TraceEvent::Start {
+                node: NodeId(0),
+            });
             drained.extend(trace.drain_settled().into_iter().flatten().map(|r| r.step));
             assert!(trace.len() <= 2 * CHUNK + 1, "{} records kept", trace.len());
         }
@@ -451,7 +477,7 @@ mod tests {
     fn recent_mode_keeps_only_the_last_records() {
         let mut trace: Trace<u8, u8> = Trace::new(TraceMode::Recent(2));
         for step in 0..5 {
-            trace.record(step, SimTime::ZERO, 1, &[], false, || TraceEvent::Start {
+            trace.record(step, SimTime::ZERO, Code::Start, &[], false, || TraceEvent::Start {
                 node: NodeId(step as u32),
             });
         }
