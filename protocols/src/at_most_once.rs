@@ -719,9 +719,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ReplyMatchesRequest {
     }
 
     fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
-        let entries = world.history().entries();
-        let fresh = &entries[self.cursor..];
-        self.cursor = entries.len();
+        let (_, fresh) = world.history().since(&mut self.cursor);
         for entry in fresh {
             if let KvRecord::Accepted { request, reply_to } = &entry.op {
                 if request != reply_to {

@@ -337,8 +337,8 @@ impl Stamps {
         world: &'w World<ClockProcess>,
     ) -> Result<(&'w Causality, std::ops::Range<usize>), String> {
         let causality = world.causality().expect("the clocks invariants turn causality tracking on");
-        let entries = world.history().entries();
-        for (position, entry) in entries.iter().enumerate().skip(self.history_cursor) {
+        let (first, fresh) = world.history().since(&mut self.history_cursor);
+        for (position, entry) in (first..).zip(fresh) {
             let index = entry.op.event.index();
             if self.by_event.len() <= index {
                 self.by_event.resize(index + 1, 0);
@@ -346,7 +346,6 @@ impl Stamps {
             assert!(self.by_event[index] == 0, "event {} stamped twice", entry.op.event);
             self.by_event[index] = position + 1;
         }
-        self.history_cursor = entries.len();
         let new = self.events_cursor..causality.len();
         for event in &causality.events()[new.clone()] {
             if self.by_event.get(event.id.index()).is_none_or(|&slot| slot == 0) {

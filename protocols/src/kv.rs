@@ -458,8 +458,8 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
     }
 
     fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
-        let entries = world.history().entries();
-        for entry in &entries[self.cursor..] {
+        let (_, fresh) = world.history().since(&mut self.cursor);
+        for entry in fresh {
             if let KvRecord::Executed { request, op } = &entry.op {
                 let client = request.client.0 as usize;
                 if self.executed.len() <= client {
@@ -485,7 +485,6 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
                 }
             }
         }
-        self.cursor = entries.len();
         Ok(())
     }
 }
@@ -978,9 +977,9 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
     }
 
     fn check_step(&mut self, world: &World<N>) -> Result<(), CheckError> {
-        let entries = world.history().entries();
         self.touched.clear();
-        for (position, entry) in entries.iter().enumerate().skip(self.cursor) {
+        let (first, fresh) = world.history().since(&mut self.cursor);
+        for (position, entry) in (first..).zip(fresh) {
             let position = position as u64;
             match (&entry.kind, &entry.op) {
                 (EntryKind::Invoke { id }, KvRecord::Call { request, op }) => {
@@ -1074,7 +1073,6 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                 _ => {}
             }
         }
-        self.cursor = entries.len();
         for &index in &self.touched {
             Self::check_key(&mut self.keys[index], index, &self.reruns, world.search_budget())?;
         }

@@ -53,6 +53,23 @@ impl<O> History<O> {
         &self.entries
     }
 
+    /// The entries added since `cursor` (a position an invariant keeps), with the position
+    /// of the first; moves `cursor` past them. How a check after every step looks at what
+    /// the step added only.
+    ///
+    /// ```
+    /// use sim_core::History;
+    /// let history: History<()> = History::default();
+    /// let mut cursor = 0;
+    /// let (first, fresh) = history.since(&mut cursor);
+    /// assert_eq!((first, fresh.len(), cursor), (0, 0, 0));
+    /// ```
+    pub fn since(&self, cursor: &mut usize) -> (usize, &[Entry<O>]) {
+        let first = *cursor;
+        *cursor = self.entries.len();
+        (first, &self.entries[first..])
+    }
+
     /// How many operations were invoked and have not returned.
     pub fn open_operations(&self) -> u64 {
         self.open
