@@ -549,7 +549,7 @@ fn default_search_budget() -> u64 {
 }
 
 fn default_max_steps() -> u64 {
-    1_000_000
+    sim_core::DEFAULT_MAX_STEPS
 }
 fn default_max_time_ms() -> Millis {
     Millis(3_600_000.0)

@@ -39,7 +39,7 @@ pub use physical::{LocalTime, PhysicalClock};
 pub use rng::{Decider, Latency, SimRng, Stream};
 pub use sim::{
     Builder, Counters, Fault, InFlight, Report, ScheduledFault, SimConfig, Simulation, World,
-    DEFAULT_SEARCH_BUDGET,
+    DEFAULT_MAX_STEPS, DEFAULT_SEARCH_BUDGET,
 };
 pub use time::{NodeId, SimDuration, SimTime};
 pub use trace::{MsgId, TraceEvent, TraceHasher, TraceMode, TraceRecord};

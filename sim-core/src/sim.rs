@@ -31,6 +31,9 @@ use std::fmt::Debug;
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
 type EventQueue<T> = crate::queue::WheelQueue<T>;
 
+/// The default of `SimConfig::max_steps`, and of a scenario's `limits.max_steps`.
+pub const DEFAULT_MAX_STEPS: u64 = 1_000_000;
+
 /// The default of `SimConfig::search_budget`: a linearizability search's memo holds 32
 /// bytes a configuration, so about 100 MB at most.
 pub const DEFAULT_SEARCH_BUDGET: usize = 3_000_000;
@@ -69,7 +72,10 @@ pub struct SimConfig {
     pub seed: u64,
     pub network: NetworkConfig,
     pub faults: Vec<ScheduledFault>,
+    /// A run stops (and reports `Limit::MaxSteps`, never a pass) after this many steps
+    /// (default [`DEFAULT_MAX_STEPS`]).
     pub max_steps: u64,
+    /// A run stops (and reports `Limit::MaxTime`) before any event past this time.
     pub max_time: SimTime,
     /// When the network heals and the liveness phase starts; `None`: never.
     pub heal_at: Option<SimTime>,
@@ -81,6 +87,9 @@ pub struct SimConfig {
     pub liveness_window: SimDuration,
     /// When an open-ended run (one whose queue never drains, like a load generator) ends
     /// normally: its end-of-run checks run then. `None`: at the drained queue or a deadline.
+    /// An open-ended run needs it (or `heal_at`, whose liveness deadline also ends a run):
+    /// without an end it runs into `max_steps` or `max_time`, which is reported as a limit,
+    /// never as a pass.
     pub end_at: Option<SimTime>,
     pub trace_mode: TraceMode,
     /// Track ground-truth causality (see the `causality` module). Also turned on by any
@@ -100,7 +109,7 @@ impl SimConfig {
             seed,
             network,
             faults: Vec::new(),
-            max_steps: 10_000_000,
+            max_steps: DEFAULT_MAX_STEPS,
             max_time: SimTime::from_millis(3_600_000),
             heal_at: None,
             liveness_window: SimDuration::from_millis(60_000),
