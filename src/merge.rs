@@ -16,6 +16,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// How many missing shard indexes a merge lists (it counts them all).
+pub const MISSING_LISTED_MAX: usize = 100;
+
 /// The merged campaign, and how its shards added up.
 #[derive(Clone, Debug, Serialize)]
 pub struct MergeReport {
@@ -26,7 +29,9 @@ pub struct MergeReport {
     pub summaries: Vec<String>,
     /// `N`, the shard count every summary names.
     pub shard_count: u64,
-    /// Shard indexes with no summary: their seeds were not run.
+    /// How many shards have no summary: their seeds were not run.
+    pub shards_missing_total: u64,
+    /// The first [`MISSING_LISTED_MAX`] of them.
     pub shards_missing: Vec<u64>,
     /// Shard indexes given more than once, with their files (counted once).
     pub shards_duplicated: BTreeMap<u64, Vec<String>>,
@@ -38,7 +43,7 @@ impl MergeReport {
     /// Exit codes as `dsim fuzz`: 1 for failures or a shard missing or repeated, else 3 if
     /// a run was undecided, else 0.
     pub fn exit_code(&self) -> u8 {
-        if !self.shards_missing.is_empty() || !self.shards_duplicated.is_empty() {
+        if self.shards_missing_total > 0 || !self.shards_duplicated.is_empty() {
             1
         } else {
             self.summary.exit_code()
@@ -60,9 +65,9 @@ impl MergeReport {
                 self.shard_count, self.elapsed_s_total
             ),
         );
-        if !self.shards_missing.is_empty() {
+        if self.shards_missing_total > 0 {
             let shown: Vec<String> = self.shards_missing.iter().take(20).map(u64::to_string).collect();
-            let more = self.shards_missing.len().saturating_sub(20);
+            let more = self.shards_missing_total - shown.len() as u64;
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
             line(
                 &mut out,
@@ -161,7 +166,10 @@ pub fn merge(summaries: Vec<(String, FuzzReport)>) -> Result<MergeReport, String
         by_shard.entry(index).or_default().push((file, report));
     }
     let template = first.clone();
-    let shards_missing: Vec<u64> = (0..count).filter(|i| !by_shard.contains_key(i)).collect();
+    // Found one by one, never listed whole: a summary may name a huge shard count.
+    let shards_missing: Vec<u64> =
+        (0..count).filter(|i| !by_shard.contains_key(i)).take(MISSING_LISTED_MAX).collect();
+    let shards_missing_total = count - by_shard.len() as u64;
     let shards_duplicated: BTreeMap<u64, Vec<String>> = by_shard
         .iter()
         .filter(|(_, reports)| reports.len() > 1)
@@ -174,6 +182,7 @@ pub fn merge(summaries: Vec<(String, FuzzReport)>) -> Result<MergeReport, String
         summary: add_up(template, &shards),
         summaries: files,
         shard_count: count,
+        shards_missing_total,
         shards_missing,
         shards_duplicated,
         elapsed_s_total: shards.iter().map(|r| r.elapsed_s).sum(),

@@ -71,6 +71,7 @@ fn a_missing_or_repeated_shard_is_reported() {
     let dropped = parts.remove(1);
     let merged = merge::merge(parts.clone()).unwrap();
     assert_eq!(merged.shards_missing, vec![1]);
+    assert_eq!(merged.shards_missing_total, 1);
     assert_eq!(merged.exit_code(), 1, "a missing shard is exit 1 even with no failure");
     assert!(merged.text().contains("MISSING"), "{}", merged.text());
 
@@ -80,6 +81,20 @@ fn a_missing_or_repeated_shard_is_reported() {
     assert!(merged.shards_missing.is_empty());
     assert_eq!(merged.shards_duplicated.get(&1).map(Vec::len), Some(2));
     assert_eq!(merged.summary.seeds_run, 20, "a repeated shard counts once");
+    assert_eq!(merged.exit_code(), 1);
+}
+
+#[test]
+fn a_huge_shard_count_is_counted_not_listed() {
+    let mut one = campaign(
+        "scenarios/rpc/reliable.json",
+        "0..=18446744073709551615",
+        Some(Shard { index: 5, count: u64::MAX }),
+    );
+    one.shard = Some(format!("5/{}", u64::MAX));
+    let merged = merge::merge(vec![("summary.json".into(), one)]).unwrap();
+    assert_eq!(merged.shards_missing_total, u64::MAX - 1);
+    assert_eq!(merged.shards_missing.len(), merge::MISSING_LISTED_MAX);
     assert_eq!(merged.exit_code(), 1);
 }
 
