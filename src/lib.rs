@@ -12,7 +12,23 @@ pub mod runner;
 pub mod scenario;
 pub mod shrink;
 
+use protocols::registry::Registry;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// The protocols this dsim knows: the bundled ones, or the registry a binary installed
+/// with [`install`] (see `cli::main_with`).
+pub fn registry() -> &'static Registry {
+    REGISTRY.get_or_init(Registry::bundled)
+}
+
+/// Makes `registry` the one every command uses. Only before anything has read it (at the
+/// start of `main`); false if a registry was in use already.
+pub fn install(registry: Registry) -> bool {
+    REGISTRY.set(registry).is_ok()
+}
 
 /// The folder of bundled scenarios: `scenarios/` in the source tree.
 pub fn scenarios_dir() -> PathBuf {

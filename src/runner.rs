@@ -1,15 +1,11 @@
 //! Runs a scenario: builds the protocol's nodes and invariants, runs the simulation with
 //! the chosen seed, and judges the outcome against the scenario's expectation.
 
-use crate::scenario::{Expect, ProtocolSpec, Scenario};
-use protocols::Setup;
+use crate::scenario::{Expect, Scenario};
+use protocols::registry::Instance;
 use serde::Serialize;
-use sim_core::{
-    Causality, Counters, FaultModel, Node, Outcome, Phase, Report, SimConfig, SimDuration, SimRng,
-    Simulation, Stream, TraceMode, TraceRecord,
-};
+use sim_core::{Causality, Counters, FaultModel, Outcome, Phase, Report, TraceFormat, TraceMode};
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::io::{self, Write};
 
 /// Where the full trace goes, and in which form.
@@ -19,24 +15,11 @@ pub enum TraceSink<'a> {
 }
 
 impl TraceSink<'_> {
-    fn write_records<'r, M: Serialize + Debug + 'r, T: Serialize + Debug + 'r>(
-        &mut self,
-        records: impl Iterator<Item = &'r TraceRecord<M, T>>,
-    ) -> io::Result<()> {
+    fn parts(&mut self) -> (TraceFormat, &mut dyn Write) {
         match self {
-            TraceSink::JsonLines(out) => {
-                for record in records {
-                    serde_json::to_writer(&mut **out, record)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-            TraceSink::Text(out) => {
-                for record in records {
-                    writeln!(out, "{record}")?;
-                }
-            }
+            TraceSink::JsonLines(out) => (TraceFormat::JsonLines, &mut **out),
+            TraceSink::Text(out) => (TraceFormat::Text, &mut **out),
         }
-        Ok(())
     }
 }
 
@@ -136,44 +119,16 @@ pub struct Summary {
     pub coverage: BTreeMap<String, u64>,
 }
 
-/// Something to do with a protocol instance, whatever its node type. Rust closures cannot
-/// be generic, so each use of [`dispatch`] is a small type with a generic method.
-pub trait Visit {
-    type Out;
-    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> Self::Out;
-}
-
-/// Builds the scenario's protocol for `seed` and hands it to `visitor`. This is the one
-/// place that knows every protocol.
-pub fn dispatch<V: Visit>(scenario: &Scenario, seed: u64, trace_mode: TraceMode, visitor: V) -> V::Out {
-    let config = scenario.sim_config(seed, trace_mode);
-    match &scenario.protocol {
-        ProtocolSpec::Rpc(params) => {
-            let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
-            let think = SimDuration::from_millis(scenario.workload.think_ms);
-            visitor.visit(protocols::rpc::setup(params, ops, think), config)
-        }
-        ProtocolSpec::Ping(params) => visitor.visit(protocols::ping::setup(params), config),
-        ProtocolSpec::AtMostOnce(params) => {
-            let ops = scenario.workload.generate(&mut SimRng::new(seed, Stream::Workload));
-            let think = SimDuration::from_millis(scenario.workload.think_ms);
-            visitor.visit(protocols::at_most_once::setup(params, ops, think), config)
-        }
-        ProtocolSpec::Clocks(params) => visitor.visit(protocols::clocks::setup(params), config),
-    }
-}
-
-/// Builds a simulation with the scenario's selection of invariants.
-fn simulation<N: Node>(setup: Setup<N>, config: SimConfig, scenario: &Scenario) -> Simulation<N> {
-    let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
-    for invariant in setup.invariants {
-        let selected =
-            scenario.invariants.as_ref().is_none_or(|names| names.iter().any(|n| n == invariant.name()));
-        if selected {
-            sim.add_invariant(invariant);
-        }
-    }
-    sim
+/// The scenario's protocol instance for `seed`: its simulation (with the scenario's
+/// selection of invariants), fault model, rare paths and node names. The registry is the
+/// one place that knows every protocol.
+pub fn instance(scenario: &Scenario, seed: u64, trace_mode: TraceMode, causal_exports: bool) -> Instance {
+    let mut config = scenario.sim_config(seed, trace_mode);
+    config.causality |= causal_exports;
+    config.causality_labels = causal_exports;
+    let (name, params) = scenario.protocol_choice();
+    let protocol = crate::registry().get(&name).expect("a checked scenario names a registered protocol");
+    protocol.instance(&params, &scenario.workload, config, scenario.invariants.as_deref())
 }
 
 /// A finished run, before judging.
@@ -191,40 +146,35 @@ struct Simulate<'a, 'w> {
     exports: CausalExports<'w>,
 }
 
-impl Visit for Simulate<'_, '_> {
-    type Out = io::Result<Run>;
-
-    fn visit<N: Node>(mut self, setup: Setup<N>, mut config: SimConfig) -> io::Result<Run> {
-        config.causality |= self.exports.wanted();
-        config.causality_labels = self.exports.wanted();
-        let model = &setup.fault_model;
+impl Simulate<'_, '_> {
+    fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
+        let config = self.scenario.sim_config(seed, trace_mode);
+        let Instance { mut simulation, fault_model: model, sometimes, .. } =
+            instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
-        let declared = setup.sometimes;
-        let mut sim = simulation(setup, config, self.scenario);
         let report = match &mut self.sink {
             // Streamed: the older records are written out between steps, so a long run's
-            // trace never sits in memory whole. Runs without a sink keep `sim.run`'s loop.
+            // trace never sits in memory whole. Runs without a sink keep the plain loop.
             Some(sink) => {
-                while sim.step().is_none() {
-                    for chunk in sim.drain_trace() {
-                        sink.write_records(chunk.iter())?;
-                    }
+                let (format, out) = sink.parts();
+                while !simulation.step() {
+                    simulation.drain_trace(format, out)?;
                 }
-                sink.write_records(sim.world().trace())?;
-                sim.report()
+                simulation.write_trace(format, out)?;
+                simulation.report()
             }
-            None => sim.run(),
+            None => simulation.run(),
         };
         // A node left down or a partition never healed breaks only what liveness assumes:
         // it puts a liveness failure outside the model, not a safety one.
         let liveness_failed = report.outcome.violation().is_some_and(|v| v.phase == Phase::Liveness);
         let outside_fault_model = outside.or(outside_liveness.filter(|_| liveness_failed));
-        if let Some(causality) = sim.world().causality() {
+        if let Some(causality) = simulation.causality() {
             self.exports.write(causality)?;
         }
-        let mut coverage: BTreeMap<String, u64> = declared.iter().map(|p| (p.to_string(), 0)).collect();
-        for (point, count) in sim.world().coverage() {
+        let mut coverage: BTreeMap<String, u64> = sometimes.iter().map(|p| (p.to_string(), 0)).collect();
+        for (point, count) in simulation.coverage() {
             coverage.insert(point.to_string(), *count);
         }
         Ok(Run { report, outside_fault_model, coverage })
@@ -239,7 +189,7 @@ pub fn simulate(
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Run> {
     let exports = CausalExports::default();
-    dispatch(scenario, seed, trace_mode, Simulate { scenario, sink, exports })
+    Simulate { scenario, sink, exports }.run(seed, trace_mode)
 }
 
 /// Runs `scenario` (read from `file`) with `seed` (default: the file's), and judges it.
@@ -263,46 +213,25 @@ pub fn run_with_exports<'w>(
     exports: CausalExports<'w>,
 ) -> io::Result<Summary> {
     let seed = seed.unwrap_or(scenario.seed);
-    let run = dispatch(scenario, seed, trace_mode, Simulate { scenario, sink, exports })?;
+    let run = Simulate { scenario, sink, exports }.run(seed, trace_mode)?;
     Ok(judge(scenario, file, seed, run))
-}
-
-struct StepHashes<'a> {
-    scenario: &'a Scenario,
-}
-
-impl Visit for StepHashes<'_> {
-    type Out = Vec<u64>;
-
-    fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> Vec<u64> {
-        let mut sim = simulation(setup, config, self.scenario);
-        let mut hashes = Vec::new();
-        while sim.step().is_none() {
-            hashes.push(sim.world().trace_hash());
-        }
-        hashes.push(sim.world().trace_hash());
-        hashes
-    }
 }
 
 /// The trace hash after every step of a run (for determinism checks).
 pub fn step_hashes(scenario: &Scenario, seed: u64, trace_mode: TraceMode) -> Vec<u64> {
-    dispatch(scenario, seed, trace_mode, StepHashes { scenario })
-}
-
-struct FaultModelOf;
-
-impl Visit for FaultModelOf {
-    type Out = (FaultModel, usize);
-
-    fn visit<N: Node>(self, setup: Setup<N>, _config: SimConfig) -> (FaultModel, usize) {
-        (setup.fault_model, setup.n_nodes)
+    let mut simulation = instance(scenario, seed, trace_mode, false).simulation;
+    let mut hashes = Vec::new();
+    while !simulation.step() {
+        hashes.push(simulation.trace_hash());
     }
+    hashes.push(simulation.trace_hash());
+    hashes
 }
 
 /// The protocol's fault model, and its node count.
 pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
-    dispatch(scenario, scenario.seed, TraceMode::HashOnly, FaultModelOf)
+    let instance = instance(scenario, scenario.seed, TraceMode::HashOnly, false);
+    (instance.fault_model, instance.node_names.len())
 }
 
 fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
@@ -454,18 +383,12 @@ mod tests {
 
     /// The whole trace kept in memory, then written: what `--trace` wrote before it
     /// streamed.
-    struct KeptTrace<'a>(&'a Scenario);
-
-    impl Visit for KeptTrace<'_> {
-        type Out = (Vec<u8>, String);
-
-        fn visit<N: Node>(self, setup: Setup<N>, config: SimConfig) -> (Vec<u8>, String) {
-            let mut sim = simulation(setup, config, self.0);
-            let report = sim.run();
-            let mut out = Vec::new();
-            TraceSink::JsonLines(&mut out).write_records(sim.world().trace()).unwrap();
-            (out, report.trace_hash)
-        }
+    fn kept_trace(scenario: &Scenario) -> (Vec<u8>, String) {
+        let mut simulation = instance(scenario, scenario.seed, TraceMode::Full, false).simulation;
+        let report = simulation.run();
+        let mut out = Vec::new();
+        simulation.write_trace(TraceFormat::JsonLines, &mut out).unwrap();
+        (out, report.trace_hash)
     }
 
     #[test]
@@ -474,7 +397,7 @@ mod tests {
         let mut scenario = Scenario::load(&path).unwrap();
         // Long enough for several chunks of the full trace to be streamed out mid-run.
         scenario.limits.end_at_ms = Some(crate::scenario::Millis(2_000.0));
-        let (kept, kept_hash) = dispatch(&scenario, scenario.seed, TraceMode::Full, KeptTrace(&scenario));
+        let (kept, kept_hash) = kept_trace(&scenario);
         let mut streamed = Vec::new();
         let run =
             simulate(&scenario, scenario.seed, TraceMode::Full, Some(TraceSink::JsonLines(&mut streamed)))

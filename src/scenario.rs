@@ -623,6 +623,16 @@ impl Scenario {
         self.validate().map_err(error)
     }
 
+    /// The protocol's name and its parameters as JSON (as the registry takes them).
+    pub fn protocol_choice(&self) -> (String, serde_json::Value) {
+        let value = serde_json::to_value(&self.protocol).expect("protocol parameters serialize");
+        let serde_json::Value::Object(map) = value else {
+            unreachable!("a protocol is one {{name: params}}")
+        };
+        let (name, params) = map.into_iter().next().expect("a protocol is one {name: params}");
+        (name, params)
+    }
+
     /// The facts of this scenario's protocol instance.
     pub fn facts(&self) -> ProtocolFacts {
         match &self.protocol {

@@ -48,10 +48,12 @@
 //! key/value operations; a protocol plugs them in through [`CallerNode`] and its own
 //! message and durable types, as [`AmoNode`] does here.
 
+use crate::kv::Workload;
 use crate::kv::{
     ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId, EXECUTED_AT_MOST_ONCE,
     KV_LINEARIZABLE,
 };
+use crate::registry::{check_ms, key_value_facts, Facts, FieldError, PathSeg, Protocol, ScenarioView};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -990,6 +992,86 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             network: NetworkAssumptions::default(),
         },
         node_names,
+    }
+}
+
+/// At-most-once RPC in the registry.
+pub struct AtMostOnce;
+
+impl Protocol for AtMostOnce {
+    type Params = AmoParams;
+    type Node = AmoNode;
+
+    fn name(&self) -> &'static str {
+        "at-most-once"
+    }
+
+    fn summary(&self) -> &'static str {
+        "at-most-once RPC: request ids, reply cache, discard, pending marks, durable dedup table"
+    }
+
+    fn params_doc(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+
+    fn uses_workload(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, params: &AmoParams, scenario: &ScenarioView<'_>) -> Result<(), FieldError> {
+        let path = |field: &'static str| ["protocol", "at-most-once", field];
+        let at = |field: &'static str, why: String| FieldError::param("at-most-once", field, why);
+        check_ms(&path("timeout_ms"), params.timeout_ms, 1)?;
+        check_ms(&path("execute_ms"), params.execute_ms, 0)?;
+        if params.window == 0 {
+            return Err(at("window", "must be at least 1: a window of 0 allows no call".into()));
+        }
+        if params.window > Workload::OPS_PER_CLIENT_MAX {
+            let max = Workload::OPS_PER_CLIENT_MAX;
+            return Err(at(
+                "window",
+                format!("{} is too large: at most {max} (a client's most operations)", params.window),
+            ));
+        }
+        if params.discard == DiscardMode::OneOutstanding && params.window != 1 {
+            return Err(at(
+                "window",
+                format!(
+                    "discard \"one-outstanding\" means one call per client at a time, so the window must \
+                     be 1 (it is {}); use discard \"seq-ack\" for a larger window",
+                    params.window
+                ),
+            ));
+        }
+        // every-request-completed is a promise of unbounded retries; with a retry limit it
+        // is not checked, so naming it would silently check nothing.
+        if !params.retries_unbounded() {
+            let why = format!(
+                "{EVERY_REQUEST_COMPLETED} is checked only with unbounded retries; remove \
+                 \"retries_max\" (or set it to null) to check it"
+            );
+            let named =
+                scenario.invariants.unwrap_or_default().iter().position(|n| n == EVERY_REQUEST_COMPLETED);
+            if let Some(i) = named {
+                return Err(FieldError {
+                    path: vec![PathSeg::Key("invariants".into()), PathSeg::Index(i)],
+                    message: why,
+                });
+            }
+            if scenario.expect_violation == Some(EVERY_REQUEST_COMPLETED) {
+                return Err(FieldError::at(&["expect", "violation"], why));
+            }
+        }
+        Ok(())
+    }
+
+    fn facts(&self, _params: &AmoParams, scenario: &ScenarioView<'_>) -> Facts {
+        key_value_facts(scenario.workload)
+    }
+
+    fn setup(&self, params: &AmoParams, workload: &Workload, seed: u64) -> Setup<AmoNode> {
+        let (ops, think) = workload.for_seed(seed);
+        setup(params, ops, think)
     }
 }
 

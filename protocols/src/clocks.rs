@@ -38,7 +38,12 @@
 //! **Fault model.** The clocks live in memory, so processes never crash; the network may
 //! lose, delay, reorder and duplicate messages (a duplicate is one send, two receives).
 
+use crate::kv::Workload;
 use crate::logical_clocks::{LamportClock, ProcessVectorClock, VectorOrder, VectorReceive};
+use crate::registry::{
+    check_max, check_ms, Facts, FieldError, Protocol, ScenarioView, CLOCK_STAMPS_PER_EVENT, EVENT_BYTES,
+    NODE_BYTES,
+};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::causality::short_kind;
@@ -731,6 +736,83 @@ impl Invariant<ClockProcess> for PhysicalClockCondition {
             }
         }
         Ok(())
+    }
+}
+
+/// The clocks workload in the registry.
+pub struct Clocks;
+
+impl Protocol for Clocks {
+    type Params = ClocksParams;
+    type Node = ClockProcess;
+
+    fn name(&self) -> &'static str {
+        "clocks"
+    }
+
+    fn summary(&self) -> &'static str {
+        "processes stamp events with physical, Lamport and vector clocks, checked against ground truth"
+    }
+
+    fn params_doc(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+
+    fn validate(&self, params: &ClocksParams, _scenario: &ScenarioView<'_>) -> Result<(), FieldError> {
+        let path = |field: &'static str| ["protocol", "clocks", field];
+        if !(2..=PROCESSES_MAX).contains(&params.processes) {
+            let why = format!("{} processes: expected 2 to {PROCESSES_MAX}", params.processes);
+            return Err(FieldError::param("clocks", "processes", why));
+        }
+        check_max(
+            &path("actions_per_process"),
+            params.actions_per_process.into(),
+            ACTIONS_PER_PROCESS_MAX.into(),
+        )?;
+        if params.interval_ms_min > params.interval_ms_max {
+            let why = format!(
+                "interval_ms_min ({}) is above interval_ms_max ({})",
+                params.interval_ms_min, params.interval_ms_max
+            );
+            return Err(FieldError::param("clocks", "interval_ms_min", why));
+        }
+        check_ms(&path("interval_ms_max"), params.interval_ms_max, 0)?;
+        if params.local_weight == 0 && params.send_weight == 0 && params.broadcast_weight == 0 {
+            let why = "local_weight, send_weight and broadcast_weight are all 0: nothing to do";
+            return Err(FieldError::param("clocks", "local_weight", why));
+        }
+        Ok(())
+    }
+
+    fn facts(&self, params: &ClocksParams, scenario: &ScenarioView<'_>) -> Facts {
+        let processes = u128::from(params.processes);
+        // Events per action: its timer, plus the action's own events by weight (a local
+        // event 1, a send and its receive 2, a broadcast 1 + processes - 1).
+        let weights = [params.local_weight, params.send_weight, params.broadcast_weight].map(u128::from);
+        let total = weights.iter().sum::<u128>().max(1);
+        let per_action = 1 + (weights[0] + 2 * weights[1] + processes * weights[2]).div_ceil(total);
+        let events = processes * (1 + u128::from(params.actions_per_process) * per_action);
+        let events = events.min(u128::from(scenario.max_steps));
+        Facts {
+            n_nodes: params.processes as usize,
+            node_names: format!("0..={} are processes", params.processes.saturating_sub(1)),
+            operations: params.processes as usize * params.actions_per_process as usize,
+            memory_bytes: processes * NODE_BYTES
+                + events * (CLOCK_STAMPS_PER_EVENT * 4 * processes + EVENT_BYTES),
+        }
+    }
+
+    fn smaller(&self, params: &ClocksParams) -> Vec<ClocksParams> {
+        let (processes, actions) = (params.processes, params.actions_per_process);
+        vec![
+            ClocksParams { processes: (processes - 1).max(2), ..params.clone() },
+            ClocksParams { actions_per_process: actions / 2, ..params.clone() },
+            ClocksParams { actions_per_process: actions.saturating_sub(1), ..params.clone() },
+        ]
+    }
+
+    fn setup(&self, params: &ClocksParams, _workload: &Workload, _seed: u64) -> Setup<ClockProcess> {
+        setup(params)
     }
 }
 

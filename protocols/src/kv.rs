@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use sim_core::checkers::linearizability::{self, Model, Operation};
-use sim_core::{CheckError, EntryKind, Invariant, Node, NodeId, SimRng, SimTime, World};
+use sim_core::{CheckError, EntryKind, Invariant, Node, NodeId, SimDuration, SimRng, SimTime, World};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -192,6 +192,13 @@ impl Workload {
 
     /// Each client's operations. Random operations draw from the workload stream; values
     /// are unique ("3.7": client 3's operation 7) so that a repeated execution shows.
+    /// Each client's operations for a run with `seed` (drawn from the workload's own
+    /// stream, so the network's draws do not move them), and the think time.
+    pub fn for_seed(&self, seed: u64) -> (Vec<Vec<KvOp>>, SimDuration) {
+        let ops = self.generate(&mut SimRng::new(seed, sim_core::Stream::Workload));
+        (ops, SimDuration::from_millis(self.think_ms))
+    }
+
     pub fn generate(&self, rng: &mut SimRng) -> Vec<Vec<KvOp>> {
         if let Some(script) = &self.script {
             return script.clone();

@@ -19,6 +19,7 @@ pub mod clocks;
 pub mod kv;
 pub mod logical_clocks;
 pub mod ping;
+pub mod registry;
 pub mod rpc;
 
 use sim_core::{Builder, FaultModel, Invariant, Node};

@@ -6,6 +6,8 @@
 //! step), costs O(1) per step: the "invariants on" benchmark measures the loop's price for
 //! running checks, not a checker's own cost.
 
+use crate::kv::Workload;
+use crate::registry::{check_max, Facts, FieldError, Protocol, ScenarioView, MESSAGE_BYTES, NODE_BYTES};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -105,6 +107,12 @@ fn default_in_flight() -> u32 {
     10
 }
 
+impl Default for PingParams {
+    fn default() -> Self {
+        PingParams { nodes: default_nodes(), in_flight: default_in_flight() }
+    }
+}
+
 /// The most ping nodes.
 pub const NODES_MAX: u32 = 100_000;
 /// The most pings a node keeps in flight.
@@ -171,5 +179,69 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],
+    }
+}
+
+/// The ping load in the registry.
+pub struct Ping;
+
+impl Protocol for Ping {
+    type Params = PingParams;
+    type Node = PingNode;
+
+    fn name(&self) -> &'static str {
+        "ping"
+    }
+
+    fn summary(&self) -> &'static str {
+        "load generator: N nodes keep K pings in flight"
+    }
+
+    fn params_doc(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+
+    fn validate(&self, params: &PingParams, _scenario: &ScenarioView<'_>) -> Result<(), FieldError> {
+        let path = |field: &'static str| ["protocol", "ping", field];
+        if params.nodes < 2 {
+            let why = format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes);
+            return Err(FieldError::param("ping", "nodes", why));
+        }
+        check_max(&path("nodes"), params.nodes.into(), NODES_MAX.into())?;
+        if params.in_flight == 0 {
+            let why = "must be at least 1: with 0 pings in flight nothing happens";
+            return Err(FieldError::param("ping", "in_flight", why));
+        }
+        check_max(&path("in_flight"), params.in_flight.into(), IN_FLIGHT_MAX.into())?;
+        let messages = u64::from(params.nodes) * u64::from(params.in_flight);
+        if messages > MESSAGES_MAX {
+            let why = format!(
+                "{} nodes x {} in flight = {messages} messages in flight: at most {MESSAGES_MAX}",
+                params.nodes, params.in_flight
+            );
+            return Err(FieldError::param("ping", "in_flight", why));
+        }
+        Ok(())
+    }
+
+    fn facts(&self, params: &PingParams, _scenario: &ScenarioView<'_>) -> Facts {
+        let nodes = u128::from(params.nodes);
+        Facts {
+            n_nodes: params.nodes as usize,
+            node_names: format!("0..={} are ping nodes", params.nodes.saturating_sub(1)),
+            operations: params.nodes as usize * params.in_flight as usize,
+            memory_bytes: nodes * NODE_BYTES + nodes * u128::from(params.in_flight) * MESSAGE_BYTES,
+        }
+    }
+
+    fn smaller(&self, params: &PingParams) -> Vec<PingParams> {
+        vec![
+            PingParams { nodes: (params.nodes - 1).max(2), ..params.clone() },
+            PingParams { in_flight: params.in_flight / 2, ..params.clone() },
+        ]
+    }
+
+    fn setup(&self, params: &PingParams, _workload: &Workload, _seed: u64) -> Setup<PingNode> {
+        setup(params)
     }
 }

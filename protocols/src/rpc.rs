@@ -22,7 +22,8 @@
 //! and its place in its workload in durable storage, so a restarted client never reuses a
 //! request id.
 
-use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId};
+use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId, Workload};
+use crate::registry::{check_ms, key_value_facts, Facts, FieldError, Protocol, ScenarioView};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -294,3 +295,39 @@ pub const RESENT: &str = "rpc: request re-sent after a timeout";
 pub const LATE_REPLY_IGNORED: &str = "rpc: late reply ignored";
 /// A client gave up after its last re-send.
 pub const GAVE_UP: &str = "rpc: client gave up";
+/// Best-effort RPC in the registry.
+pub struct Rpc;
+
+impl Protocol for Rpc {
+    type Params = RpcParams;
+    type Node = RpcNode;
+
+    fn name(&self) -> &'static str {
+        "rpc"
+    }
+
+    fn summary(&self) -> &'static str {
+        "RPC with retries (best effort) over a key/value server"
+    }
+
+    fn params_doc(&self) -> &'static [ParamDoc] {
+        PARAMS
+    }
+
+    fn uses_workload(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, params: &RpcParams, _scenario: &ScenarioView<'_>) -> Result<(), FieldError> {
+        check_ms(&["protocol", "rpc", "timeout_ms"], params.timeout_ms, 1)
+    }
+
+    fn facts(&self, _params: &RpcParams, scenario: &ScenarioView<'_>) -> Facts {
+        key_value_facts(scenario.workload)
+    }
+
+    fn setup(&self, params: &RpcParams, workload: &Workload, seed: u64) -> Setup<RpcNode> {
+        let (ops, think) = workload.for_seed(seed);
+        setup(params, ops, think)
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod causality;
 pub mod checkers;
+pub mod erased;
 pub mod history;
 pub mod invariant;
 pub mod network;
@@ -26,6 +27,7 @@ pub mod trace;
 pub use causality::{
     CausalEdge, CausalOrder, Causality, EventId, LamportTime, NodeEvent, NodeEventKind, VectorClock,
 };
+pub use erased::{AnySimulation, TraceFormat};
 pub use history::{Entry, EntryKind, History, OpId};
 pub use invariant::{
     CheckError, FaultModel, Invariant, Limit, NetworkAssumptions, Outcome, Phase, Violation,
