@@ -557,39 +557,23 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
 
 fn list() -> String {
     let mut out = String::from("Protocols (scenario field \"protocol\": {\"NAME\": {PARAMETERS}}):\n");
-    let protocols: [(&str, &str, &[protocols::ParamDoc], &[&str]); 4] = [
-        (
-            "rpc",
-            "RPC with retries (best effort) over a key/value server",
-            protocols::rpc::PARAMS,
-            protocols::rpc::INVARIANTS,
-        ),
-        (
-            "ping",
-            "load generator: N nodes keep K pings in flight",
-            protocols::ping::PARAMS,
-            protocols::ping::INVARIANTS,
-        ),
-        (
-            "at-most-once",
-            "at-most-once RPC: request ids, reply cache, discard, pending marks, durable dedup table",
-            protocols::at_most_once::PARAMS,
-            protocols::at_most_once::INVARIANTS,
-        ),
-        (
-            "clocks",
-            "processes stamp events with physical, Lamport and vector clocks, checked against ground truth",
-            protocols::clocks::PARAMS,
-            protocols::clocks::INVARIANTS,
-        ),
-    ];
-    for (name, about, params, invariants) in protocols {
-        out.push_str(&format!("  {name:<12} {about}\n"));
-        for p in params {
+    let workload = protocols::kv::Workload::default();
+    for protocol in crate::registry().iter() {
+        out.push_str(&format!("  {:<12} {}\n", protocol.name(), protocol.summary()));
+        for p in protocol.params_doc() {
             out.push_str(&format!("      {:<20} default {:<8} {}\n", p.name, p.default, p.help));
         }
+        let params = protocol.default_params();
+        let invariants = protocol.invariant_names(&params, &workload);
         if !invariants.is_empty() {
             out.push_str(&format!("      invariants: {}\n", invariants.join(", ")));
+        }
+        out.push_str(&format!(
+            "      fault model: {}\n",
+            protocol.fault_model(&params, &workload).description
+        ));
+        if protocol.uses_workload() {
+            out.push_str("      workload: the scenario's key/value \"workload\"\n");
         }
     }
     out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", PRESET_NAMES.join(", ")));

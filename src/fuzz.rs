@@ -449,7 +449,7 @@ impl FailureFile {
                 ),
             ));
         }
-        let known = scenario.facts().invariants;
+        let known = scenario.invariant_names();
         if !known.contains(&self.invariant.as_str()) {
             return Err((
                 key("invariant"),

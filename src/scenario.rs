@@ -7,10 +7,11 @@
 //! field afterwards. Only this module reads scenario files.
 
 use crate::locate::{locate, render, Seg};
-use protocols::at_most_once::{AmoParams, DiscardMode, EVERY_REQUEST_COMPLETED};
+use protocols::at_most_once::AmoParams;
 use protocols::clocks::ClocksParams;
 use protocols::kv::Workload;
 use protocols::ping::PingParams;
+use protocols::registry::{AnyProtocol, Facts, PathSeg, ScenarioView};
 use protocols::rpc::RpcParams;
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -633,53 +634,62 @@ impl Scenario {
         (name, params)
     }
 
-    /// The facts of this scenario's protocol instance.
-    pub fn facts(&self) -> ProtocolFacts {
-        match &self.protocol {
-            ProtocolSpec::Rpc(_) => ProtocolFacts {
-                n_nodes: 1 + self.workload.n_clients(),
-                invariants: protocols::rpc::INVARIANTS,
-                node_names: format!("0 is the server, 1..={} are clients", self.workload.n_clients()),
+    /// The scenario's protocol, from the registry.
+    pub fn registered(&self) -> &'static dyn AnyProtocol {
+        let (name, _) = self.protocol_choice();
+        crate::registry().get(&name).expect("a parsed scenario names a registered protocol")
+    }
+
+    /// What the protocol's checks may read of the rest of the scenario.
+    fn view(&self) -> ScenarioView<'_> {
+        ScenarioView {
+            workload: &self.workload,
+            invariants: self.invariants.as_deref(),
+            expect_violation: match &self.expect {
+                Expect::Violation(name) => Some(name.as_str()),
+                Expect::Pass => None,
             },
-            ProtocolSpec::Ping(params) => ProtocolFacts {
-                n_nodes: params.nodes as usize,
-                invariants: protocols::ping::INVARIANTS,
-                node_names: format!("0..={} are ping nodes", params.nodes.saturating_sub(1)),
-            },
-            ProtocolSpec::AtMostOnce(_) => ProtocolFacts {
-                n_nodes: 1 + self.workload.n_clients(),
-                invariants: protocols::at_most_once::INVARIANTS,
-                node_names: format!("0 is the server, 1..={} are clients", self.workload.n_clients()),
-            },
-            ProtocolSpec::Clocks(params) => ProtocolFacts {
-                n_nodes: params.processes as usize,
-                invariants: protocols::clocks::INVARIANTS,
-                node_names: format!("0..={} are processes", params.processes.saturating_sub(1)),
-            },
+            max_steps: self.limits.max_steps,
         }
+    }
+
+    /// Reads and validates the protocol's parameters; the instance's facts.
+    fn check_protocol(&self) -> Result<Facts, (Vec<Seg>, String)> {
+        let (_, params) = self.protocol_choice();
+        self.registered().check(&params, &self.view()).map_err(|error| {
+            let path = error
+                .path
+                .into_iter()
+                .map(|seg| match seg {
+                    PathSeg::Key(key) => Seg::Key(key),
+                    PathSeg::Index(i) => Seg::Index(i),
+                })
+                .collect();
+            (path, error.message)
+        })
+    }
+
+    /// The facts of this scenario's protocol instance (node count and names, size, memory).
+    pub fn facts(&self) -> Facts {
+        let (_, params) = self.protocol_choice();
+        self.registered().facts(&params, &self.view()).expect("a parsed scenario's protocol parameters read")
+    }
+
+    /// The invariants a run of this scenario's protocol checks (before its selection).
+    pub fn invariant_names(&self) -> Vec<&'static str> {
+        let (_, params) = self.protocol_choice();
+        self.registered().invariant_names(&params, &self.workload)
     }
 
     pub(crate) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let key = |k: &str| Seg::Key(k.to_string());
         // Sizes first: nothing below allocates per node before they are known to be bounded.
-        match &self.protocol {
-            ProtocolSpec::Rpc(params) => {
-                let at = |field: &str| vec![key("protocol"), key("rpc"), key(field)];
-                check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
-                validate_workload(&self.workload)?;
-            }
-            ProtocolSpec::Ping(params) => {
-                validate_ping(params)?;
-                self.no_workload("ping")?;
-            }
-            ProtocolSpec::AtMostOnce(params) => {
-                self.validate_at_most_once(params)?;
-                validate_workload(&self.workload)?;
-            }
-            ProtocolSpec::Clocks(params) => {
-                validate_clocks(params)?;
-                self.no_workload("clocks")?;
-            }
+        let facts = self.check_protocol()?;
+        let protocol = self.registered();
+        if protocol.uses_workload() {
+            validate_workload(&self.workload)?;
+        } else {
+            self.no_workload(protocol.name())?;
         }
         for (field, len, max) in
             [("faults", self.faults.len(), FAULTS_MAX), ("links", self.network.links.len(), LINKS_MAX)]
@@ -690,7 +700,6 @@ impl Scenario {
                 return Err((path, format!("{len} entries: at most {max}")));
             }
         }
-        let facts = self.facts();
         if let Some(clocks) = &self.physical_clocks {
             clocks.validate(facts.n_nodes, &facts.node_names)?;
         }
@@ -831,7 +840,7 @@ impl Scenario {
         }
         self.validate_phases()?;
 
-        let known = facts.invariants;
+        let known = self.invariant_names();
         let choices = || {
             if known.is_empty() {
                 "this protocol has no invariants".to_string()
@@ -1033,75 +1042,7 @@ impl Scenario {
     /// "Bounds" in the README): per node, per operation, per message in flight, and for
     /// clocks per recorded event (each holds a vector stamp of `processes` entries).
     pub fn memory_estimate(&self) -> u64 {
-        let estimate: u128 = match &self.protocol {
-            ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_) => {
-                let nodes = 1 + self.workload.n_clients() as u128;
-                nodes * NODE_BYTES + self.workload.n_ops() as u128 * OP_BYTES
-            }
-            ProtocolSpec::Ping(params) => {
-                let nodes = u128::from(params.nodes);
-                nodes * NODE_BYTES + nodes * u128::from(params.in_flight) * MESSAGE_BYTES
-            }
-            ProtocolSpec::Clocks(params) => {
-                let processes = u128::from(params.processes);
-                // Events per action: its timer, plus the action's own events by weight (a
-                // local event 1, a send and its receive 2, a broadcast 1 + processes - 1).
-                let weights =
-                    [params.local_weight, params.send_weight, params.broadcast_weight].map(u128::from);
-                let total = weights.iter().sum::<u128>().max(1);
-                let per_action = 1 + (weights[0] + 2 * weights[1] + processes * weights[2]).div_ceil(total);
-                let events = processes * (1 + u128::from(params.actions_per_process) * per_action);
-                let events = events.min(u128::from(self.limits.max_steps));
-                processes * NODE_BYTES + events * (CLOCK_STAMPS_PER_EVENT * 4 * processes + EVENT_BYTES)
-            }
-        };
-        u64::try_from(estimate).unwrap_or(u64::MAX)
-    }
-
-    fn validate_at_most_once(&self, params: &AmoParams) -> Result<(), (Vec<Seg>, String)> {
-        let at = |field: &str| {
-            vec![Seg::Key("protocol".into()), Seg::Key("at-most-once".into()), Seg::Key(field.into())]
-        };
-        check_ms(at("timeout_ms"), params.timeout_ms, 1)?;
-        check_ms(at("execute_ms"), params.execute_ms, 0)?;
-        if params.window == 0 {
-            return Err((at("window"), "must be at least 1: a window of 0 allows no call".into()));
-        }
-        if params.window > Workload::OPS_PER_CLIENT_MAX {
-            return Err((
-                at("window"),
-                format!(
-                    "{} is too large: at most {} (a client's most operations)",
-                    params.window,
-                    Workload::OPS_PER_CLIENT_MAX
-                ),
-            ));
-        }
-        if params.discard == DiscardMode::OneOutstanding && params.window != 1 {
-            return Err((
-                at("window"),
-                format!(
-                    "discard \"one-outstanding\" means one call per client at a time, so the window must \
-                     be 1 (it is {}); use discard \"seq-ack\" for a larger window",
-                    params.window
-                ),
-            ));
-        }
-        // every-request-completed is a promise of unbounded retries; with a retry limit it
-        // is not checked, so naming it would silently check nothing.
-        if !params.retries_unbounded() {
-            let why = format!(
-                "{EVERY_REQUEST_COMPLETED} is checked only with unbounded retries; remove \
-                 \"retries_max\" (or set it to null) to check it"
-            );
-            if let Some(i) = self.invariants.iter().flatten().position(|n| n == EVERY_REQUEST_COMPLETED) {
-                return Err((vec![Seg::Key("invariants".into()), Seg::Index(i)], why));
-            }
-            if self.expect == Expect::Violation(EVERY_REQUEST_COMPLETED.into()) {
-                return Err((vec![Seg::Key("expect".into()), Seg::Key("violation".into())], why));
-            }
-        }
-        Ok(())
+        u64::try_from(self.facts().memory_bytes).unwrap_or(u64::MAX)
     }
 
     /// The simulator configuration for `seed`.
@@ -1540,9 +1481,8 @@ fn check_until(path: Vec<Seg>, at: Millis, until: Option<Millis>) -> Result<(), 
 // "Bounds" table lists them). The maxima are what a 2-core, 24 GiB machine runs in
 // seconds to a few minutes; the budget leaves room for two other runs beside it.
 
-/// The largest time in milliseconds any field may give (about 11.6 days): in microseconds
-/// it is 10^12, far from overflowing anything it is added to.
-pub const MS_MAX: u64 = 1_000_000_000;
+/// The largest time in milliseconds any field may give (`protocols::registry::MS_MAX`).
+pub use protocols::registry::MS_MAX;
 /// The most steps a run may take: minutes of a release build's time.
 pub const MAX_STEPS_MAX: u64 = 1_000_000_000;
 /// The most faults on a timeline.
@@ -1551,20 +1491,10 @@ pub const FAULTS_MAX: usize = 10_000;
 pub const LINKS_MAX: usize = 100_000;
 /// The most crashes or partitions `fuzz --swarm` may draw per run.
 pub const SWARM_FAULTS_MAX: u32 = 100;
-/// The memory a run may be estimated to need ([`Scenario::memory_estimate`]): 4 GiB.
+/// The memory a run may be estimated to need ([`Scenario::memory_estimate`]): 4 GiB. The
+/// estimate is the protocol's (`Facts::memory_bytes`, from the parts in
+/// `protocols::registry`).
 pub const MEMORY_BUDGET_BYTES: u64 = 4 << 30;
-/// The estimate's parts: a node (its state, slot, counters, name), a client operation (the
-/// operation, its history entries, the checker's copy), a message in flight (its event in
-/// the queue and its payload), a recorded event (the causal record), and how many vector
-/// stamps of a clocks event are alive at once (its note, its message, the checker's).
-/// Measured (`/usr/bin/time -v`): clocks with default parameters peaks at 370 MB with 150
-/// processes (121,005 steps) and 1.9 GB with 250 (327,216 steps), about 6 stamps per event;
-/// the estimate gives 236 MB and 2.0 GB.
-const NODE_BYTES: u128 = 1 << 10;
-const OP_BYTES: u128 = 1 << 10;
-const MESSAGE_BYTES: u128 = 192;
-const EVENT_BYTES: u128 = 256;
-const CLOCK_STAMPS_PER_EVENT: u128 = 6;
 
 /// A time in whole milliseconds: at least `min`, at most [`MS_MAX`].
 fn check_ms(path: Vec<Seg>, ms: u64, min: u64) -> Result<(), (Vec<Seg>, String)> {
@@ -1585,63 +1515,6 @@ fn check_max(path: Vec<Seg>, value: u64, max: u64) -> Result<(), (Vec<Seg>, Stri
             _ => "the value".into(),
         };
         return Err((path, format!("{value} is too large: {field} is at most {max}")));
-    }
-    Ok(())
-}
-
-fn validate_ping(params: &PingParams) -> Result<(), (Vec<Seg>, String)> {
-    use protocols::ping::{IN_FLIGHT_MAX, MESSAGES_MAX, NODES_MAX};
-    let at = |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("ping".into()), Seg::Key(field.into())];
-    if params.nodes < 2 {
-        return Err((
-            at("nodes"),
-            format!("{} nodes cannot ping each other: at least 2 are needed", params.nodes),
-        ));
-    }
-    check_max(at("nodes"), params.nodes.into(), NODES_MAX.into())?;
-    if params.in_flight == 0 {
-        return Err((at("in_flight"), "must be at least 1: with 0 pings in flight nothing happens".into()));
-    }
-    check_max(at("in_flight"), params.in_flight.into(), IN_FLIGHT_MAX.into())?;
-    let messages = u64::from(params.nodes) * u64::from(params.in_flight);
-    if messages > MESSAGES_MAX {
-        return Err((
-            at("in_flight"),
-            format!(
-                "{} nodes x {} in flight = {messages} messages in flight: at most {MESSAGES_MAX}",
-                params.nodes, params.in_flight
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_clocks(params: &ClocksParams) -> Result<(), (Vec<Seg>, String)> {
-    let at =
-        |field: &str| vec![Seg::Key("protocol".into()), Seg::Key("clocks".into()), Seg::Key(field.into())];
-    use protocols::clocks::{ACTIONS_PER_PROCESS_MAX, PROCESSES_MAX};
-    if !(2..=PROCESSES_MAX).contains(&params.processes) {
-        return Err((
-            at("processes"),
-            format!("{} processes: expected 2 to {PROCESSES_MAX}", params.processes),
-        ));
-    }
-    check_max(at("actions_per_process"), params.actions_per_process.into(), ACTIONS_PER_PROCESS_MAX.into())?;
-    if params.interval_ms_min > params.interval_ms_max {
-        return Err((
-            at("interval_ms_min"),
-            format!(
-                "interval_ms_min ({}) is above interval_ms_max ({})",
-                params.interval_ms_min, params.interval_ms_max
-            ),
-        ));
-    }
-    check_ms(at("interval_ms_max"), params.interval_ms_max, 0)?;
-    if params.local_weight == 0 && params.send_weight == 0 && params.broadcast_weight == 0 {
-        return Err((
-            at("local_weight"),
-            "local_weight, send_weight and broadcast_weight are all 0: nothing to do".into(),
-        ));
     }
     Ok(())
 }

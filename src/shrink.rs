@@ -9,7 +9,7 @@
 
 use crate::fuzz::FailureFile;
 use crate::runner::{self, Run};
-use crate::scenario::{FaultSpec, Millis, Probability, ProtocolSpec, Scenario};
+use crate::scenario::{FaultSpec, Millis, Probability, Scenario};
 use serde::Serialize;
 use sim_core::TraceMode;
 
@@ -48,14 +48,10 @@ fn size(scenario: &Scenario, run: &Run) -> Size {
     Size { faults: scenario.faults.len(), operations: operations(scenario), steps: run.report.steps }
 }
 
-/// What the workload asks for: client operations, or actions of the clocks processes, or
-/// pings in flight.
+/// What the workload asks for (client operations, actions of the clocks processes, pings
+/// in flight): the protocol's measure of its size.
 pub fn operations(scenario: &Scenario) -> usize {
-    match &scenario.protocol {
-        ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_) => scenario.workload.n_ops(),
-        ProtocolSpec::Clocks(p) => p.processes as usize * p.actions_per_process as usize,
-        ProtocolSpec::Ping(p) => p.nodes as usize * p.in_flight as usize,
-    }
+    scenario.facts().operations
 }
 
 /// Shrinks a failure. Errors if the failure does not reproduce to begin with.
@@ -100,13 +96,6 @@ pub fn shrink(failure: &FailureFile, max_tries: u64) -> Result<Shrunk, String> {
     Ok(Shrunk { before, after, tries, failure })
 }
 
-fn clocks_params(scenario: &mut Scenario) -> &mut protocols::clocks::ClocksParams {
-    match &mut scenario.protocol {
-        ProtocolSpec::Clocks(params) => params,
-        _ => unreachable!("only called on clocks scenarios"),
-    }
-}
-
 fn nearby_seeds(seed: u64) -> impl Iterator<Item = u64> {
     (1..=4u64).flat_map(move |d| [seed.checked_sub(d), seed.checked_add(d)]).flatten()
 }
@@ -124,7 +113,7 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
 
     // Workload: fewer clients, fewer operations, fewer keys (for the protocols that use it).
     let workload = &scenario.workload;
-    let uses_workload = matches!(scenario.protocol, ProtocolSpec::Rpc(_) | ProtocolSpec::AtMostOnce(_));
+    let uses_workload = scenario.registered().uses_workload();
     match &workload.script {
         _ if !uses_workload => {}
         Some(script) => {
@@ -151,24 +140,12 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
             push(&|s| s.workload.keys = s.workload.keys.saturating_sub(1).max(1));
         }
     }
-    if let ProtocolSpec::Clocks(params) = &scenario.protocol {
-        let (processes, actions) = (params.processes, params.actions_per_process);
-        push(&|s| clocks_params(s).processes = (processes - 1).max(2));
-        push(&|s| clocks_params(s).actions_per_process = actions / 2);
-        push(&|s| clocks_params(s).actions_per_process = actions.saturating_sub(1));
-    }
-    if let ProtocolSpec::Ping(params) = &scenario.protocol {
-        let (nodes, in_flight) = (params.nodes, params.in_flight);
-        push(&|s| {
-            if let ProtocolSpec::Ping(p) = &mut s.protocol {
-                p.nodes = (nodes - 1).max(2);
-            }
-        });
-        push(&|s| {
-            if let ProtocolSpec::Ping(p) = &mut s.protocol {
-                p.in_flight = in_flight / 2;
-            }
-        });
+    // The protocol's own smaller parameters (fewer processes, fewer pings, ...).
+    let (name, params) = scenario.protocol_choice();
+    for smaller in scenario.registered().smaller(&params) {
+        let choice = serde_json::json!({ name.as_str(): smaller });
+        let protocol = serde_json::from_value(choice).expect("a protocol's smaller parameters read back");
+        push(&|s| s.protocol = Clone::clone(&protocol));
     }
 
     // Faults: drop each (a crash with its restart, or alone), shorten partitions.

@@ -48,11 +48,7 @@
 //! key/value operations; a protocol plugs them in through [`CallerNode`] and its own
 //! message and durable types, as [`AmoNode`] does here.
 
-use crate::kv::Workload;
-use crate::kv::{
-    ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId, EXECUTED_AT_MOST_ONCE,
-    KV_LINEARIZABLE,
-};
+use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId, Workload};
 use crate::registry::{check_ms, key_value_facts, Facts, FieldError, PathSeg, Protocol, ScenarioView};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
@@ -70,9 +66,6 @@ pub const SERVER: NodeId = NodeId(0);
 pub const REPLY_MATCHES_REQUEST: &str = "reply-matches-request";
 pub const CACHE_BOUNDED: &str = "cache-bounded";
 pub const EVERY_REQUEST_COMPLETED: &str = "every-request-completed";
-
-pub const INVARIANTS: &[&str] =
-    &[EXECUTED_AT_MOST_ONCE, REPLY_MATCHES_REQUEST, CACHE_BOUNDED, KV_LINEARIZABLE, EVERY_REQUEST_COMPLETED];
 
 // ---------------------------------------------------------------------------------------
 // Modes
@@ -1078,6 +1071,7 @@ impl Protocol for AtMostOnce {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::EXECUTED_AT_MOST_ONCE;
     use sim_core::{Latency, LinkConfig, NetworkConfig, Outcome, SimConfig, Simulation};
 
     fn id(client: u32, seq: u64) -> RequestId {

@@ -57,9 +57,6 @@ pub const LAMPORT_TOTAL_ORDER: &str = "lamport-total-order";
 pub const VECTOR_CLOCK_EXACT: &str = "vector-clock-exact";
 pub const PHYSICAL_CLOCK_CONDITION: &str = "physical-clock-condition";
 
-pub const INVARIANTS: &[&str] =
-    &[LAMPORT_CLOCK_CONDITION, LAMPORT_TOTAL_ORDER, VECTOR_CLOCK_EXACT, PHYSICAL_CLOCK_CONDITION];
-
 /// A message: its sender's stamps at the send.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Stamped {

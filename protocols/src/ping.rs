@@ -129,8 +129,6 @@ pub const PARAMS: &[ParamDoc] = &[
     },
 ];
 
-pub const INVARIANTS: &[&str] = &[PINGS_CONSERVED];
-
 /// `pings-conserved`: every delivery starts exactly one new message (a ping is answered by a
 /// pong, a pong starts a ping), so while no node crashes and nothing is lost or duplicated,
 /// exactly N x K messages are in flight after every step. O(1) per step; it fires under loss.

@@ -119,8 +119,12 @@ pub trait AnyProtocol: Send + Sync {
     fn default_params(&self) -> serde_json::Value;
     /// Reads and validates the parameters; the instance's facts.
     fn check(&self, params: &serde_json::Value, scenario: &ScenarioView<'_>) -> Result<Facts, FieldError>;
+    /// The instance's facts, without validating (for estimates of out-of-range sizes).
+    fn facts(&self, params: &serde_json::Value, scenario: &ScenarioView<'_>) -> Result<Facts, FieldError>;
     /// The names of the invariants a run of these parameters checks.
     fn invariant_names(&self, params: &serde_json::Value, workload: &Workload) -> Vec<&'static str>;
+    /// The faults a run of these parameters survives.
+    fn fault_model(&self, params: &serde_json::Value, workload: &Workload) -> FaultModel;
     /// Smaller parameters (see [`Protocol::smaller`]).
     fn smaller(&self, params: &serde_json::Value) -> Vec<serde_json::Value>;
     /// A simulation of a run with `seed`, checking the invariants `selected` (`None`: all).
@@ -157,12 +161,20 @@ impl<P: Protocol> AnyProtocol for P {
     fn check(&self, params: &serde_json::Value, scenario: &ScenarioView<'_>) -> Result<Facts, FieldError> {
         let params = parse::<P>(self, params)?;
         self.validate(&params, scenario)?;
-        Ok(self.facts(&params, scenario))
+        Ok(Protocol::facts(self, &params, scenario))
+    }
+
+    fn facts(&self, params: &serde_json::Value, scenario: &ScenarioView<'_>) -> Result<Facts, FieldError> {
+        Ok(Protocol::facts(self, &parse::<P>(self, params)?, scenario))
     }
 
     fn invariant_names(&self, params: &serde_json::Value, workload: &Workload) -> Vec<&'static str> {
         let params = parsed::<P>(self, params);
         self.setup(&params, workload, 0).invariants.iter().map(|invariant| invariant.name()).collect()
+    }
+
+    fn fault_model(&self, params: &serde_json::Value, workload: &Workload) -> FaultModel {
+        self.setup(&parsed::<P>(self, params), workload, 0).fault_model
     }
 
     fn smaller(&self, params: &serde_json::Value) -> Vec<serde_json::Value> {

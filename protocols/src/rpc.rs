@@ -249,8 +249,6 @@ pub const PARAMS: &[ParamDoc] = &[
     ParamDoc { name: "retries_max", default: "3", help: "re-sends before the client gives up" },
 ];
 
-pub const INVARIANTS: &[&str] = &[crate::kv::EXECUTED_AT_MOST_ONCE, crate::kv::KV_LINEARIZABLE];
-
 /// Builds the server and one client per entry of `ops` (each client's operations).
 pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Setup<RpcNode> {
     let n_clients = ops.len();
