@@ -167,7 +167,7 @@ fn an_unknown_protocol_lists_the_protocols() {
     rejects(
         "unknown-protocol.json",
         &BASE.replace("\"rpc\"", "\"raft\""),
-        &["protocol", "unknown variant `raft`", "rpc", "ping"],
+        &["protocol", "unknown protocol `raft`", "rpc", "ping"],
     );
 }
 

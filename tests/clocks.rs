@@ -4,7 +4,7 @@
 //! the ShiViz export obeys ShiViz's rules and agrees with the trace's message edges.
 
 use dsim::runner::{self, CausalExports, TraceSink};
-use dsim::scenario::{ProtocolSpec, Scenario};
+use dsim::scenario::Scenario;
 use proptest::prelude::*;
 use protocols::clocks::{ClocksParams, LAMPORT_CLOCK_CONDITION, LAMPORT_TOTAL_ORDER, VECTOR_CLOCK_EXACT};
 use protocols::logical_clocks::{VectorOrder, VectorReceive};
@@ -144,9 +144,10 @@ fn notes_variants_are_named_in_params() {
         &["vector-clock-exact"],
         0,
     );
-    let ProtocolSpec::Clocks(params) = &scenario.protocol else { panic!("a clocks scenario") };
+    assert_eq!(scenario.protocol.name, "clocks");
+    let params: ClocksParams = serde_json::from_value(scenario.protocol.params.clone()).unwrap();
     assert_eq!(
-        params,
+        &params,
         &ClocksParams {
             vector_receive: VectorReceive::Notes,
             vector_order: VectorOrder::Notes,

@@ -216,7 +216,7 @@ fn a_failure_file_whose_scenario_no_longer_parses_is_refused() {
     std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
     rejects(
         &["replay", path.to_str().unwrap()],
-        &["broken.json:", "scenario.protocol", "unknown variant `paxos`"],
+        &["broken.json:", "scenario.protocol", "unknown protocol `paxos`"],
     );
 
     let mut file = failure_file();
