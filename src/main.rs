@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use dsim::bench::{self, BenchTrace};
+use dsim::check_history;
 use dsim::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
 use dsim::runner::{self, CausalExports, TraceSink};
 use dsim::scenario::Scenario;
@@ -137,6 +138,38 @@ enum Command {
         #[arg(long, default_value = "0..20")]
         seeds: SeedRange,
     },
+    /// Check a history recorded anywhere (Jepsen EDN, JSON Lines, JSON) for linearizability.
+    #[command(
+        after_help = "Exit codes: 0 linearizable, 1 not linearizable (with an explanation), 2 bad input \
+                            or usage, 3 unknown (the search budget or the timeout ran out).\n\n\
+                            Formats (chosen by content unless --input): JSON Lines or a JSON array of \
+                            {process, type, f, value[, key]}; Jepsen's history.edn. Models: see dsim list.\n\n\
+                            Examples:\n  dsim check-history --model register history.jsonl\n  \
+                            dsim check-history --model cas-register --initial 0 store/latest/history.edn\n  \
+                            dsim run scenarios/rpc/reliable.json --history h.jsonl && dsim check-history --model kv h.jsonl"
+    )]
+    CheckHistory {
+        /// The history file (- for standard input).
+        file: String,
+        /// The sequential model the history must linearize to.
+        #[arg(long, value_enum)]
+        model: check_history::ModelName,
+        /// The register's initial value (cas-register only; default nil).
+        #[arg(long, allow_negative_numbers = true)]
+        initial: Option<String>,
+        /// The input format (default: chosen by content).
+        #[arg(long, value_enum)]
+        input: Option<check_history::InputFormat>,
+        /// Configurations the search may visit per key before answering unknown (exit 3).
+        #[arg(long, value_name = "CONFIGS")]
+        budget: Option<usize>,
+        /// Wall-clock seconds before answering unknown (exit 3); the output says so.
+        #[arg(long, value_name = "S")]
+        timeout_s: Option<f64>,
+        /// How to print the verdict.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// List the protocols with their parameters, the network presets, and the bundled scenarios.
     #[command(after_help = "Example:\n  dsim list")]
     List,
@@ -217,6 +250,21 @@ fn main() -> ExitCode {
         Command::Replay { file } => replay(file),
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
         Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
+        Command::CheckHistory { file, model, initial, input, budget, timeout_s, format } => {
+            let options = check_history::Options {
+                model,
+                initial,
+                input,
+                budget: budget.unwrap_or(check_history::BUDGET_DEFAULT),
+                budget_is_default: budget.is_none(),
+                timeout_s: timeout_s.unwrap_or(check_history::TIMEOUT_S_DEFAULT),
+                timeout_is_default: timeout_s.is_none(),
+                json: matches!(format, Format::Json),
+            };
+            check_history::run(&file, &options)
+                .map_err(fail)
+                .and_then(|verdict| emit(&verdict.output).map(|()| ExitCode::from(verdict.exit)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -253,7 +301,8 @@ fn clap_error(err: &clap::Error) -> ExitCode {
     bad_input(one_line_usage_error(&err.render().to_string(), &args))
 }
 
-const COMMANDS: [&str; 7] = ["run", "fuzz", "replay", "shrink", "check-determinism", "list", "bench"];
+const COMMANDS: [&str; 8] =
+    ["run", "fuzz", "replay", "shrink", "check-determinism", "check-history", "list", "bench"];
 
 /// A clap error's text as one line: its message and tips, then where help is.
 fn one_line_usage_error(rendered: &str, args: &[String]) -> String {
@@ -569,6 +618,10 @@ fn list() -> String {
         if !invariants.is_empty() {
             out.push_str(&format!("      invariants: {}\n", invariants.join(", ")));
         }
+    }
+    out.push_str("\nHistory models (dsim check-history --model NAME):\n");
+    for (name, about, operations) in check_history::MODELS {
+        out.push_str(&format!("  {name:<12} {about}\n      operations: {operations}\n"));
     }
     out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", PRESET_NAMES.join(", ")));
     let root = dsim::scenarios_dir();
