@@ -833,7 +833,12 @@ enum Found {
     Linearizable,
     Unknown,
     Not(Box<Explanation>),
+    /// Not searched to the end: another key fails already.
+    NotNeeded,
 }
+
+/// The budget every key gets first (see `check_text`).
+const FIRST_BUDGET: usize = 1_000;
 
 /// Why an object's history is not linearizable, built from what the search found.
 #[derive(Debug, Serialize)]
@@ -1029,6 +1034,8 @@ struct Report {
     timeout_s: f64,
     /// The keys whose search ran out of budget (`"-"` for a one-object model).
     undecided: Vec<String>,
+    /// Keys not searched to the end because another key fails already.
+    not_needed: Vec<String>,
     explanations: Vec<Explanation>,
 }
 
@@ -1055,9 +1062,33 @@ pub fn check_text(text: &str, shown: &str, options: &Options) -> Result<Verdict,
                     part.raw.push(i);
                 }
             }
-            for (key, part) in &keys {
-                found.push((Some(key.clone()), check_partition(&KeyModel, part, raws, budget)));
+            // The history is linearizable iff every key's is, so one key that fails
+            // decides. Keys are searched with budgets growing tenfold, the undecided ones
+            // again each round, until one fails or the budget is spent: a hard key (the
+            // search is exponential on some) need not hide an easy failure, and the rounds
+            // before the last cost a tenth of it.
+            let mut undecided: Vec<&String> = keys.keys().collect();
+            let mut round_budget = budget.min(FIRST_BUDGET);
+            let mut decided: BTreeMap<&String, Found> = BTreeMap::new();
+            loop {
+                undecided.retain(|key| match check_partition(&KeyModel, &keys[*key], raws, round_budget) {
+                    Found::Unknown => true,
+                    result => {
+                        decided.insert(key, result);
+                        false
+                    }
+                });
+                let fails = decided.values().any(|result| matches!(result, Found::Not(_)));
+                if undecided.is_empty() || round_budget >= budget || fails {
+                    let left = if fails { || Found::NotNeeded } else { || Found::Unknown };
+                    for key in undecided {
+                        decided.insert(key, left());
+                    }
+                    break;
+                }
+                round_budget = round_budget.saturating_mul(10).min(budget);
             }
+            found.extend(decided.into_iter().map(|(key, result)| (Some(key.clone()), result)));
         }
         ModelName::Register => found.push((
             None,
@@ -1084,11 +1115,13 @@ pub fn check_text(text: &str, shown: &str, options: &Options) -> Result<Verdict,
     }
     let objects = found.len();
     let mut undecided = Vec::new();
+    let mut not_needed = Vec::new();
     let mut explanations = Vec::new();
     for (key, result) in found {
         match result {
             Found::Linearizable => {}
             Found::Unknown => undecided.push(key.unwrap_or_else(|| "-".to_string())),
+            Found::NotNeeded => not_needed.push(key.unwrap_or_else(|| "-".to_string())),
             Found::Not(explanation) => explanations.push(*explanation),
         }
     }
@@ -1115,6 +1148,7 @@ pub fn check_text(text: &str, shown: &str, options: &Options) -> Result<Verdict,
         budget,
         timeout_s: options.timeout_s,
         undecided,
+        not_needed,
         explanations,
     };
     let output = if options.json {
@@ -1194,6 +1228,13 @@ fn text_report(report: &Report, options: &Options, unit: &str) -> String {
             out,
             "undecided: the search visited {} configurations{which} without deciding; a larger --budget may decide",
             report.budget
+        );
+    }
+    if !report.not_needed.is_empty() {
+        let _ = writeln!(
+            out,
+            "not decided: keys {} (another key fails already, and linearizability is per key)",
+            report.not_needed.join(", ")
         );
     }
     for explanation in &report.explanations {

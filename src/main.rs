@@ -73,6 +73,9 @@ enum Command {
         /// Print a table of the first events with their Lamport and vector stamps.
         #[arg(long)]
         explain_clocks: bool,
+        /// Write the run's client history as JSON Lines for dsim check-history (kv protocols).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
     #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
@@ -221,8 +224,8 @@ fn main() -> ExitCode {
         Err(err) => return clap_error(&err),
     };
     let result = match cli.command {
-        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks } => {
-            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks })
+        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks, history } => {
+            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks, history })
         }
         Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
         Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
@@ -516,6 +519,8 @@ struct Causal {
     shiviz: Option<PathBuf>,
     dot: Option<PathBuf>,
     explain: bool,
+    /// Not causal, but an export of the run likewise: the client history.
+    history: Option<PathBuf>,
 }
 
 fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, Fail> {
@@ -537,20 +542,34 @@ fn wants_json_lines(path: &Path) -> bool {
 fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> Done {
     let scenario = fuzz::load(&file).map_err(fail)?.scenario;
     let mut named: Vec<(&str, &Path)> = vec![("the scenario file", &file)];
-    for (flag, path) in [("--trace", &trace), ("--shiviz", &causal.shiviz), ("--dot", &causal.dot)] {
+    let flags = [
+        ("--trace", &trace),
+        ("--shiviz", &causal.shiviz),
+        ("--dot", &causal.dot),
+        ("--history", &causal.history),
+    ];
+    for (flag, path) in flags {
         if let Some(path) = path {
             named.push((flag, path));
         }
     }
     distinct(&named)?;
+    if causal.history.is_some() && !runner::records_client_history(&scenario) {
+        return Err(fail(format!(
+            "--history: {} records no client history (the kv protocols do: rpc, at-most-once)",
+            file.display()
+        )));
+    }
     let mut shiviz = create(&causal.shiviz, "ShiViz log")?;
     let mut dot = create(&causal.dot, "DOT graph")?;
+    let mut history = create(&causal.history, "client history")?;
     let mut trace_file = create(&trace, "trace")?;
     let mut explain = Vec::new();
     let exports = CausalExports {
         shiviz: shiviz.as_mut().map(|f| f as &mut dyn Write),
         dot: dot.as_mut().map(|f| f as &mut dyn Write),
         explain: causal.explain.then_some(&mut explain as &mut dyn Write),
+        history: history.as_mut().map(|f| f as &mut dyn Write),
     };
     let shown = file.display().to_string();
     let json_lines = trace.as_deref().is_some_and(wants_json_lines);
@@ -564,7 +583,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
     let mode = if sink.is_some() { TraceMode::Full } else { TraceMode::Recent(20) };
     let summary = runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports)
         .map_err(|err| fail(format!("writing the trace or an export: {err}")))?;
-    for out in [trace_file, shiviz, dot].into_iter().flatten() {
+    for out in [trace_file, shiviz, dot, history].into_iter().flatten() {
         out.into_inner().map_err(|e| fail(format!("writing the trace or an export: {}", e.into_error())))?;
     }
     let mut out = String::new();

@@ -40,10 +40,13 @@ impl TraceSink<'_> {
     }
 }
 
-/// Exports built from the simulator's ground-truth causal record, for any protocol. Asking
-/// for any of them turns causality tracking on for the run.
+/// Exports built from the simulator's ground-truth causal record, for any protocol (asking
+/// for any of them turns causality tracking on for the run), and the client history.
 #[derive(Default)]
 pub struct CausalExports<'a> {
+    /// The client history as JSON Lines, the format `dsim check-history` reads (kv
+    /// protocols; see [`records_client_history`]).
+    pub history: Option<&'a mut dyn Write>,
     /// A ShiViz log.
     pub shiviz: Option<&'a mut dyn Write>,
     /// The causal graph in Graphviz DOT.
@@ -201,6 +204,7 @@ impl Visit for Simulate<'_, '_> {
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
         let declared = setup.sometimes;
+        let client_history = setup.client_history;
         let mut sim = simulation(setup, config, self.scenario);
         let report = match &mut self.sink {
             // Streamed: the older records are written out between steps, so a long run's
@@ -222,6 +226,12 @@ impl Visit for Simulate<'_, '_> {
         let outside_fault_model = outside.or(outside_liveness.filter(|_| liveness_failed));
         if let Some(causality) = sim.world().causality() {
             self.exports.write(causality)?;
+        }
+        if let (Some(out), Some(client_history)) = (self.exports.history.as_mut(), client_history) {
+            for event in client_history(sim.world().history().entries()) {
+                serde_json::to_writer(&mut **out, &event)?;
+                out.write_all(b"\n")?;
+            }
         }
         let mut coverage: BTreeMap<String, u64> = declared.iter().map(|p| (p.to_string(), 0)).collect();
         for (point, count) in sim.world().coverage() {
@@ -288,6 +298,21 @@ impl Visit for StepHashes<'_> {
 /// The trace hash after every step of a run (for determinism checks).
 pub fn step_hashes(scenario: &Scenario, seed: u64, trace_mode: TraceMode) -> Vec<u64> {
     dispatch(scenario, seed, trace_mode, StepHashes { scenario })
+}
+
+struct RecordsClientHistory;
+
+impl Visit for RecordsClientHistory {
+    type Out = bool;
+
+    fn visit<N: Node>(self, setup: Setup<N>, _config: SimConfig) -> bool {
+        setup.client_history.is_some()
+    }
+}
+
+/// Whether the scenario's protocol records a client history `dsim run --history` can write.
+pub fn records_client_history(scenario: &Scenario) -> bool {
+    dispatch(scenario, scenario.seed, TraceMode::HashOnly, RecordsClientHistory)
 }
 
 struct FaultModelOf;
