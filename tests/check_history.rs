@@ -417,7 +417,8 @@ fn exported_run_histories_get_the_run_s_verdict() {
         ("at-most-once/unreliable.json", 0..5),
         ("rpc/reliable.json", 0..3),
     ] {
-        let mut scenario = Scenario::load(std::path::Path::new(&format!("{root}/scenarios/{file}"))).expect("loads");
+        let mut scenario =
+            Scenario::load(std::path::Path::new(&format!("{root}/scenarios/{file}"))).expect("loads");
         scenario.invariants = Some(vec!["kv-linearizable".into()]);
         for seed in seeds {
             let mut history = Vec::new();
@@ -476,7 +477,8 @@ fn execute(model: ModelName, choices: &[(u8, u8)]) -> Vec<Executed> {
     let mut store: std::collections::BTreeMap<String, String> = Default::default();
     choices
         .iter()
-        .map(|&(kind, v)| {
+        .enumerate()
+        .map(|(i, &(kind, v))| {
             let v = i64::from(v % 4);
             match model {
                 ModelName::Register | ModelName::CasRegister => match kind % 3 {
@@ -510,7 +512,10 @@ fn execute(model: ModelName, choices: &[(u8, u8)]) -> Vec<Executed> {
                     }
                 }
                 ModelName::FifoQueue => {
+                    // Distinct values, as queue workloads use: with a few values repeated,
+                    // concurrent enqueues leave more orders than any search can try.
                     if kind % 2 == 0 {
+                        let v = i as i64;
                         queue.push_back(v);
                         ("enqueue", json!(v), "ok", json!(v), None)
                     } else {
@@ -583,7 +588,11 @@ proptest! {
         choices in prop::collection::vec((any::<u8>(), any::<u8>()), 1..60),
         shapes in prop::collection::vec((any::<u16>(), any::<u16>(), any::<u8>()), 60),
     ) {
-        let executed = execute(model, &choices);
+        // A queue's unknown dequeues each take the head at some moment the search must
+        // find, and the orders to try grow exponentially with how many overlap: queue
+        // histories stay shorter.
+        let choices = if model == ModelName::FifoQueue { &choices[..choices.len().min(24)] } else { &choices[..] };
+        let executed = execute(model, choices);
         let text = history(model, &executed, &shapes);
         let verdict = check(model, &text);
         prop_assert_eq!(verdict.exit, 0, "{:?}:\n{}\n{}", model, text, verdict.output);
