@@ -248,6 +248,52 @@ pub fn checker(n_ops: usize, seed: u64) -> (Duration, bool) {
     (elapsed, ok)
 }
 
+/// A generated kv history (see [`kv_history`]) as the JSON Lines `dsim check-history`
+/// reads: events in time order, a return before a call at the same moment.
+pub fn kv_history_lines(n_ops: usize, clients: u64, keys: u64, seed: u64) -> String {
+    let mut events: Vec<(u64, bool, serde_json::Value)> = Vec::with_capacity(2 * n_ops);
+    for op in kv_history(n_ops, clients, keys, seed).into_iter().flatten() {
+        let (f, key, value) = match &op.input {
+            KvOp::Put { key, value } => ("put", key, Some(value.clone())),
+            KvOp::Append { key, value } => ("append", key, Some(value.clone())),
+            KvOp::Get { key } => ("get", key, None),
+        };
+        let returned = match op.output {
+            Some(KvResult::Value(read)) => Some(read),
+            _ => value.clone(),
+        };
+        let event = |kind: &str, value: Option<String>| serde_json::json!({"process": op.client, "type": kind, "f": f, "key": key, "value": value});
+        events.push((op.call, true, event("invoke", value.clone())));
+        events.push((op.ret.expect("generated operations return"), false, event("ok", returned)));
+    }
+    events.sort_by_key(|(time, is_call, _)| (*time, *is_call));
+    let mut out = String::with_capacity(events.len() * 80);
+    for (_, _, event) in events {
+        out.push_str(&event.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `dsim check-history --model kv` on a generated history of `n_ops` operations (10
+/// clients, 10 keys), in process (reading the text included, starting the process not):
+/// the time and the exit code (0, linearizable by construction).
+pub fn check_history(n_ops: usize, seed: u64) -> (Duration, u8) {
+    let text = kv_history_lines(n_ops, 10, 10, seed);
+    let options = crate::check_history::Options {
+        model: crate::check_history::ModelName::Kv,
+        initial: None,
+        input: None,
+        budget: crate::check_history::BUDGET_DEFAULT,
+        budget_is_default: true,
+        timeout_s: crate::check_history::TIMEOUT_S_DEFAULT,
+        timeout_is_default: true,
+        json: false,
+    };
+    let (verdict, elapsed) = timed(|| crate::check_history::check_text(&text, "generated", &options));
+    (elapsed, verdict.expect("a generated history reads").exit)
+}
+
 /// The bench's documented maximums: a ping run this size fits in this machine's memory
 /// (each ping in flight is a queued event of about 50 bytes) and its step count cannot
 /// overflow.

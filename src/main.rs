@@ -771,5 +771,10 @@ fn bench_suite(repeat: u32) -> Done {
         let (elapsed, ok) = bench::checker(ops, 1);
         emit(&format!("checker ops={ops} seconds={:.3} linearizable={ok}\n", elapsed.as_secs_f64()))?;
     }
+    emit("# check-history --model kv, in process (reading JSON Lines + checking): 10 clients, 10 keys\n")?;
+    for ops in [10_000, 1_000_000] {
+        let (elapsed, exit) = bench::check_history(ops, 1);
+        emit(&format!("check-history ops={ops} seconds={:.3} exit={exit}\n", elapsed.as_secs_f64()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
