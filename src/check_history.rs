@@ -408,8 +408,13 @@ fn event(at: Position, datum: Datum) -> Result<Event, String> {
     };
     let field = |name: &str| pairs.iter().find(|(k, _)| k.name() == Some(name)).map(|(_, v)| v);
     let process = match field("process") {
-        Some(Datum::Int(n)) => Some(*n),
-        Some(_) => None,
+        Some(Datum::Int(n)) => *n,
+        // Not a client (Jepsen's `:nemesis`): skipped whatever else it says, so its own
+        // `f`s (start, kill, isolate) and values are never read.
+        Some(_) => {
+            let f = field("f").map_or_else(String::new, ToString::to_string);
+            return Ok(Event { at, process: None, kind: Kind::Info, f, key: None, value: Datum::Nil });
+        }
         None => return Err(format!("{at}: no process (each event names its process)")),
     };
     let kind = match field("type") {
@@ -425,14 +430,13 @@ fn event(at: Position, datum: Datum) -> Result<Event, String> {
     let f = match field("f") {
         Some(datum) => match datum.name() {
             Some(name) => name.to_string(),
-            None if process.is_none() => datum.to_string(),
             None => return Err(format!("{at}: f {datum} is not a name (a string or a keyword)")),
         },
         None => return Err(format!("{at}: no f (the operation's name)")),
     };
     let key = field("key").cloned();
     let value = field("value").cloned().unwrap_or(Datum::Nil);
-    Ok(Event { at, process, kind, f, key, value })
+    Ok(Event { at, process: Some(process), kind, f, key, value })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1261,7 +1265,7 @@ fn text_report(report: &Report, options: &Options, unit: &str) -> String {
     if report.skipped_non_client_events > 0 {
         let _ = writeln!(
             out,
-            "ignored  {} events of non-client processes (nemesis)",
+            "ignored  {} nemesis events (of processes that are not integers, so not clients)",
             report.skipped_non_client_events
         );
     }

@@ -776,5 +776,8 @@ fn bench_suite(repeat: u32) -> Done {
         let (elapsed, exit) = bench::check_history(ops, 1);
         emit(&format!("check-history ops={ops} seconds={:.3} exit={exit}\n", elapsed.as_secs_f64()))?;
     }
+    emit("# check-history --model cas-register: one register, 10 processes, 5% of operations crashing (info)\n")?;
+    let (elapsed, exit) = bench::check_crashing_register(20_000, 1);
+    emit(&format!("check-history register ops=20000 seconds={:.3} exit={exit}\n", elapsed.as_secs_f64()))?;
     Ok(ExitCode::SUCCESS)
 }
