@@ -714,3 +714,27 @@ proptest! {
         prop_assert_eq!(json.exit, edn.exit, "{}\n{}\n{}", text, json.output, edn.output);
     }
 }
+
+#[test]
+fn a_timeout_that_is_hit_says_so_and_exits_3() {
+    // Twenty overlapping writes and a read nothing explains: millions of configurations.
+    let mut events: Vec<(i64, &str, &str, Value)> =
+        (0..20).map(|p| (p, "invoke", "write", json!(p))).collect();
+    events.extend((0..20).map(|p| (p, "ok", "write", json!(p))));
+    events.push((99, "invoke", "read", NULL));
+    events.push((99, "ok", "read", json!(77)));
+    let out = dsim_with_input(
+        &["check-history", "--model", "register", "--timeout-s", "0.05", "-"],
+        &lines(&events),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("the timeout of 0.05 s (wall clock) was hit"), "{stdout}");
+    assert!(stdout.contains("depends on the machine's speed"), "{stdout}");
+}
+
+#[test]
+fn the_benchmark_histories_are_linearizable() {
+    assert_eq!(dsim::bench::check_history(2_000, 3).1, 0);
+    assert_eq!(dsim::bench::check_crashing_register(2_000, 3).1, 0);
+}
