@@ -994,19 +994,21 @@ where
         }
     }
     let (until, failing) = returns[high];
-    // 2. The latest quiet moment before the failing call: everything called before it had
-    // returned (an operation with an unknown outcome is never done).
-    let mut start = 0;
+    // 2. The latest quiet moment before the failing call (everything called before it
+    // had returned; an operation with an unknown outcome is never done) that leaves a few
+    // operations before the failing one, so the reader sees what led to its state.
+    let mut quiet = vec![0];
     let mut latest_return = 0u64;
     for (i, op) in ops.iter().enumerate() {
         if op.call > ops[failing].call {
             break;
         }
         if i > 0 && latest_return < op.call {
-            start = i;
+            quiet.push(i);
         }
         latest_return = latest_return.max(op.ret.unwrap_or(u64::MAX));
     }
+    let mut start = quiet.iter().rev().copied().find(|&q| failing >= q + CONTEXT_MIN).unwrap_or(0);
     let mut inits = vec![init.clone()];
     if start > 0 {
         match final_states_within(model, std::slice::from_ref(&init), &ops[..start], budget) {
@@ -1241,6 +1243,10 @@ fn parse_initial(initial: Option<&str>) -> Result<Value, String> {
     })
 }
 
+/// How many operations before the failing one a stretch starts with, when the history
+/// has a quiet moment early enough.
+const CONTEXT_MIN: usize = 3;
+
 /// How many operations of a stretch the text shows (the last ones, next to the failure);
 /// `--format json` has them all.
 const SHOWN_MAX: usize = 30;
@@ -1255,12 +1261,12 @@ fn text_report(report: &Report, options: &Options, unit: &str) -> String {
     let _ = writeln!(out, "{head}  {} (model {})", report.file, report.model);
     let _ = writeln!(
         out,
-        "history  {} operations by {} processes: {} with an unknown outcome (info or no completion), {} failed{}",
+        "history  {} operations by {} process(es): {} with an unknown outcome (info or no completion), {} failed{}",
         report.operations,
         report.processes,
         report.unknown_outcomes,
         report.failed,
-        if report.model == "kv" { format!("; {} keys checked apart", report.objects) } else { String::new() }
+        if report.model == "kv" { format!("; {} key(s) checked apart", report.objects) } else { String::new() }
     );
     if report.skipped_non_client_events > 0 {
         let _ = writeln!(
