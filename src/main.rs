@@ -163,10 +163,11 @@ enum Command {
         /// The input format (default: chosen by content).
         #[arg(long, value_enum)]
         input: Option<check_history::InputFormat>,
-        /// Configurations the search may visit per key before answering unknown (exit 3).
+        /// Configurations the search may visit per key before answering unknown (exit 3);
+        /// default 10000000.
         #[arg(long, value_name = "CONFIGS")]
         budget: Option<usize>,
-        /// Wall-clock seconds before answering unknown (exit 3); the output says so.
+        /// Wall-clock seconds before answering unknown (exit 3), saying so; default 30.
         #[arg(long, value_name = "S")]
         timeout_s: Option<f64>,
         /// How to print the verdict.
