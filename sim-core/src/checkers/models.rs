@@ -137,10 +137,15 @@ impl Model for Mutex {
         false
     }
 
-    fn step(&self, held: &bool, input: &MutexInput, _output: Option<&()>) -> Option<bool> {
-        match input {
-            MutexInput::Acquire => (!held).then_some(true),
-            MutexInput::Release => held.then_some(false),
+    fn step(&self, held: &bool, input: &MutexInput, output: Option<&()>) -> Option<bool> {
+        match (input, output) {
+            (MutexInput::Acquire, Some(())) => (!held).then_some(true),
+            (MutexInput::Release, Some(())) => held.then_some(false),
+            // An unknown outcome may be that it did not take effect: where it cannot (an
+            // acquire of a held lock), it changes nothing. Otherwise a crashed acquire
+            // could be placed nowhere once the lock ends held.
+            (MutexInput::Acquire, None) => Some(true),
+            (MutexInput::Release, None) => Some(false),
         }
     }
 }
@@ -315,6 +320,9 @@ mod tests {
         ];
         assert!(check(&Mutex, &crashed));
         assert!(!check(&Mutex, &[op(0, 0, Some(1), Release, Some(()))]));
+        // A crashed acquire while another holds the lock to the end did not take effect.
+        let crashed_acquire = [op(0, 0, Some(1), Acquire, Some(())), op(1, 2, None, Acquire, None)];
+        assert!(check(&Mutex, &crashed_acquire));
     }
 
     #[test]
