@@ -248,6 +248,130 @@ pub fn checker(n_ops: usize, seed: u64) -> (Duration, bool) {
     (elapsed, ok)
 }
 
+/// A generated kv history (see [`kv_history`]) as the JSON Lines `dsim check-history`
+/// reads: events in time order, a return before a call at the same moment.
+pub fn kv_history_lines(n_ops: usize, clients: u64, keys: u64, seed: u64) -> String {
+    let mut events: Vec<(u64, bool, serde_json::Value)> = Vec::with_capacity(2 * n_ops);
+    for op in kv_history(n_ops, clients, keys, seed).into_iter().flatten() {
+        let (f, key, value) = match &op.input {
+            KvOp::Put { key, value } => ("put", key, Some(value.clone())),
+            KvOp::Append { key, value } => ("append", key, Some(value.clone())),
+            KvOp::Get { key } => ("get", key, None),
+        };
+        let returned = match op.output {
+            Some(KvResult::Value(read)) => Some(read),
+            _ => value.clone(),
+        };
+        let event = |kind: &str, value: Option<String>| serde_json::json!({"process": op.client, "type": kind, "f": f, "key": key, "value": value});
+        events.push((op.call, true, event("invoke", value.clone())));
+        events.push((op.ret.expect("generated operations return"), false, event("ok", returned)));
+    }
+    events.sort_by_key(|(time, is_call, _)| (*time, *is_call));
+    let mut out = String::with_capacity(events.len() * 80);
+    for (_, _, event) in events {
+        out.push_str(&event.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// A Jepsen-shaped history of one compare-and-set register starting at 0, as JSON Lines
+/// for `check-history --model cas-register --initial 0`: `processes` clients run reads,
+/// writes and cas (values 0 to 4) back to back, each operation taking effect at a random
+/// moment inside its interval, so the history is linearizable by construction. A fraction
+/// `crash_rate` of operations crash: they complete `info` (half of them took effect, half
+/// did not) and their client comes back as a new process, as Jepsen numbers them
+/// (process + `processes`). A cas whose comparison failed completes `fail`.
+pub fn register_history_lines(n_ops: usize, processes: u64, crash_rate: f64, seed: u64) -> String {
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    // (moment it takes effect, index, process, call, return, f, value, crashed, takes effect)
+    let mut planned = Vec::with_capacity(n_ops);
+    let mut clock = vec![0u64; processes as usize];
+    let mut process: Vec<u64> = (0..processes).collect();
+    for i in 0..n_ops {
+        let slot = i % processes as usize;
+        let call = clock[slot] + rng.below(10);
+        let point = call + 1 + rng.below(20);
+        let ret = point + 1 + rng.below(20);
+        clock[slot] = ret;
+        let (f, value) = match rng.below(3) {
+            0 => ("read", serde_json::Value::Null),
+            1 => ("write", serde_json::json!(rng.below(5))),
+            _ => ("cas", serde_json::json!([rng.below(5), rng.below(5)])),
+        };
+        let crashed = rng.chance(crash_rate);
+        let takes_effect = !crashed || rng.chance(0.5);
+        planned.push((point, i, process[slot], call, ret, f, value, crashed, takes_effect));
+        if crashed {
+            process[slot] += processes;
+        }
+    }
+    planned.sort_by_key(|p| (p.0, p.1));
+    let mut register = serde_json::json!(0);
+    let mut events: Vec<(u64, bool, serde_json::Value)> = Vec::with_capacity(2 * n_ops);
+    for (_, _, process, call, ret, f, value, crashed, takes_effect) in planned {
+        let mut kind = "ok";
+        let mut returned = value.clone();
+        if takes_effect {
+            match f {
+                "read" => returned = register.clone(),
+                "write" => register = value.clone(),
+                _ if register == value[0] => register = value[1].clone(),
+                _ => kind = "fail",
+            }
+        }
+        if crashed {
+            kind = "info";
+            returned = value.clone();
+        }
+        let event = |kind: &str, value: &serde_json::Value| serde_json::json!({"process": process, "type": kind, "f": f, "value": value});
+        events.push((call, true, event("invoke", &value)));
+        events.push((ret, false, event(kind, &returned)));
+    }
+    events.sort_by_key(|(time, is_call, _)| (*time, *is_call));
+    let mut out = String::with_capacity(events.len() * 60);
+    for (_, _, event) in events {
+        out.push_str(&event.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `dsim check-history --model kv` on a generated history of `n_ops` operations (10
+/// clients, 10 keys), in process (reading the text included, starting the process not):
+/// the time and the exit code (0, linearizable by construction).
+pub fn check_history(n_ops: usize, seed: u64) -> (Duration, u8) {
+    let text = kv_history_lines(n_ops, 10, 10, seed);
+    check_history_text(&text, crate::check_history::ModelName::Kv, None)
+}
+
+/// `check-history --model cas-register --initial 0` on a generated register history of
+/// `n_ops` operations, 10 processes, 5% of operations crashing (see
+/// [`register_history_lines`]): the time and the exit code (0 by construction).
+pub fn check_crashing_register(n_ops: usize, seed: u64) -> (Duration, u8) {
+    let text = register_history_lines(n_ops, 10, 0.05, seed);
+    check_history_text(&text, crate::check_history::ModelName::CasRegister, Some("0"))
+}
+
+fn check_history_text(
+    text: &str,
+    model: crate::check_history::ModelName,
+    initial: Option<&str>,
+) -> (Duration, u8) {
+    let options = crate::check_history::Options {
+        model,
+        initial: initial.map(str::to_string),
+        input: None,
+        budget: crate::check_history::BUDGET_DEFAULT,
+        budget_is_default: true,
+        timeout_s: crate::check_history::TIMEOUT_S_DEFAULT,
+        timeout_is_default: true,
+        json: false,
+    };
+    let (verdict, elapsed) = timed(|| crate::check_history::check_text(text, "generated", &options));
+    (elapsed, verdict.expect("a generated history reads").exit)
+}
+
 /// The bench's documented maximums: a ping run this size fits in this machine's memory
 /// (each ping in flight is a queued event of about 50 bytes) and its step count cannot
 /// overflow.

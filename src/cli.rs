@@ -7,6 +7,7 @@
 //! (closed, full): a summary that did not come out must not look like success.
 
 use crate::bench::{self, BenchTrace};
+use crate::check_history;
 use crate::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
 use crate::runner::{self, CausalExports, TraceSink};
 use crate::scenario::Scenario;
@@ -67,6 +68,9 @@ enum Command {
         /// Print a table of the first events with their Lamport and vector stamps.
         #[arg(long)]
         explain_clocks: bool,
+        /// Write the run's client history as JSON Lines for dsim check-history (kv protocols).
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
     #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
@@ -147,6 +151,39 @@ enum Command {
         #[arg(long, default_value = "0..20")]
         seeds: SeedRange,
     },
+    /// Check a history recorded anywhere (Jepsen EDN, JSON Lines, JSON) for linearizability.
+    #[command(
+        after_help = "Exit codes: 0 linearizable, 1 not linearizable (with an explanation), 2 bad input \
+                            or usage, 3 unknown (the search budget or the timeout ran out).\n\n\
+                            Formats (chosen by content unless --input): JSON Lines or a JSON array of \
+                            {process, type, f, value[, key]}; Jepsen's history.edn. Models: see dsim list.\n\n\
+                            Examples:\n  dsim check-history --model register history.jsonl\n  \
+                            dsim check-history --model cas-register --initial 0 store/latest/history.edn\n  \
+                            dsim run scenarios/rpc/reliable.json --history h.jsonl && dsim check-history --model kv h.jsonl"
+    )]
+    CheckHistory {
+        /// The history file (- for standard input).
+        file: String,
+        /// The sequential model the history must linearize to.
+        #[arg(long, value_enum)]
+        model: check_history::ModelName,
+        /// The register's initial value (cas-register only; default nil).
+        #[arg(long, allow_negative_numbers = true)]
+        initial: Option<String>,
+        /// The input format (default: chosen by content).
+        #[arg(long, value_enum)]
+        input: Option<check_history::InputFormat>,
+        /// Configurations the search may visit per key before answering unknown (exit 3);
+        /// default 10000000.
+        #[arg(long, value_name = "CONFIGS")]
+        budget: Option<usize>,
+        /// Wall-clock seconds before answering unknown (exit 3), saying so; default 30.
+        #[arg(long, value_name = "S")]
+        timeout_s: Option<f64>,
+        /// How to print the verdict.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// List the protocols with their parameters, the network presets, and the bundled scenarios.
     #[command(after_help = "Example:\n  dsim list")]
     List,
@@ -199,8 +236,8 @@ pub fn main() -> ExitCode {
         Err(err) => return clap_error(&err),
     };
     let result = match cli.command {
-        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks } => {
-            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks })
+        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks, history } => {
+            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks, history })
         }
         Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
         Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
@@ -229,6 +266,21 @@ pub fn main() -> ExitCode {
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
         Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
         Command::FuzzMerge { summaries, format } => fuzz_merge(&summaries, format),
+        Command::CheckHistory { file, model, initial, input, budget, timeout_s, format } => {
+            let options = check_history::Options {
+                model,
+                initial,
+                input,
+                budget: budget.unwrap_or(check_history::BUDGET_DEFAULT),
+                budget_is_default: budget.is_none(),
+                timeout_s: timeout_s.unwrap_or(check_history::TIMEOUT_S_DEFAULT),
+                timeout_is_default: timeout_s.is_none(),
+                json: matches!(format, Format::Json),
+            };
+            check_history::run(&file, &options)
+                .map_err(fail)
+                .and_then(|verdict| emit(&verdict.output).map(|()| ExitCode::from(verdict.exit)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -265,8 +317,8 @@ fn clap_error(err: &clap::Error) -> ExitCode {
     bad_input(one_line_usage_error(&err.render().to_string(), &args))
 }
 
-const COMMANDS: [&str; 8] =
-    ["run", "fuzz", "fuzz-merge", "replay", "shrink", "check-determinism", "list", "bench"];
+const COMMANDS: [&str; 9] =
+    ["run", "fuzz", "fuzz-merge", "replay", "shrink", "check-determinism", "check-history", "list", "bench"];
 
 /// A clap error's text as one line: its message and tips, then where help is.
 fn one_line_usage_error(rendered: &str, args: &[String]) -> String {
@@ -489,6 +541,8 @@ struct Causal {
     shiviz: Option<PathBuf>,
     dot: Option<PathBuf>,
     explain: bool,
+    /// Not causal, but an export of the run likewise: the client history.
+    history: Option<PathBuf>,
 }
 
 fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, Fail> {
@@ -510,20 +564,34 @@ fn wants_json_lines(path: &Path) -> bool {
 fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> Done {
     let scenario = fuzz::load(&file).map_err(fail)?.scenario;
     let mut named: Vec<(&str, &Path)> = vec![("the scenario file", &file)];
-    for (flag, path) in [("--trace", &trace), ("--shiviz", &causal.shiviz), ("--dot", &causal.dot)] {
+    let flags = [
+        ("--trace", &trace),
+        ("--shiviz", &causal.shiviz),
+        ("--dot", &causal.dot),
+        ("--history", &causal.history),
+    ];
+    for (flag, path) in flags {
         if let Some(path) = path {
             named.push((flag, path));
         }
     }
     distinct(&named)?;
+    if causal.history.is_some() && !runner::records_client_history(&scenario) {
+        return Err(fail(format!(
+            "--history: {} records no client history (the kv protocols do: rpc, at-most-once)",
+            file.display()
+        )));
+    }
     let mut shiviz = create(&causal.shiviz, "ShiViz log")?;
     let mut dot = create(&causal.dot, "DOT graph")?;
+    let mut history = create(&causal.history, "client history")?;
     let mut trace_file = create(&trace, "trace")?;
     let mut explain = Vec::new();
     let exports = CausalExports {
         shiviz: shiviz.as_mut().map(|f| f as &mut dyn Write),
         dot: dot.as_mut().map(|f| f as &mut dyn Write),
         explain: causal.explain.then_some(&mut explain as &mut dyn Write),
+        history: history.as_mut().map(|f| f as &mut dyn Write),
     };
     let shown = file.display().to_string();
     let json_lines = trace.as_deref().is_some_and(wants_json_lines);
@@ -537,7 +605,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
     let mode = if sink.is_some() { TraceMode::Full } else { TraceMode::Recent(20) };
     let summary = runner::run_with_exports(&scenario, &shown, seed, mode, sink, exports)
         .map_err(|err| fail(format!("writing the trace or an export: {err}")))?;
-    for out in [trace_file, shiviz, dot].into_iter().flatten() {
+    for out in [trace_file, shiviz, dot, history].into_iter().flatten() {
         out.into_inner().map_err(|e| fail(format!("writing the trace or an export: {}", e.into_error())))?;
     }
     let mut out = String::new();
@@ -575,6 +643,10 @@ fn list() -> String {
         if protocol.uses_workload() {
             out.push_str("      workload: the scenario's key/value \"workload\"\n");
         }
+    }
+    out.push_str("\nHistory models (dsim check-history --model NAME):\n");
+    for (name, about, operations) in check_history::MODELS {
+        out.push_str(&format!("  {name:<12} {about}\n      operations: {operations}\n"));
     }
     out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", PRESET_NAMES.join(", ")));
     let root = crate::scenarios_dir();
@@ -705,5 +777,13 @@ fn bench_suite(repeat: u32) -> Done {
         let (elapsed, ok) = bench::checker(ops, 1);
         emit(&format!("checker ops={ops} seconds={:.3} linearizable={ok}\n", elapsed.as_secs_f64()))?;
     }
+    emit("# check-history --model kv, in process (reading JSON Lines + checking): 10 clients, 10 keys\n")?;
+    for ops in [10_000, 1_000_000] {
+        let (elapsed, exit) = bench::check_history(ops, 1);
+        emit(&format!("check-history ops={ops} seconds={:.3} exit={exit}\n", elapsed.as_secs_f64()))?;
+    }
+    emit("# check-history --model cas-register: one register, 10 processes, 5% of operations crashing (info)\n")?;
+    let (elapsed, exit) = bench::check_crashing_register(20_000, 1);
+    emit(&format!("check-history register ops=20000 seconds={:.3} exit={exit}\n", elapsed.as_secs_f64()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! summaries it writes. Dependencies flow one way: `dsim` -> `protocols` -> `sim-core`.
 
 pub mod bench;
+pub mod check_history;
 pub mod cli;
 pub mod fuzz;
 pub mod locate;

@@ -23,10 +23,13 @@ impl TraceSink<'_> {
     }
 }
 
-/// Exports built from the simulator's ground-truth causal record, for any protocol. Asking
-/// for any of them turns causality tracking on for the run.
+/// Exports built from the simulator's ground-truth causal record, for any protocol (asking
+/// for any of them turns causality tracking on for the run), and the client history.
 #[derive(Default)]
 pub struct CausalExports<'a> {
+    /// The client history as JSON Lines, the format `dsim check-history` reads (kv
+    /// protocols; see [`records_client_history`]).
+    pub history: Option<&'a mut dyn Write>,
     /// A ShiViz log.
     pub shiviz: Option<&'a mut dyn Write>,
     /// The causal graph in Graphviz DOT.
@@ -149,7 +152,7 @@ struct Simulate<'a, 'w> {
 impl Simulate<'_, '_> {
     fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
         let config = self.scenario.sim_config(seed, trace_mode);
-        let Instance { mut simulation, fault_model: model, sometimes, .. } =
+        let Instance { mut simulation, fault_model: model, sometimes, client_history, .. } =
             instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
@@ -172,6 +175,12 @@ impl Simulate<'_, '_> {
         let outside_fault_model = outside.or(outside_liveness.filter(|_| liveness_failed));
         if let Some(causality) = simulation.causality() {
             self.exports.write(causality)?;
+        }
+        if let (Some(out), Some(client_history)) = (self.exports.history.as_mut(), client_history) {
+            for event in client_history(simulation.as_ref()) {
+                serde_json::to_writer(&mut **out, &event)?;
+                out.write_all(b"\n")?;
+            }
         }
         let mut coverage: BTreeMap<String, u64> = sometimes.iter().map(|p| (p.to_string(), 0)).collect();
         for (point, count) in simulation.coverage() {
@@ -226,6 +235,11 @@ pub fn step_hashes(scenario: &Scenario, seed: u64, trace_mode: TraceMode) -> Vec
     }
     hashes.push(simulation.trace_hash());
     hashes
+}
+
+/// Whether the scenario's protocol records a client history `dsim run --history` can write.
+pub fn records_client_history(scenario: &Scenario) -> bool {
+    instance(scenario, scenario.seed, TraceMode::HashOnly, false).client_history.is_some()
 }
 
 /// The protocol's fault model, and its node count.

@@ -985,6 +985,7 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             network: NetworkAssumptions::default(),
         },
         node_names,
+        client_history: Some(crate::kv::client_history),
     }
 }
 

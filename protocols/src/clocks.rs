@@ -317,6 +317,7 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
             network: NetworkAssumptions::default(),
         },
         node_names: (0..n_nodes).map(|i| format!("process {i}")).collect(),
+        client_history: None,
     }
 }
 

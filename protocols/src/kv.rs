@@ -9,9 +9,12 @@
 //!   anomaly (Put(k,10) and Put(k,20) both succeed, then Get(k) yields 10). An operation
 //!   the client gave up on has an unknown outcome: it may have taken effect, at any time.
 
+use crate::ClientEvent;
 use serde::{Deserialize, Serialize};
 use sim_core::checkers::linearizability::{self, Model, Operation};
-use sim_core::{CheckError, EntryKind, Invariant, Node, NodeId, SimDuration, SimRng, SimTime, World};
+use sim_core::{
+    CheckError, Entry, EntryKind, Invariant, Node, NodeId, OpId, SimDuration, SimRng, SimTime, World,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
@@ -99,6 +102,42 @@ pub enum KvRecord {
     /// was the server's answer to `reply_to` (history note). A correct client only accepts
     /// a reply when the two are equal.
     Accepted { request: RequestId, reply_to: RequestId },
+}
+
+/// The client operations of a kv history as [`ClientEvent`]s: each call an `invoke`, each
+/// return `ok` (a get with the value read, a put or append with its value) or `info` for
+/// a call the client gave up on (its outcome is unknown). The servers' notes are ground
+/// truth, not client operations: they are left out.
+pub fn client_history(entries: &[Entry<KvRecord>]) -> Vec<ClientEvent> {
+    let mut calls: BTreeMap<OpId, &KvOp> = BTreeMap::new();
+    let mut events = Vec::new();
+    let parts = |op: &KvOp| match op {
+        KvOp::Put { key, value } => ("put", key.clone(), Some(value.clone())),
+        KvOp::Append { key, value } => ("append", key.clone(), Some(value.clone())),
+        KvOp::Get { key } => ("get", key.clone(), None),
+    };
+    for entry in entries {
+        let process = u64::from(entry.node.0);
+        match (entry.kind, &entry.op) {
+            (EntryKind::Invoke { id }, KvRecord::Call { op, .. }) => {
+                calls.insert(id, op);
+                let (f, key, value) = parts(op);
+                events.push(ClientEvent { process, kind: "invoke", f, key: Some(key), value });
+            }
+            (EntryKind::Return { id }, KvRecord::Return(result)) => {
+                let op = calls.remove(&id).expect("a return follows its call");
+                let (f, key, value) = parts(op);
+                let (kind, value) = match result {
+                    KvResult::Done => ("ok", value),
+                    KvResult::Value(read) => ("ok", Some(read.clone())),
+                    KvResult::GaveUp => ("info", value),
+                };
+                events.push(ClientEvent { process, kind, f, key: Some(key), value });
+            }
+            _ => {}
+        }
+    }
+    events
 }
 
 /// The key/value store a server keeps.

@@ -22,7 +22,8 @@ pub mod ping;
 pub mod registry;
 pub mod rpc;
 
-use sim_core::{Builder, FaultModel, Invariant, Node};
+use serde::Serialize;
+use sim_core::{Builder, Entry, FaultModel, Invariant, Node};
 
 /// Everything the runner needs to simulate one protocol instance.
 pub struct Setup<N: Node> {
@@ -36,6 +37,26 @@ pub struct Setup<N: Node> {
     /// The rare paths this protocol marks with `ctx.sometimes(..)`; fuzz campaigns list
     /// the ones never reached.
     pub sometimes: &'static [&'static str],
+    /// The run's client history as Jepsen-shaped events (`dsim run --history`), for the
+    /// protocols whose clients record operations a model can check (the kv ones).
+    pub client_history: Option<ClientHistory<N::Op>>,
+}
+
+/// Turns a run's history entries into client events, in history order.
+pub type ClientHistory<O> = fn(&[Entry<O>]) -> Vec<ClientEvent>;
+
+/// One event of a client history in the shape `dsim check-history` and Jepsen-style tools
+/// read: `{"process": 1, "type": "invoke", "f": "put", "key": "k0", "value": "x"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClientEvent {
+    pub process: u64,
+    /// `invoke`, `ok`, `fail` or `info` (outcome unknown).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub f: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: Option<String>,
 }
 
 /// One documented protocol parameter, for `dsim list`.

@@ -177,6 +177,7 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],
+        client_history: None,
     }
 }
 

@@ -10,7 +10,7 @@
 //! module plus one line in [`Registry::bundled`], or one `.with(..)` in a user's binary.
 
 use crate::kv::Workload;
-use crate::{ParamDoc, Setup};
+use crate::{ClientEvent, ParamDoc, Setup};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation};
@@ -107,7 +107,13 @@ pub struct Instance {
     pub fault_model: FaultModel,
     pub sometimes: &'static [&'static str],
     pub node_names: Vec<String>,
+    /// The run's client history as Jepsen-shaped events, for protocols that record one
+    /// (`Setup::client_history`); call it with this instance's simulation.
+    pub client_history: Option<ClientHistoryOf>,
 }
+
+/// Reads the client history of an instance's simulation.
+pub type ClientHistoryOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<ClientEvent>>;
 
 /// A [`Protocol`] with its types erased, so a registry can hold any.
 pub trait AnyProtocol: Send + Sync {
@@ -200,11 +206,21 @@ impl<P: Protocol> AnyProtocol for P {
                 simulation.add_invariant(invariant);
             }
         }
+        let client_history = setup.client_history.map(|events| {
+            Box::new(move |simulation: &dyn AnySimulation| {
+                let simulation = simulation
+                    .as_any()
+                    .downcast_ref::<Simulation<P::Node>>()
+                    .expect("called with its own instance's simulation");
+                events(simulation.world().history().entries())
+            }) as ClientHistoryOf
+        });
         Instance {
             simulation: Box::new(simulation),
             fault_model: setup.fault_model,
             sometimes: setup.sometimes,
             node_names: setup.node_names,
+            client_history,
         }
     }
 }

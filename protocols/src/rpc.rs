@@ -282,6 +282,7 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
         },
         node_names,
         sometimes: SOMETIMES,
+        client_history: Some(crate::kv::client_history),
     }
 }
 

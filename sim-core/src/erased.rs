@@ -37,6 +37,8 @@ pub trait AnySimulation {
     fn causality(&self) -> Option<&Causality>;
     /// How often each "sometimes" point was reached.
     fn coverage(&self) -> &Coverage;
+    /// The simulation itself, for code that knows its node type (`downcast_ref`).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 fn write_records<'r, N: Node>(
@@ -90,5 +92,9 @@ impl<N: Node> AnySimulation for Simulation<N> {
 
     fn coverage(&self) -> &Coverage {
         self.world().coverage()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

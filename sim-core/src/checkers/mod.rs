@@ -1,2 +1,4 @@
-//! Checkers over histories: linearizability.
+//! Checkers over histories: linearizability (the search), and the sequential models
+//! `dsim check-history` checks recorded histories against.
 pub mod linearizability;
+pub mod models;
