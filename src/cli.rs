@@ -229,6 +229,23 @@ enum Format {
     Json,
 }
 
+/// Runs the `dsim` command line with `registry`'s protocols (the bundled ones plus a
+/// user's): how a crate that writes its own protocol builds its own `dsim`.
+///
+/// ```no_run
+/// use protocols::registry::Registry;
+/// fn main() -> std::process::ExitCode {
+///     // Registry::bundled().with(MyProtocol) in a user's crate.
+///     dsim::cli::main_with(Registry::bundled())
+/// }
+/// ```
+pub fn main_with(registry: protocols::registry::Registry) -> ExitCode {
+    if !crate::install(registry) {
+        return bad_input("main_with: a protocol registry was already in use");
+    }
+    main()
+}
+
 /// Runs the `dsim` command line on the process's arguments.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
