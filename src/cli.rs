@@ -243,6 +243,10 @@ pub fn main_with(registry: protocols::registry::Registry) -> ExitCode {
     if !crate::install(registry) {
         return bad_input("main_with: a protocol registry was already in use");
     }
+    let program = std::env::args_os().next().map(std::path::PathBuf::from);
+    if let Some(name) = program.as_deref().and_then(Path::file_stem).and_then(|n| n.to_str()) {
+        crate::set_program(name);
+    }
     main()
 }
 
@@ -463,7 +467,7 @@ fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> Done {
         .map_err(|err| fail(format!("{}: cannot write: {err}", out.display())))?;
     let shown = out.display().to_string();
     emit(&format!(
-        "shrunk        {} ({} violates {})\nbefore        {}\nafter         {} (seed {})\ntries         {}\nwritten       {shown}\nreplay        dsim replay {}\n",
+        "shrunk        {} ({} violates {})\nbefore        {}\nafter         {} (seed {})\ntries         {}\nwritten       {shown}\nreplay        {} replay {}\n",
         file.display(),
         failure.seed,
         failure.invariant,
@@ -471,6 +475,7 @@ fn shrink_command(file: PathBuf, out: Option<PathBuf>, max_tries: u64) -> Done {
         shrunk.after,
         shrunk.failure.seed,
         shrunk.tries,
+        crate::program(),
         crate::shell_quote(&shown)
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -974,9 +974,14 @@ impl FuzzReport {
             let first = failure.message.lines().next().unwrap_or("");
             out.push_str(&format!("  {first}\n"));
             match self.failure_files.get(i) {
-                Some(path) => out.push_str(&format!("  replay: dsim replay {}\n", crate::shell_quote(path))),
+                Some(path) => out.push_str(&format!(
+                    "  replay: {} replay {}\n",
+                    crate::program(),
+                    crate::shell_quote(path)
+                )),
                 None if failure.swarm.is_none() => out.push_str(&format!(
-                    "  replay: dsim run {} --seed {}\n",
+                    "  replay: {} run {} --seed {}\n",
+                    crate::program(),
                     crate::shell_quote(&self.source),
                     failure.seed
                 )),

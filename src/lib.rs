@@ -25,6 +25,19 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::bundled)
 }
 
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// The command that replay hints name: `dsim`, or the binary a user's crate built with
+/// `cli::main_with` (`dsim-lease`).
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("dsim", String::as_str)
+}
+
+/// Names the command replay hints print (see [`program`]); once, at the start of `main`.
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
 /// Makes `registry` the one every command uses. Only before anything has read it (at the
 /// start of `main`); false if a registry was in use already.
 pub fn install(registry: Registry) -> bool {

@@ -308,7 +308,7 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
         expect: scenario.expect.clone(),
         expectation_met: met,
         verdict,
-        replay: format!("dsim run {}{seed_flag}", crate::shell_quote(file)),
+        replay: format!("{} run {}{seed_flag}", crate::program(), crate::shell_quote(file)),
         coverage,
     }
 }

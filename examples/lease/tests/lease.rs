@@ -86,6 +86,10 @@ fn every_subcommand_works_on_the_lease_scenarios() {
     let out = dir.to_str().unwrap();
     let fuzz = dsim_lease(&["fuzz", "scenarios/start-on-receipt.json", "--seeds", "0..50", "--out", out]);
     assert_eq!(fuzz.status.code(), Some(1), "{}", String::from_utf8_lossy(&fuzz.stdout));
+    assert!(
+        String::from_utf8_lossy(&fuzz.stdout).contains("replay: dsim-lease replay"),
+        "hints name this binary"
+    );
     let failure = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
     let failure = failure.to_str().unwrap();
     let replay = dsim_lease(&["replay", failure]);
