@@ -39,6 +39,7 @@ use std::fmt;
 pub struct EventId(pub u64);
 
 impl EventId {
+    /// The id as an index into the run's list of events.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -106,6 +107,7 @@ impl VectorClock {
         VectorClock(vec![0; n_nodes])
     }
 
+    /// The entries, one per node, by node index.
     pub fn entries(&self) -> &[u32] {
         &self.0
     }
@@ -164,24 +166,43 @@ pub enum NodeEventKind {
     /// The node restarted after a crash (its `on_start` ran again).
     Restart,
     /// A timer fired.
-    Timer { timer_id: TimerId },
+    Timer {
+        /// The timer that fired.
+        timer_id: TimerId,
+    },
     /// An explicit local event (`ctx.local_event`).
     Local,
     /// The node sent a message (whether or not the network delivers it).
-    Send { to: NodeId, msg_id: MsgId },
+    Send {
+        /// The node it is addressed to.
+        to: NodeId,
+        /// The id of the message copy.
+        msg_id: MsgId,
+    },
     /// A message (or a duplicate copy of one) was delivered; `send` is its send event.
-    Receive { from: NodeId, msg_id: MsgId, send: EventId },
+    Receive {
+        /// The node that sent it.
+        from: NodeId,
+        /// The id of the copy delivered.
+        msg_id: MsgId,
+        /// The event that sent it.
+        send: EventId,
+    },
 }
 
 /// One recorded node event with its ground-truth stamps.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeEvent {
+    /// The event's id.
     pub id: EventId,
+    /// The node it happened on.
     pub node: NodeId,
     /// Its position on its node, from 1: node `n`'s event `seq` is shown `n:seq`, and it is
     /// the node's own entry of the event's vector clock.
     pub seq: u32,
+    /// What happened.
     pub kind: NodeEventKind,
+    /// The virtual time it happened at.
     pub time: SimTime,
     /// What the node's physical clock read.
     pub local_time: LocalTime,
@@ -279,6 +300,7 @@ impl VectorStamps {
 }
 
 impl Causality {
+    /// An empty record for `n_nodes` nodes.
     pub fn new(n_nodes: usize) -> Causality {
         Causality {
             n_nodes,
@@ -291,6 +313,7 @@ impl Causality {
         }
     }
 
+    /// How many nodes the run has.
     pub fn n_nodes(&self) -> usize {
         self.n_nodes
     }
@@ -300,14 +323,17 @@ impl Causality {
         &self.events
     }
 
+    /// How many events were recorded.
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
+    /// Whether no event was recorded.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
+    /// The event with this id.
     pub fn event(&self, id: EventId) -> &NodeEvent {
         &self.events[id.index()]
     }

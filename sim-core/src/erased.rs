@@ -14,7 +14,9 @@ use std::io::{self, Write};
 /// How a trace is written: JSON Lines, or the readable text form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceFormat {
+    /// One JSON object a line, one line a record.
     JsonLines,
+    /// The readable text form, one line a record.
     Text,
 }
 

@@ -14,9 +14,13 @@ pub struct OpId(pub u64);
 /// One history entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct Entry<O> {
+    /// When it was recorded.
     pub time: SimTime,
+    /// The node that recorded it.
     pub node: NodeId,
+    /// Invoke, return or note.
     pub kind: EntryKind,
+    /// The operation: its input on an invoke, its output on a return.
     pub op: O,
 }
 
@@ -24,8 +28,17 @@ pub struct Entry<O> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EntryKind {
-    Invoke { id: OpId },
-    Return { id: OpId },
+    /// A client invoked an operation.
+    Invoke {
+        /// The operation's id, matched by its return.
+        id: OpId,
+    },
+    /// An operation returned to its client.
+    Return {
+        /// The id of the operation that returned.
+        id: OpId,
+    },
+    /// A ground-truth note: not a client operation, nothing to match.
     Note,
 }
 
@@ -49,6 +62,7 @@ impl<O> Default for History<O> {
 }
 
 impl<O> History<O> {
+    /// Every entry, in the order they were recorded.
     pub fn entries(&self) -> &[Entry<O>] {
         &self.entries
     }

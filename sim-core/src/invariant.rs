@@ -78,11 +78,17 @@ pub enum Phase {
 /// An invariant that failed, with what it takes to understand and reproduce it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
+    /// The name of the invariant that failed.
     pub invariant: String,
+    /// What it found, in its own words.
     pub message: String,
+    /// Whether it failed during the run or at its end.
     pub phase: Phase,
+    /// The step after which it failed.
     pub step: u64,
+    /// The virtual time it failed at.
     pub time: SimTime,
+    /// The seed that reproduces it.
     pub seed: u64,
     /// The last trace records before the violation, as text: as many as the trace mode
     /// keeps (empty if it kept none).
@@ -95,8 +101,16 @@ pub struct Violation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "limit", rename_all = "kebab-case")]
 pub enum Limit {
-    MaxSteps { steps: u64 },
-    MaxTime { time: SimTime },
+    /// `SimConfig::max_steps` was reached.
+    MaxSteps {
+        /// The limit, in steps.
+        steps: u64,
+    },
+    /// The next event was past `SimConfig::max_time`.
+    MaxTime {
+        /// The limit, in virtual time.
+        time: SimTime,
+    },
 }
 
 /// How a run ended.
@@ -105,6 +119,7 @@ pub enum Limit {
 pub enum Outcome {
     /// Every invariant held at every step and at the end.
     Pass,
+    /// An invariant failed.
     Violation(Violation),
     /// A run limit was hit before the run ended by itself.
     LimitReached(Limit),
@@ -153,6 +168,7 @@ impl Outcome {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FaultModel {
+    /// What the model allows, in words, for reports.
     pub description: String,
     /// The nodes that may crash at all.
     pub may_crash: Vec<NodeId>,

@@ -9,6 +9,8 @@
 //!
 //! sim-core knows no protocol and reads no files.
 
+#![warn(missing_docs)]
+
 pub mod causality;
 pub mod checkers;
 pub mod erased;

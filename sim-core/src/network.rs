@@ -19,8 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageClass {
+    /// A request, which expects a reply.
     Request,
+    /// A reply to a request.
     Reply,
+    /// Neither: a one-way message.
     Other,
 }
 
@@ -28,8 +31,11 @@ pub enum MessageClass {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AppliesTo {
+    /// Every message.
     All,
+    /// Only requests.
     Requests,
+    /// Only replies.
     Replies,
 }
 
@@ -56,18 +62,26 @@ pub enum LinkOrdering {
 /// A fraction of messages takes an extra, long delay.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct SlowRule {
+    /// The chance, from 0 to 1, that a message is slowed.
     pub probability: f64,
+    /// The extra delay a slowed message takes.
     pub latency: Latency,
+    /// Which messages may be slowed.
     pub applies_to: AppliesTo,
 }
 
 /// The behaviour of one directed link.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct LinkConfig {
+    /// How long a message travels.
     pub latency: Latency,
+    /// The chance, from 0 to 1, that a message is lost.
     pub drop_probability: f64,
+    /// The chance, from 0 to 1, that a second copy of a message travels too.
     pub duplicate_probability: f64,
+    /// Whether later messages may overtake earlier ones.
     pub ordering: LinkOrdering,
+    /// An extra long delay for some messages, if any.
     pub slow: Option<SlowRule>,
 }
 
@@ -120,7 +134,9 @@ impl Default for LinkConfig {
 /// The whole network: a default link and per-link overrides.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NetworkConfig {
+    /// The link every pair of nodes uses unless overridden.
     pub default: LinkConfig,
+    /// Links that differ from the default, by (sender, receiver).
     #[serde(serialize_with = "serialize_overrides")]
     pub overrides: BTreeMap<(NodeId, NodeId), LinkConfig>,
 }
@@ -136,6 +152,7 @@ fn serialize_overrides<S: serde::Serializer>(
 pub const PRESET_NAMES: [&str; 4] = ["reliable", "unreliable", "long-delays", "long-reordering"];
 
 impl NetworkConfig {
+    /// A network whose every link is `default`.
     pub fn uniform(default: LinkConfig) -> NetworkConfig {
         NetworkConfig { default, overrides: BTreeMap::new() }
     }
@@ -173,6 +190,7 @@ impl NetworkConfig {
         Some(NetworkConfig::uniform(link))
     }
 
+    /// The link from `from` to `to`: its override, or the default.
     pub fn link(&self, from: NodeId, to: NodeId) -> &LinkConfig {
         if self.overrides.is_empty() {
             return &self.default;
@@ -195,12 +213,21 @@ impl NetworkConfig {
 pub enum Partition {
     /// Nodes in different groups cannot talk, either way. Nodes in no group form one more
     /// group of their own.
-    Symmetric { groups: Vec<Vec<NodeId>> },
+    Symmetric {
+        /// The groups, each a list of nodes.
+        groups: Vec<Vec<NodeId>>,
+    },
     /// Messages from any node in `from` to any node in `to` are lost; the other way works.
-    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    OneWay {
+        /// The senders whose messages are lost.
+        from: Vec<NodeId>,
+        /// The receivers they cannot reach.
+        to: Vec<NodeId>,
+    },
 }
 
 impl Partition {
+    /// Whether this partition loses a message from `from` to `to`.
     pub fn blocks(&self, from: NodeId, to: NodeId) -> bool {
         match self {
             Partition::Symmetric { groups } => {
@@ -225,10 +252,13 @@ impl Partition {
 /// What the network decided for one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// The message is lost, for this reason.
     Dropped(DropReason),
     /// Deliver at `at`, and a second copy at `copy_at` if duplicated.
     Deliver {
+        /// When the message arrives.
         at: SimTime,
+        /// When its second copy arrives, if it was duplicated.
         copy_at: Option<SimTime>,
     },
 }
@@ -258,6 +288,7 @@ pub struct Network {
 }
 
 impl Network {
+    /// A network with this config whose choices are drawn from `seed`.
     pub fn new(config: NetworkConfig, seed: u64) -> Network {
         Network {
             config,
@@ -268,6 +299,7 @@ impl Network {
         }
     }
 
+    /// The network's config (with loss and duplication off once it has healed).
     pub fn config(&self) -> &NetworkConfig {
         &self.config
     }

@@ -27,6 +27,7 @@ use std::hash::Hash;
 /// `class` tells network rules that treat requests and replies apart (labrpc's long
 /// reordering slows replies only) which one this is.
 pub trait Message: Clone + Debug + Serialize {
+    /// Whether this message is a request, a reply or neither, for network rules; neither by default.
     fn class(&self) -> MessageClass {
         MessageClass::Other
     }
@@ -66,7 +67,9 @@ impl<T: Clone + Debug + Serialize> TimerPayload for T {}
 /// }
 /// ```
 pub trait Node: Clone + Debug + Sized + 'static {
+    /// The messages nodes send each other.
     type Msg: Message;
+    /// The payload of the timers a node sets.
     type Timer: TimerPayload;
     /// Storage that survives a crash; a restarted node is rebuilt from it.
     type Durable: Clone + Debug + Default + Serialize;
@@ -74,8 +77,11 @@ pub trait Node: Clone + Debug + Sized + 'static {
     /// ground-truth notes the protocol's invariants need).
     type Op: Clone + Debug + Serialize;
 
+    /// Runs when the node starts, and again after each restart.
     fn on_start(&mut self, ctx: &mut Context<'_, Self>);
+    /// Runs when a message from `from` is delivered.
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Msg);
+    /// Runs when one of the node's timers fires.
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
 }
 

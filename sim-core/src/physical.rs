@@ -25,10 +25,12 @@ use std::fmt;
 pub struct LocalTime(i64);
 
 impl LocalTime {
+    /// The reading this many microseconds from the clock's zero.
     pub const fn from_micros(micros: i64) -> LocalTime {
         LocalTime(micros)
     }
 
+    /// The reading in microseconds.
     pub const fn as_micros(self) -> i64 {
         self.0
     }

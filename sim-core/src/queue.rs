@@ -154,10 +154,12 @@ impl<T> Default for WheelQueue<T> {
 }
 
 impl<T> WheelQueue<T> {
+    /// How many events are queued.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether no event is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -296,30 +298,36 @@ impl<T> Default for BinaryQueue<T> {
 }
 
 impl<T> BinaryQueue<T> {
+    /// How many events are queued.
     pub fn len(&self) -> usize {
         self.heap.len()
     }
 
+    /// Whether no event is queued.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 
+    /// Queues `item` at `time`; items of equal time pop in the order they were pushed.
     pub fn push(&mut self, time: u64, item: T) {
         let slot = self.slab.insert(item);
         self.heap.push(Reverse((time, self.next_seq, slot)));
         self.next_seq += 1;
     }
 
+    /// The earliest item and its time, without removing it.
     pub fn peek(&mut self) -> Option<(u64, &T)> {
         let Reverse((time, _, slot)) = *self.heap.peek()?;
         Some((time, self.slab.get(slot)))
     }
 
+    /// Removes and returns the earliest item and its time.
     pub fn pop(&mut self) -> Option<(u64, T)> {
         let Reverse((time, _, slot)) = self.heap.pop()?;
         Some((time, self.slab.remove(slot)))
     }
 
+    /// Every queued item with its time, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
         self.heap.iter().map(|Reverse((time, _, slot))| (*time, self.slab.get(*slot)))
     }

@@ -19,10 +19,13 @@ use serde::Serialize;
 /// The independent random streams of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// The network's decisions (through [`Decider`]).
     Network,
+    /// The workload: what clients ask and when.
     Workload,
     /// Swarm testing's draws of which faults a fuzzed run enables.
     Swarm,
+    /// One node's own draws (`ctx` randomness).
     Node(NodeId),
     /// Drawing the nodes' physical clock offsets and drifts.
     Clocks,
@@ -55,12 +58,14 @@ impl Stream {
 pub struct SimRng(ChaCha8Rng);
 
 impl SimRng {
+    /// The generator for `stream` of the run with this seed.
     pub fn new(seed: u64, stream: Stream) -> SimRng {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream.number());
         SimRng(rng)
     }
 
+    /// The next raw 64-bit draw.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
@@ -104,21 +109,34 @@ impl SimRng {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "distribution", rename_all = "kebab-case")]
 pub enum Latency {
+    /// Always this delay.
     Constant(SimDuration),
     /// Uniform in `[min, max]`.
     Uniform {
+        /// The shortest delay.
         min: SimDuration,
+        /// The longest delay.
         max: SimDuration,
     },
     /// Exponential with the given mean, clamped to `[min, max]`.
     Exponential {
+        /// The mean delay before clamping.
         mean: SimDuration,
+        /// The shortest delay.
         min: SimDuration,
+        /// The longest delay.
         max: SimDuration,
     },
 }
 
 impl Latency {
+    /// Uniform between `min` and `max` milliseconds, both included.
+    ///
+    /// ```
+    /// use sim_core::{Latency, SimDuration};
+    /// let latency = Latency::uniform_ms(1, 10);
+    /// assert_eq!(latency, Latency::Uniform { min: SimDuration::from_millis(1), max: SimDuration::from_millis(10) });
+    /// ```
     pub fn uniform_ms(min: u64, max: u64) -> Latency {
         Latency::Uniform { min: SimDuration::from_millis(min), max: SimDuration::from_millis(max) }
     }
@@ -149,6 +167,7 @@ pub struct Decider {
 }
 
 impl Decider {
+    /// The network's decider for the run with this seed (its [`Stream::Network`] stream).
     pub fn new(seed: u64) -> Decider {
         Decider { rng: SimRng::new(seed, Stream::Network) }
     }

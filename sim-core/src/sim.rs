@@ -50,11 +50,16 @@ pub enum Fault {
     /// `lasting`, until the network heals. A lasting partition (a scenario's partition
     /// with no end) lasts to the end of the run.
     Partition {
+        /// The partition's number, matched by its `Heal`.
         id: u32,
+        /// Which nodes are cut off from which.
         partition: Partition,
+        /// Whether it outlasts the network's heal (see above).
         lasting: bool,
     },
+    /// The partition with this id ends.
     Heal {
+        /// The number of the partition that ends.
         id: u32,
     },
 }
@@ -62,15 +67,20 @@ pub enum Fault {
 /// A fault and when it happens.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ScheduledFault {
+    /// When it happens, in virtual time.
     pub at: SimTime,
+    /// What happens.
     pub fault: Fault,
 }
 
 /// Everything a run needs besides its nodes and invariants.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// The one seed every random choice of the run comes from.
     pub seed: u64,
+    /// The network's latency, loss, duplication and ordering.
     pub network: NetworkConfig,
+    /// The faults on the timeline, in any order.
     pub faults: Vec<ScheduledFault>,
     /// A run stops (and reports `Limit::MaxSteps`, never a pass) after this many steps
     /// (default [`DEFAULT_MAX_STEPS`]).
@@ -91,6 +101,7 @@ pub struct SimConfig {
     /// without an end it runs into `max_steps` or `max_time`, which is reported as a limit,
     /// never as a pass.
     pub end_at: Option<SimTime>,
+    /// How much of the trace the run keeps (the hash is always computed).
     pub trace_mode: TraceMode,
     /// Track ground-truth causality (see the `causality` module). Also turned on by any
     /// invariant that needs it.
@@ -134,8 +145,11 @@ pub struct Counters {
     pub dropped: u64,
     /// Extra copies the network made of this node's messages.
     pub duplicated: u64,
+    /// Bytes of messages this node sent (their postcard encodings).
     pub bytes_sent: u64,
+    /// Bytes of messages delivered to this node.
     pub bytes_delivered: u64,
+    /// Timers of this node that fired.
     pub timers_fired: u64,
 }
 
@@ -154,11 +168,17 @@ impl Counters {
 /// What a finished run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The run's seed.
     pub seed: u64,
+    /// How the run ended: a pass, a violation, or a limit.
     pub outcome: Outcome,
+    /// Steps taken (one per event processed).
     pub steps: u64,
+    /// The virtual time the run ended at.
     pub time: SimTime,
+    /// Counts summed over all nodes.
     pub totals: Counters,
+    /// Counts for each node, by node index.
     pub per_node: Vec<Counters>,
     /// The trace hash, version 1 (see the `trace` module).
     pub trace_hash: String,
@@ -210,10 +230,15 @@ struct Slot<N: Node> {
 /// A message in flight, as invariants see it.
 #[derive(Debug)]
 pub struct InFlight<'a, M> {
+    /// The node that sent it.
     pub from: NodeId,
+    /// The node it is addressed to.
     pub to: NodeId,
+    /// The id of this copy.
     pub msg_id: MsgId,
+    /// When it is due to arrive.
     pub arrives: SimTime,
+    /// The message.
     pub msg: &'a M,
 }
 
@@ -254,10 +279,12 @@ enum Cause {
 }
 
 impl<N: Node> World<N> {
+    /// The run's seed.
     pub fn seed(&self) -> u64 {
         self.seed
     }
 
+    /// The current virtual time.
     pub fn now(&self) -> SimTime {
         self.now
     }
@@ -267,6 +294,7 @@ impl<N: Node> World<N> {
         self.step
     }
 
+    /// How many nodes the world has, up or down.
     pub fn n_nodes(&self) -> usize {
         self.slots.len()
     }
@@ -281,10 +309,12 @@ impl<N: Node> World<N> {
         self.slots.iter().enumerate().map(|(i, slot)| (NodeId(i as u32), slot.state.as_ref()))
     }
 
+    /// Whether a node is up (not crashed).
     pub fn is_up(&self, id: NodeId) -> bool {
         self.slots[id.index()].state.is_some()
     }
 
+    /// A node's durable storage, which survives its crashes.
     pub fn durable(&self, id: NodeId) -> &N::Durable {
         &self.slots[id.index()].durable
     }
@@ -303,14 +333,17 @@ impl<N: Node> World<N> {
         })
     }
 
+    /// The client operations recorded so far.
     pub fn history(&self) -> &History<N::Op> {
         &self.history
     }
 
+    /// A node's message, byte and timer counts.
     pub fn counters(&self, id: NodeId) -> &Counters {
         &self.slots[id.index()].counters
     }
 
+    /// Counts summed over all nodes.
     pub fn totals(&self) -> Counters {
         let mut totals = Counters::default();
         for c in self.slots.iter().map(|slot| &slot.counters) {
@@ -324,6 +357,7 @@ impl<N: Node> World<N> {
         self.trace.records()
     }
 
+    /// The trace hash so far (version 1, see the `trace` module).
     pub fn trace_hash(&self) -> u64 {
         self.trace.hash()
     }
@@ -817,6 +851,7 @@ impl<N: Node> Simulation<N> {
         }
     }
 
+    /// The world the nodes live in: what invariants read.
     pub fn world(&self) -> &World<N> {
         &self.world
     }

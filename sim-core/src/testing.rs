@@ -149,6 +149,7 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// An empty plan.
     pub fn new() -> FaultPlan {
         FaultPlan::default()
     }

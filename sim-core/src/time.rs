@@ -32,21 +32,27 @@ pub struct SimTime(u64);
 pub struct SimDuration(u64);
 
 impl SimTime {
+    /// The start of every run.
     pub const ZERO: SimTime = SimTime(0);
+    /// The latest representable time; sums saturate at it.
     pub const MAX: SimTime = SimTime(u64::MAX);
 
+    /// The time this many microseconds after the start.
     pub const fn from_micros(micros: u64) -> SimTime {
         SimTime(micros)
     }
 
+    /// The time this many milliseconds after the start (saturating).
     pub const fn from_millis(millis: u64) -> SimTime {
         SimTime(millis.saturating_mul(1_000))
     }
 
+    /// Microseconds since the start.
     pub const fn as_micros(self) -> u64 {
         self.0
     }
 
+    /// Milliseconds since the start, fractional, for display.
     pub fn as_millis_f64(self) -> f64 {
         self.0 as f64 / 1_000.0
     }
@@ -58,12 +64,15 @@ impl SimTime {
 }
 
 impl SimDuration {
+    /// No time at all.
     pub const ZERO: SimDuration = SimDuration(0);
 
+    /// A span of this many microseconds.
     pub const fn from_micros(micros: u64) -> SimDuration {
         SimDuration(micros)
     }
 
+    /// A span of this many milliseconds (saturating).
     pub const fn from_millis(millis: u64) -> SimDuration {
         SimDuration(millis.saturating_mul(1_000))
     }
@@ -78,10 +87,12 @@ impl SimDuration {
         }
     }
 
+    /// The span in microseconds.
     pub const fn as_micros(self) -> u64 {
         self.0
     }
 
+    /// The span in milliseconds, fractional, for display.
     pub fn as_millis_f64(self) -> f64 {
         self.0 as f64 / 1_000.0
     }
@@ -141,6 +152,7 @@ impl fmt::Display for SimDuration {
 pub struct NodeId(pub u32);
 
 impl NodeId {
+    /// The id as an index into per-node tables.
     pub fn index(self) -> usize {
         self.0 as usize
     }

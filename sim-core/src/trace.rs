@@ -34,67 +34,111 @@ pub struct MsgId(pub u64);
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum TraceEvent<M, T> {
+    /// A node started (at the beginning of the run).
     Start {
+        /// The node that started.
         node: NodeId,
     },
+    /// A node sent a message; its content is folded into the hash here.
     Send {
+        /// The node that sent it.
         from: NodeId,
+        /// The node it is addressed to.
         to: NodeId,
+        /// The id of this copy.
         msg_id: MsgId,
+        /// The message.
         msg: M,
     },
+    /// A message reached its target and was handed to the node.
     Deliver {
+        /// The node that sent it.
         from: NodeId,
+        /// The node that received it.
         to: NodeId,
+        /// The id of the copy delivered.
         msg_id: MsgId,
+        /// The message.
         msg: M,
     },
+    /// The network lost a message copy.
     Drop {
+        /// The node that sent it.
         from: NodeId,
+        /// The node it was addressed to.
         to: NodeId,
+        /// The id of the copy lost.
         msg_id: MsgId,
+        /// Why it was lost.
         reason: DropReason,
     },
+    /// The network made a second copy of a message in flight.
     Duplicate {
+        /// The node that sent it.
         from: NodeId,
+        /// The node it is addressed to.
         to: NodeId,
+        /// The id of the copy duplicated.
         msg_id: MsgId,
+        /// The id of the new copy.
         copy_id: MsgId,
     },
+    /// A node set a timer; its payload is folded into the hash here.
     TimerSet {
+        /// The node that set it.
         node: NodeId,
+        /// The timer's id, for cancelling it.
         timer_id: TimerId,
+        /// How long until it fires.
         after: SimDuration,
+        /// The timer's payload.
         timer: T,
     },
+    /// A timer fired and was handed to its node.
     TimerFire {
+        /// The node whose timer fired.
         node: NodeId,
+        /// The timer's id.
         timer_id: TimerId,
+        /// The timer's payload.
         timer: T,
     },
+    /// A node cancelled a timer before it fired.
     TimerCancel {
+        /// The node that cancelled it.
         node: NodeId,
+        /// The cancelled timer's id.
         timer_id: TimerId,
     },
+    /// A node crashed: it loses its volatile state and its timers.
     Crash {
+        /// The node that crashed.
         node: NodeId,
     },
+    /// A crashed node came back, from its durable state.
     Restart {
+        /// The node that restarted.
         node: NodeId,
     },
     /// Boxed: partitions are rare, and every record is as large as the largest event.
     Partition {
+        /// The partition's number in this run, matched by its [`TraceEvent::Heal`].
         partition_id: u32,
+        /// Which nodes are cut off from which.
         partition: Box<Partition>,
     },
+    /// A partition ended.
     Heal {
+        /// The number of the partition that ended.
         partition_id: u32,
     },
     /// The end of the fault phase: partitions end, loss and duplication stop.
     NetworkHealed,
     /// A node marked a local event (`ctx.local_event`).
     Local {
+        /// The node that marked it.
         node: NodeId,
+        /// The event's label.
         label: String,
     },
 }
@@ -104,19 +148,33 @@ pub enum TraceEvent<M, T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum Code {
+    /// Code of [`TraceEvent::Start`].
     Start = 1,
+    /// Code of [`TraceEvent::Send`].
     Send = 2,
+    /// Code of [`TraceEvent::Deliver`].
     Deliver = 3,
+    /// Code of [`TraceEvent::Drop`].
     Drop = 4,
+    /// Code of [`TraceEvent::Duplicate`].
     Duplicate = 5,
+    /// Code of [`TraceEvent::TimerSet`].
     TimerSet = 6,
+    /// Code of [`TraceEvent::TimerFire`].
     TimerFire = 7,
+    /// Code of [`TraceEvent::TimerCancel`].
     TimerCancel = 8,
+    /// Code of [`TraceEvent::Crash`].
     Crash = 9,
+    /// Code of [`TraceEvent::Restart`].
     Restart = 10,
+    /// Code of [`TraceEvent::Partition`].
     Partition = 11,
+    /// Code of [`TraceEvent::Heal`].
     Heal = 12,
+    /// Code of [`TraceEvent::NetworkHealed`].
     NetworkHealed = 13,
+    /// Code of [`TraceEvent::Local`].
     Local = 14,
 }
 
@@ -166,8 +224,11 @@ impl<M, T> TraceEvent<M, T> {
 /// A trace event with its step and time.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceRecord<M, T> {
+    /// The step number: the event is the run's `step`-th.
     pub step: u64,
+    /// The virtual time it happened at.
     pub time: SimTime,
+    /// What happened.
     #[serde(flatten)]
     pub event: TraceEvent<M, T>,
 }
@@ -213,9 +274,11 @@ impl<M: Debug, T: Debug> fmt::Display for TraceRecord<M, T> {
 /// How much of the trace a run keeps (the hash is always computed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceMode {
+    /// Keep only the hash: the fastest mode, for fuzzing.
     HashOnly,
     /// The last `n` records, for violation reports.
     Recent(usize),
+    /// Keep every record, for export and diagrams.
     Full,
 }
 
@@ -239,10 +302,12 @@ impl Default for TraceHasher {
 }
 
 impl TraceHasher {
+    /// A hasher in its documented initial state.
     pub const fn new() -> TraceHasher {
         TraceHasher(0xcbf2_9ce4_8422_2325)
     }
 
+    /// Folds one 64-bit word into the hash.
     #[inline]
     pub fn word(&mut self, w: u64) {
         self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x5170_5a4f_2d33_5f4d);
@@ -263,6 +328,7 @@ impl TraceHasher {
         }
     }
 
+    /// The hash of everything folded so far.
     pub fn finish(&self) -> u64 {
         self.0
     }
@@ -319,6 +385,7 @@ pub struct Trace<M, T> {
 }
 
 impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
+    /// An empty trace that keeps what `mode` says.
     pub fn new(mode: TraceMode) -> Self {
         Trace {
             mode,
@@ -329,10 +396,12 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
         }
     }
 
+    /// How much of the trace this run keeps.
     pub fn mode(&self) -> TraceMode {
         self.mode
     }
 
+    /// The trace hash so far: the run's fingerprint.
     pub fn hash(&self) -> u64 {
         self.hash.finish()
     }
@@ -347,6 +416,7 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
         self.recent.len() + self.full.iter().map(Vec::len).sum::<usize>()
     }
 
+    /// Whether no record is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -363,6 +433,7 @@ impl<M: Serialize + Clone, T: Serialize + Clone> Trace<M, T> {
         std::mem::replace(&mut self.full, last_two)
     }
 
+    /// Whether this trace keeps any records (any mode but [`TraceMode::HashOnly`]).
     pub fn keeps_records(&self) -> bool {
         self.mode != TraceMode::HashOnly
     }

@@ -18,10 +18,14 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// A sequential specification.
 pub trait Model {
+    /// The model's state, compared and hashed by the search's memo.
     type State: Clone + Eq + Hash + Debug;
+    /// What an operation asks.
     type Input: Debug;
+    /// What an operation returns.
     type Output: Debug;
 
+    /// The state before any operation.
     fn init(&self) -> Self::State;
 
     /// The state after `input` if `output` is what the model gives from `state`, else
@@ -54,11 +58,15 @@ pub trait Model {
 /// One operation of a history. Times are any monotone clock (virtual microseconds here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation<I, O> {
+    /// The client that ran it.
     pub client: u64,
+    /// When it was called.
     pub call: u64,
     /// `None`: the outcome is unknown (the operation may or may not have taken effect).
     pub ret: Option<u64>,
+    /// What it asked.
     pub input: I,
+    /// What it returned; `None` if unknown.
     pub output: Option<O>,
 }
 

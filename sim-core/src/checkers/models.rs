@@ -20,13 +20,16 @@ use std::sync::Arc;
 /// `3`, `"x"`), so an explanation reads like the history it explains.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Value {
+    /// Nil: no value.
     Nil,
+    /// An integer.
     Int(i64),
     /// Shared, so that a state holding a text is cloned without copying it.
     Text(Arc<str>),
 }
 
 impl Value {
+    /// A text value.
     pub fn text(text: &str) -> Value {
         Value::Text(Arc::from(text))
     }
@@ -63,17 +66,22 @@ impl fmt::Display for Value {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Register {
+    /// The value the register holds before any operation.
     pub initial: Value,
 }
 
+/// An operation on a [`Register`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegisterInput {
+    /// Read the value.
     Read,
+    /// Write this value.
     Write(Value),
     /// Compare with the first, and if equal, set to the second.
     Cas(Value, Value),
 }
 
+/// What an operation on a [`Register`] returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegisterOutput {
     /// A write or a cas took effect.
@@ -120,9 +128,12 @@ impl Model for Register {
 #[derive(Clone, Debug, Default)]
 pub struct Mutex;
 
+/// An operation on a [`Mutex`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MutexInput {
+    /// Take the lock.
     Acquire,
+    /// Give the lock back.
     Release,
 }
 
@@ -154,15 +165,21 @@ impl Model for Mutex {
 #[derive(Clone, Debug, Default)]
 pub struct Set;
 
+/// An operation on a [`Set`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetInput {
+    /// Add this value.
     Add(Value),
+    /// Read the whole set.
     Read,
 }
 
+/// What an operation on a [`Set`] returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetOutput {
+    /// An add took effect.
     Ok,
+    /// A read returned this set.
     Read(BTreeSet<Value>),
 }
 
@@ -203,14 +220,19 @@ impl Model for Set {
 #[derive(Clone, Debug, Default)]
 pub struct FifoQueue;
 
+/// An operation on a [`FifoQueue`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueInput {
+    /// Put this value at the back.
     Enqueue(Value),
+    /// Take the value at the front.
     Dequeue,
 }
 
+/// What an operation on a [`FifoQueue`] returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueOutput {
+    /// An enqueue took effect.
     Ok,
     /// What a dequeue returned (nil: the queue was empty).
     Dequeued(Value),
