@@ -20,7 +20,7 @@ pub struct Entry<O> {
     pub node: NodeId,
     /// Invoke, return or note.
     pub kind: EntryKind,
-    /// The operation: its input on an invoke, its output on a return.
+    /// The operation: what was asked on an invoke, what came back on a return, the note.
     pub op: O,
 }
 

@@ -27,7 +27,8 @@ use std::hash::Hash;
 /// `class` tells network rules that treat requests and replies apart (labrpc's long
 /// reordering slows replies only) which one this is.
 pub trait Message: Clone + Debug + Serialize {
-    /// Whether this message is a request, a reply or neither, for network rules; neither by default.
+    /// Whether this message is a request, a reply or neither, for network rules. Neither,
+    /// unless a protocol says otherwise.
     fn class(&self) -> MessageClass {
         MessageClass::Other
     }

@@ -135,7 +135,8 @@ impl Latency {
     /// ```
     /// use sim_core::{Latency, SimDuration};
     /// let latency = Latency::uniform_ms(1, 10);
-    /// assert_eq!(latency, Latency::Uniform { min: SimDuration::from_millis(1), max: SimDuration::from_millis(10) });
+    /// let (min, max) = (SimDuration::from_millis(1), SimDuration::from_millis(10));
+    /// assert_eq!(latency, Latency::Uniform { min, max });
     /// ```
     pub fn uniform_ms(min: u64, max: u64) -> Latency {
         Latency::Uniform { min: SimDuration::from_millis(min), max: SimDuration::from_millis(max) }

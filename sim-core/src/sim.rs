@@ -80,7 +80,7 @@ pub struct SimConfig {
     pub seed: u64,
     /// The network's latency, loss, duplication and ordering.
     pub network: NetworkConfig,
-    /// The faults on the timeline, in any order.
+    /// The faults on the timeline, each happening at its `at`.
     pub faults: Vec<ScheduledFault>,
     /// A run stops (and reports `Limit::MaxSteps`, never a pass) after this many steps
     /// (default [`DEFAULT_MAX_STEPS`]).

@@ -274,7 +274,7 @@ impl<M: Debug, T: Debug> fmt::Display for TraceRecord<M, T> {
 /// How much of the trace a run keeps (the hash is always computed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceMode {
-    /// Keep only the hash: the fastest mode, for fuzzing.
+    /// Keep only the hash: the fastest mode, for fuzzing and shrinking.
     HashOnly,
     /// The last `n` records, for violation reports.
     Recent(usize),
