@@ -10,7 +10,7 @@
 //! | `DSIM_SEEDS=A..B` | run seeds A to B-1 instead of the test's range |
 //! | `DSIM_JOBS=N` | run on N threads (default: the machine's cores, at most 64) |
 //!
-//! With the `proptest` feature, [`fault_plans`] is a proptest strategy for fault plans.
+//! With the `proptest` feature, `fault_plans` is a proptest strategy for fault plans.
 //!
 //! ```
 //! use sim_core::testing::{check_seeds, FaultPlan};
