@@ -222,6 +222,100 @@ pub struct ProtocolChoice {
     pub params: serde_json::Value,
 }
 
+/// A partition's groups: non-empty, each node once and existing, something cut off.
+fn validate_groups(
+    facts: &Facts,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    groups: &[Vec<u32>],
+) -> Result<(), (Vec<Seg>, String)> {
+    if groups.is_empty() {
+        return Err((at("groups"), "no groups: list the groups of nodes that are cut apart".into()));
+    }
+    // Sets, not a flag per node: 10,000 partitions of 100,000 nodes cost what
+    // they list.
+    let check_node = |path: Vec<Seg>, node: u32| facts.check_node(path, node);
+    let mut listed = std::collections::BTreeSet::new();
+    for (g, group) in groups.iter().enumerate() {
+        let group_at = [at("groups"), vec![Seg::Index(g)]].concat();
+        if group.is_empty() {
+            return Err((group_at, "an empty group: every group needs a node".into()));
+        }
+        for (j, node) in group.iter().enumerate() {
+            let node_at = [group_at.clone(), vec![Seg::Index(j)]].concat();
+            check_node(node_at.clone(), *node)?;
+            if !listed.insert(*node) {
+                return Err((node_at, format!("node {node} is listed twice: a node is in one group")));
+            }
+        }
+    }
+    let unlisted = listed.len() < facts.n_nodes;
+    if groups.len() + usize::from(unlisted) < 2 {
+        return Err((
+            at("groups"),
+            "every node is in one group: nothing is cut off (nodes in no group form \
+                 a group of their own)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A one-way partition's sides: non-empty, disjoint, each node once and existing.
+fn validate_sides(
+    facts: &Facts,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+    from: &[u32],
+    to: &[u32],
+) -> Result<(), (Vec<Seg>, String)> {
+    let check_node = |path: Vec<Seg>, node: u32| facts.check_node(path, node);
+    let mut side = std::collections::BTreeMap::new();
+    for (field, nodes) in [("from", from), ("to", to)] {
+        if nodes.is_empty() {
+            return Err((at(field), "no nodes: a one-way partition needs a node on each side".into()));
+        }
+        for (j, node) in nodes.iter().enumerate() {
+            let node_at = [at(field), vec![Seg::Index(j)]].concat();
+            check_node(node_at.clone(), *node)?;
+            match side.insert(*node, field) {
+                None => {}
+                Some(first) if first == field => {
+                    return Err((node_at, format!("node {node} is listed twice in \"{field}\"")))
+                }
+                Some(_) => {
+                    return Err((
+                        node_at,
+                        format!(
+                            "node {node} is in both \"from\" and \"to\": a node cannot be cut off \
+                                 from itself"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Node checks against a protocol instance's facts.
+trait NodeCheck {
+    /// Ok if `node` exists, else an error at `path` listing the valid nodes.
+    fn check_node(&self, path: Vec<Seg>, node: u32) -> Result<(), (Vec<Seg>, String)>;
+}
+
+impl NodeCheck for Facts {
+    fn check_node(&self, path: Vec<Seg>, node: u32) -> Result<(), (Vec<Seg>, String)> {
+        if (node as usize) < self.n_nodes {
+            return Ok(());
+        }
+        let why = format!(
+            "node {node} does not exist: valid nodes are 0..={} ({})",
+            self.n_nodes - 1,
+            self.node_names
+        );
+        Err((path, why))
+    }
+}
+
 /// The registry's protocol names, as a message lists the choices.
 fn protocol_names() -> String {
     crate::registry().names().iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
@@ -729,9 +823,21 @@ impl Scenario {
         self.registered().invariant_names(&params, &self.workload)
     }
 
+    /// Checks everything that needs the whole file, section by section. Sizes come first:
+    /// nothing after them allocates per node before they are known to be bounded.
     pub(crate) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let facts = self.validate_sizes()?;
+        self.validate_network(&facts)?;
+        self.validate_faults(&facts)?;
+        self.validate_phases()?;
+        self.validate_invariants()?;
+        self.validate_fuzz()?;
+        self.validate_limits()
+    }
+
+    /// The protocol's parameters, the workload, and the lengths of every list.
+    fn validate_sizes(&self) -> Result<Facts, (Vec<Seg>, String)> {
         let key = |k: &str| Seg::Key(k.to_string());
-        // Sizes first: nothing below allocates per node before they are known to be bounded.
         let facts = self.check_protocol()?;
         let protocol = self.registered();
         if protocol.uses_workload() {
@@ -751,24 +857,13 @@ impl Scenario {
         if let Some(clocks) = &self.physical_clocks {
             clocks.validate(facts.n_nodes, &facts.node_names)?;
         }
-        let node_error = |path: Vec<Seg>, node: u32| {
-            (
-                path,
-                format!(
-                    "node {node} does not exist: valid nodes are 0..={} ({})",
-                    facts.n_nodes - 1,
-                    facts.node_names
-                ),
-            )
-        };
-        let check_node = |path: Vec<Seg>, node: u32| -> Result<(), (Vec<Seg>, String)> {
-            if (node as usize) < facts.n_nodes {
-                Ok(())
-            } else {
-                Err(node_error(path, node))
-            }
-        };
+        Ok(facts)
+    }
 
+    /// Link knobs and overrides: nodes exist, each link set once.
+    fn validate_network(&self, facts: &Facts) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
+        let check_node = |path: Vec<Seg>, node: u32| facts.check_node(path, node);
         let network_path = vec![key("network"), key("all_links")];
         self.network.all_links.validate(&network_path)?;
         let mut overridden = std::collections::BTreeMap::new();
@@ -789,7 +884,14 @@ impl Scenario {
             link.set.validate(&at("set"))?;
         }
 
-        // Faults in time order: nodes exist, restarts follow crashes, partitions end later.
+        Ok(())
+    }
+
+    /// Faults in time order: nodes exist, restarts follow crashes, partitions cut something
+    /// off and end later.
+    fn validate_faults(&self, facts: &Facts) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
+        let check_node = |path: Vec<Seg>, node: u32| facts.check_node(path, node);
         let mut order: Vec<usize> = (0..self.faults.len()).collect();
         order.sort_by(|&a, &b| self.faults[a].at().0.total_cmp(&self.faults[b].at().0));
         let mut down = vec![false; facts.n_nodes];
@@ -816,78 +918,22 @@ impl Scenario {
                     }
                 }
                 FaultSpec::Partition { groups, at_ms, until_ms } => {
-                    if groups.is_empty() {
-                        return Err((
-                            at("groups"),
-                            "no groups: list the groups of nodes that are cut apart".into(),
-                        ));
-                    }
-                    // Sets, not a flag per node: 10,000 partitions of 100,000 nodes cost what
-                    // they list.
-                    let mut listed = std::collections::BTreeSet::new();
-                    for (g, group) in groups.iter().enumerate() {
-                        let group_at = [at("groups"), vec![Seg::Index(g)]].concat();
-                        if group.is_empty() {
-                            return Err((group_at, "an empty group: every group needs a node".into()));
-                        }
-                        for (j, node) in group.iter().enumerate() {
-                            let node_at = [group_at.clone(), vec![Seg::Index(j)]].concat();
-                            check_node(node_at.clone(), *node)?;
-                            if !listed.insert(*node) {
-                                return Err((
-                                    node_at,
-                                    format!("node {node} is listed twice: a node is in one group"),
-                                ));
-                            }
-                        }
-                    }
-                    let unlisted = listed.len() < facts.n_nodes;
-                    if groups.len() + usize::from(unlisted) < 2 {
-                        return Err((
-                            at("groups"),
-                            "every node is in one group: nothing is cut off (nodes in no group form \
-                             a group of their own)"
-                                .into(),
-                        ));
-                    }
+                    validate_groups(facts, &at, groups)?;
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
                 FaultSpec::PartitionOneWay { from, to, at_ms, until_ms } => {
-                    let mut side = std::collections::BTreeMap::new();
-                    for (field, nodes) in [("from", from), ("to", to)] {
-                        if nodes.is_empty() {
-                            return Err((
-                                at(field),
-                                "no nodes: a one-way partition needs a node on each side".into(),
-                            ));
-                        }
-                        for (j, node) in nodes.iter().enumerate() {
-                            let node_at = [at(field), vec![Seg::Index(j)]].concat();
-                            check_node(node_at.clone(), *node)?;
-                            match side.insert(*node, field) {
-                                None => {}
-                                Some(first) if first == field => {
-                                    return Err((node_at, format!("node {node} is listed twice in \"{field}\"")))
-                                }
-                                Some(_) => {
-                                    return Err((
-                                        node_at,
-                                        format!(
-                                            "node {node} is in both \"from\" and \"to\": a node cannot be cut off \
-                                             from itself"
-                                        ),
-                                    ))
-                                }
-                            }
-                        }
-                    }
+                    validate_sides(facts, &at, from, to)?;
                     check_until(at("until_ms"), *at_ms, *until_ms)?;
                 }
             }
             self.check_fault_time(&base, fault)?;
         }
-        self.validate_phases()?;
+        Ok(())
+    }
 
+    /// The selected invariants and the expected violation name invariants the protocol has.
+    fn validate_invariants(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
         let known = self.invariant_names();
         let choices = || {
             if known.is_empty() {
@@ -933,6 +979,12 @@ impl Scenario {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The swarm ranges.
+    fn validate_fuzz(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
         if let Some(fuzz) = &self.fuzz {
             let ranges = [
                 ("drop_probability", fuzz.drop_probability),
@@ -966,6 +1018,12 @@ impl Scenario {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Run limits, and the whole run against the memory budget.
+    fn validate_limits(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| Seg::Key(k.to_string());
         if self.limits.search_budget > SEARCH_BUDGET_MAX {
             let why = format!("{} is above the maximum, {SEARCH_BUDGET_MAX}", self.limits.search_budget);
             return Err((vec![key("limits"), key("search_budget")], why));
