@@ -14,7 +14,7 @@ use crate::scenario::Scenario;
 use crate::shrink;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
-use sim_core::{TraceMode, PRESET_NAMES};
+use sim_core::TraceMode;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -670,7 +670,8 @@ fn list() -> String {
     for (name, about, operations) in check_history::MODELS {
         out.push_str(&format!("  {name:<12} {about}\n      operations: {operations}\n"));
     }
-    out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", PRESET_NAMES.join(", ")));
+    let presets: Vec<&str> = crate::scenario::Preset::ALL.iter().map(|p| p.name()).collect();
+    out.push_str(&format!("\nNetwork presets: {}\n\nBundled scenarios:\n", presets.join(", ")));
     let root = crate::scenarios_dir();
     for path in crate::bundled_scenarios() {
         let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();

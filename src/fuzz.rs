@@ -214,6 +214,10 @@ impl std::fmt::Display for SwarmKnobs {
     }
 }
 
+/// The random stream swarm testing draws its knobs from (`Stream::Tool`): the
+/// second-to-last stream, far above any node's, so the draws never move a run's own.
+pub const SWARM_STREAM: u64 = u64::MAX - 1;
+
 /// Draws the swarm knobs for `seed` and returns the scenario with them filled in: network
 /// knobs on every link, and a fault timeline that replaces the file's.
 pub fn swarm(scenario: &Scenario, seed: u64) -> (Scenario, SwarmKnobs) {
@@ -225,7 +229,7 @@ pub fn swarm(scenario: &Scenario, seed: u64) -> (Scenario, SwarmKnobs) {
 /// works them out once, not once per seed).
 fn swarm_in(scenario: &Scenario, model: &FaultModel, n_nodes: usize, seed: u64) -> (Scenario, SwarmKnobs) {
     let spec = scenario.fuzz.clone().unwrap_or_default();
-    let mut rng = SimRng::new(seed, Stream::Swarm);
+    let mut rng = SimRng::new(seed, Stream::Tool(SWARM_STREAM));
     // Each kind is on with probability 1/2; when on, its rate is uniform in its range.
     let mut rate = |range: [Probability; 2]| {
         let on = rng.chance(0.5);

@@ -483,6 +483,11 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Every preset, in the order `dsim list` shows them.
+    pub const ALL: [Preset; 4] =
+        [Preset::Reliable, Preset::Unreliable, Preset::LongDelays, Preset::LongReordering];
+
+    /// The name scenario files use.
     pub fn name(self) -> &'static str {
         match self {
             Preset::Reliable => "reliable",

@@ -36,7 +36,6 @@ pub use invariant::{
 };
 pub use network::{
     AppliesTo, DropReason, LinkConfig, LinkOrdering, MessageClass, NetworkConfig, Partition, SlowRule,
-    PRESET_NAMES,
 };
 pub use node::{Context, Coverage, Message, Node, TimerId, TimerPayload};
 pub use physical::{LocalTime, PhysicalClock};

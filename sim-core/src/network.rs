@@ -148,9 +148,6 @@ fn serialize_overrides<S: serde::Serializer>(
     serializer.collect_seq(overrides.iter().map(|((from, to), link)| (from, to, link)))
 }
 
-/// The names of the built-in presets, in the order `dsim list` shows them.
-pub const PRESET_NAMES: [&str; 4] = ["reliable", "unreliable", "long-delays", "long-reordering"];
-
 impl NetworkConfig {
     /// A network whose every link is `default`.
     pub fn uniform(default: LinkConfig) -> NetworkConfig {

@@ -23,8 +23,10 @@ pub enum Stream {
     Network,
     /// The workload: what clients ask and when.
     Workload,
-    /// Swarm testing's draws of which faults a fuzzed run enables.
-    Swarm,
+    /// A stream for a tool outside the run (dsim's swarm testing draws which faults a
+    /// fuzzed run enables from `Tool(u64::MAX - 1)`). Its number is used as given: pick one
+    /// far from 0, 1, the nodes' `2 + i` and the clocks' `u64::MAX`.
+    Tool(u64),
     /// One node's own draws (`ctx` randomness).
     Node(NodeId),
     /// Drawing the nodes' physical clock offsets and drifts.
@@ -33,12 +35,12 @@ pub enum Stream {
 
 impl Stream {
     /// The ChaCha stream number: network 0, workload 1, node `i` is `2 + i`; physical clocks
-    /// and swarm draws take the last two streams, far above any node.
+    /// take the last stream, far above any node; a tool's stream is its own number.
     pub fn number(self) -> u64 {
         match self {
             Stream::Network => 0,
             Stream::Workload => 1,
-            Stream::Swarm => u64::MAX - 1,
+            Stream::Tool(number) => number,
             Stream::Node(id) => 2 + u64::from(id.0),
             Stream::Clocks => u64::MAX,
         }
