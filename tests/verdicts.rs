@@ -28,11 +28,16 @@ fn scenario(value: &Value) -> Scenario {
 }
 
 fn campaign(scenario: &Scenario, seeds: u64) -> fuzz::FuzzReport {
+    campaign_with(scenario, seeds, false)
+}
+
+/// Every seed of `0..seeds` on 2 jobs, with or without swarm knobs.
+fn campaign_with(scenario: &Scenario, seeds: u64, swarm: bool) -> fuzz::FuzzReport {
     let options = FuzzOptions {
         seeds: format!("0..{seeds}").parse().unwrap(),
         shard: None,
         jobs: 2,
-        swarm: false,
+        swarm,
         keep_going: true,
         progress: false,
     };
@@ -221,15 +226,7 @@ fn ping_under_swarm_faults_never_blames_the_protocol() {
         "seed": 1,
         "expect": "pass"
     });
-    let options = FuzzOptions {
-        seeds: "0..300".parse().unwrap(),
-        shard: None,
-        jobs: 2,
-        swarm: true,
-        keep_going: true,
-        progress: false,
-    };
-    let report = fuzz::campaign(&scenario(&value), "ping", &options);
+    let report = campaign_with(&scenario(&value), 300, true);
     assert!(report.failures.is_empty(), "{:?}", report.failures.first().map(|f| &f.message));
     assert!(report.outside_fault_model > 0, "swarm drew no fault the model rules out");
 }

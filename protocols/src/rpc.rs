@@ -294,6 +294,7 @@ pub const RESENT: &str = "rpc: request re-sent after a timeout";
 pub const LATE_REPLY_IGNORED: &str = "rpc: late reply ignored";
 /// A client gave up after its last re-send.
 pub const GAVE_UP: &str = "rpc: client gave up";
+
 /// Best-effort RPC in the registry.
 pub struct Rpc;
 
