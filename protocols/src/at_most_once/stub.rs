@@ -185,6 +185,21 @@ impl<Q: Clone + Debug> ClientStub<Q> {
         Retry::Resent
     }
 
+    /// Re-aims every outstanding call at the server `server_for` picks for its request
+    /// (a new head, tail or primary, learned from a configuration service or a redirect);
+    /// each call's next re-send goes there, with the same id. Returns how many changed.
+    pub fn redirect(&mut self, mut server_for: impl FnMut(&Q) -> NodeId) -> usize {
+        let mut changed = 0;
+        for call in self.calls.values_mut() {
+            let server = server_for(&call.request);
+            if server != call.server {
+                call.server = server;
+                changed += 1;
+            }
+        }
+        changed
+    }
+
     fn finish(&mut self, seq: u64) -> Call<Q> {
         let call = self.calls.remove(&seq).expect("finishing an outstanding call");
         self.seqs.finish(seq);
