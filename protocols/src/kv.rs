@@ -11,11 +11,12 @@
 
 use crate::ClientEvent;
 use serde::{Deserialize, Serialize};
-use sim_core::checkers::linearizability::{self, Model, Operation};
+use sim_core::checkers::incremental::ObjectHistory;
+use sim_core::checkers::linearizability::{Model, Operation};
 use sim_core::{
     CheckError, Entry, EntryKind, Invariant, Node, NodeId, OpId, SimDuration, SimRng, SimTime, World,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -367,9 +368,6 @@ pub enum KeyInput {
     /// The suffix, and each hash base raised to its length.
     Append(KeyValue, [u64; 2]),
     Get,
-    /// An operation whose client gave up on it before any server ran it: it has had no
-    /// effect (yet). Should a server run it later, the checker adds it anew at that moment.
-    NotRun(Box<KeyInput>),
 }
 
 impl KeyInput {
@@ -391,7 +389,6 @@ impl KeyInput {
             KeyInput::Put(value) => format!("Put({key},{})", value.text()),
             KeyInput::Append(value, _) => format!("Append({key},{})", value.text()),
             KeyInput::Get => format!("Get({key})"),
-            KeyInput::NotRun(input) => format!("{} (given up, not run by then)", input.show(key)),
         }
     }
 }
@@ -444,6 +441,7 @@ impl KeyModel {
 }
 
 impl Model for KeyModel {
+    const OBJECT: &'static str = "key";
     type State = KeyValue;
     type Input = KeyInput;
     type Output = KeyOutput;
@@ -461,12 +459,19 @@ impl Model for KeyModel {
                 Some(KeyOutput::Value(read)) => (read == state).then(|| state.clone()),
                 Some(KeyOutput::Done) => None,
             },
-            KeyInput::NotRun(_) => Some(state.clone()),
         }
     }
 
     fn is_read(&self, input: &KeyInput) -> bool {
-        matches!(input, KeyInput::Get | KeyInput::NotRun(_))
+        matches!(input, KeyInput::Get)
+    }
+
+    fn show_input(&self, input: &KeyInput, key: &str) -> String {
+        input.show(key)
+    }
+
+    fn show_output(&self, output: &KeyOutput) -> String {
+        output.to_string()
     }
 
     fn fingerprint(&self, state: &KeyValue) -> u128 {
@@ -545,9 +550,9 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 /// Each key's history is settled up to the last moment no operation on the key was in
 /// flight: every later operation must come after all of it. Settled lazily, it is summed
 /// up by the value the linearization just found leaves there; exactly, by the set of
-/// values some linearization of it can leave ([`linearizability::final_states`]), worked
+/// values some linearization of it can leave ([`sim_core::checkers::linearizability::final_states`]), worked
 /// out only when a check finds no linearization from the lazy value (see
-/// `KeyHistory::check`). A check therefore costs what happened since the key was last
+/// `ObjectHistory::check` in sim-core's `checkers::incremental`). A check therefore costs what happened since the key was last
 /// quiet, not the whole run.
 ///
 /// The servers' `Executed` notes are ground truth about when each request took effect,
@@ -562,7 +567,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 ///   at that moment (a new operation pinned there). Both only narrow the orders allowed,
 ///   and the servers' real order stays among them, so a correct server is never failed.
 /// - **The servers' execution order** is tried as a linearization before any search
-///   (`KeyHistory::find_witness`): for a correct server it is one, so a check of many
+///   (`ObjectHistory::executed`): for a correct server it is one, so a check of many
 ///   overlapping operations (many clients on one key, a client with several calls in
 ///   flight) is a replay, not an exponential search.
 ///
@@ -575,7 +580,7 @@ pub struct KvLinearizable {
     /// Every key seen, by name, with its index in `keys` (names are never cloned per step:
     /// a lookup borrows the operation's key).
     key_index: BTreeMap<String, usize>,
-    keys: Vec<KeyHistory>,
+    keys: Vec<ObjectHistory<KeyModel>>,
     /// What the checker knows of each operation, by op id.
     ops: Vec<OpState>,
     /// The op id of each request, by client and then by the client's sequence number.
@@ -591,7 +596,7 @@ pub struct KvLinearizable {
 #[derive(Clone, Copy, Debug)]
 struct OpState {
     /// Its key's index, and its position among all the key's operations (forgotten ones
-    /// included, see `KeyHistory::forgotten`).
+    /// included).
     key: usize,
     position: usize,
     /// Where in the history a server first ran it (`NOT_RUN`: not yet).
@@ -607,379 +612,14 @@ enum OpStatus {
     GivenUpUnrun,
 }
 
-/// `OpState::executed` and `KeyHistory::executed` of an operation no server has run.
+/// `OpState::executed` of an operation no server has run.
 const NOT_RUN: u64 = u64::MAX;
-
-/// The virtual times of an operation's call and return (none yet, or never).
-type Times = (SimTime, Option<SimTime>);
-
-/// An operation with its times.
-type TimedOp = (KeyOperation, Times);
-
-/// One key's history, in three parts: settled exactly (summed up by the values it can
-/// leave, its operations forgotten), settled lazily (replayed along one linearization;
-/// kept until a check needs the exact values), and the window since the key was last
-/// settled. The last two share one vector, so that settling lazily moves nothing.
-struct KeyHistory {
-    /// The key, for reports.
-    name: String,
-    /// The values the window may start from: every value the history before it can leave
-    /// while nothing is settled lazily, else the one value the linearization found of the
-    /// lazy part leaves.
-    settled: Vec<KeyValue>,
-    /// Every value the history before the lazy part can leave (the initial value before
-    /// anything). Meaningful only while the lazy part is not empty (`settled` otherwise).
-    exact: Vec<KeyValue>,
-    /// The operations not forgotten, stamped with history positions: the lazy part
-    /// (`..window`), then the window.
-    ops: Vec<KeyOperation>,
-    /// Aligned with `ops`: the virtual times of each call and return, for reports.
-    times: Vec<Times>,
-    /// Aligned with `ops`: where in the history a server first ran each (`NOT_RUN`).
-    executed: Vec<u64>,
-    /// Where the window starts in `ops`.
-    window: usize,
-    /// Where each quiet segment of the lazy part ends in `ops`.
-    lazy_ends: Vec<usize>,
-    /// How many operations were settled exactly and forgotten (they came before `ops`).
-    forgotten: usize,
-    /// Operations invoked and not returned. One whose client gave up never returns: the
-    /// key is then never quiet again, and its history is checked whole.
-    in_flight: usize,
-    /// How many operations the window had when the key was last quiet (nothing in
-    /// flight), if it was since the window began: the window's prefix up to there can be
-    /// settled even if the key is busy again by the time a read asks for a check.
-    quiet_len: usize,
-    /// The last operations settled exactly, shown when a later check fails.
-    recent: VecDeque<TimedOp>,
-    /// Settle exactly only once the window has this many operations (after a settle that
-    /// ran out of budget, twice the window it failed on).
-    compact_at_len: usize,
-    /// The linearization of the window the last check found (indexes into the window,
-    /// every operation of the window then), from `settled[witness_start]`; empty if none
-    /// is known. Everything since came after it, so the next check first tries it extended
-    /// by the new operations in call order, which usually still fits: a replay instead of
-    /// a search.
-    witness: Vec<usize>,
-    witness_start: usize,
-    /// How many configurations settling exactly may visit when nothing is in flight
-    /// (`SEARCH_BUDGET`; tests make it small), and how many operations may be settled
-    /// lazily before they are settled exactly whatever happens (`LAZY_MAX`).
-    settle_budget: usize,
-    lazy_max: usize,
-}
-
-/// How many configurations settling exactly may visit at most (the run's search budget,
-/// `World::search_budget`, bounds the searches that decide a check).
-pub const SEARCH_BUDGET: usize = sim_core::DEFAULT_SEARCH_BUDGET;
-
-/// Configurations per operation that settling a window's quiet prefix may visit while the
-/// key is busy (see `KeyHistory::check`), and that a search from a lazily settled value
-/// may visit before the check settles exactly instead.
-const SETTLE_BUDGET_PER_OP: usize = 16;
-
-/// Operations settled lazily on a key before they are settled exactly whatever happens
-/// (so that what a key keeps stays bounded: about 150 bytes each).
-const LAZY_MAX: usize = 1 << 14;
-
-const RECENT_SHOWN: usize = 12;
-
-impl KeyHistory {
-    /// A key nobody has written: its one possible value is the initial one.
-    fn new(name: &str) -> KeyHistory {
-        KeyHistory {
-            name: name.to_string(),
-            settled: vec![KeyModel.init()],
-            exact: Vec::new(),
-            ops: Vec::new(),
-            times: Vec::new(),
-            executed: Vec::new(),
-            window: 0,
-            lazy_ends: Vec::new(),
-            forgotten: 0,
-            in_flight: 0,
-            quiet_len: 0,
-            recent: VecDeque::new(),
-            compact_at_len: 0,
-            witness: Vec::new(),
-            witness_start: 0,
-            settle_budget: SEARCH_BUDGET,
-            lazy_max: LAZY_MAX,
-        }
-    }
-
-    /// Adds an operation just called; returns its position among all the key's operations.
-    fn invoke(&mut self, op: KeyOperation, time: SimTime) -> usize {
-        self.ops.push(op);
-        self.times.push((time, None));
-        self.executed.push(NOT_RUN);
-        self.in_flight += 1;
-        self.forgotten + self.ops.len() - 1
-    }
-
-    /// A server ran the operation at `position` (if it is still kept) at history
-    /// position `at`.
-    fn executed(&mut self, position: usize, at: u64) {
-        if let Some(executed) = position.checked_sub(self.forgotten).and_then(|i| self.executed.get_mut(i)) {
-            *executed = (*executed).min(at);
-        }
-    }
-
-    /// The client of the open operation at `position` gave up on it at history position
-    /// `now`. If a server ran it (at `executed`), it took effect by then; else it has had
-    /// no effect, over its whole interval.
-    fn give_up(&mut self, position: usize, executed: u64, now: u64, time: SimTime) {
-        let at = position - self.forgotten;
-        let op = &mut self.ops[at];
-        if executed == NOT_RUN {
-            let input = std::mem::replace(&mut op.input, KeyInput::Get);
-            op.input = KeyInput::NotRun(Box::new(input));
-            self.complete(position, now, None, time);
-        } else {
-            self.complete(position, executed, None, time);
-        }
-    }
-
-    /// Completes the operation at `position` (as `invoke` gave it); true if it is a read.
-    fn complete(&mut self, position: usize, ret: u64, output: Option<KeyOutput>, time: SimTime) -> bool {
-        // An open operation is never settled: it is in the window.
-        let at = position - self.forgotten;
-        let op = &mut self.ops[at];
-        op.ret = Some(ret);
-        op.output = output;
-        let is_read = matches!(op.input, KeyInput::Get);
-        self.times[at].1 = Some(time);
-        self.in_flight -= 1;
-        if self.in_flight == 0 {
-            self.quiet_len = self.ops.len() - self.window;
-        }
-        is_read
-    }
-
-    /// Checks the key.
-    ///
-    /// The whole history is linearizable iff the window is, from some value the history
-    /// before it can leave: everything in the window was called after everything before
-    /// it returned. Working out every such value (`final_states`) costs a search of every
-    /// order; so a check first looks for one linearization of the window from the values
-    /// at hand, and when it finds one, settles the window up to its last quiet moment
-    /// *lazily*: the value that linearization leaves there is where the next window starts
-    /// from. The linearizations so found chain into one of the whole history, so a check
-    /// that passes this way is right. Only when none is found are the lazily settled
-    /// operations settled exactly (every value they can leave), and the window searched
-    /// from all of those: a check fails only on what a whole-history check would fail on.
-    fn check(&mut self, search_budget: usize) -> Result<(), CheckError> {
-        if self.find_witness(self.window > 0) {
-            self.settle_lazily();
-            return Ok(());
-        }
-        if self.window > 0 {
-            self.settle_lazy_exactly();
-        }
-        // Nothing is settled lazily now: the window is all of `ops`.
-        debug_assert_eq!(self.window, 0);
-        let quiet = self.quiet_len;
-        if quiet > 0 && quiet >= self.compact_at_len {
-            let prefix = &self.ops[..quiet];
-            // Settling is an optimisation while the key is busy again (the whole window is
-            // searched below either way), so it only gets a budget in proportion to the
-            // prefix: enumerating every end state of a tangled prefix costs more than
-            // finding one order of the whole window.
-            let budget = if self.in_flight == 0 { self.settle_budget } else { SETTLE_BUDGET_PER_OP * quiet };
-            match linearizability::final_states_within(&KeyModel, &self.settled, prefix, budget) {
-                Some(finals) if finals.is_empty() => return Err(self.describe().into()),
-                Some(finals) => {
-                    self.settled = finals;
-                    self.witness.clear();
-                    self.compact_at_len = 0;
-                    self.quiet_len = 0;
-                    self.forget(quiet);
-                    if self.ops.is_empty() {
-                        return Ok(());
-                    }
-                }
-                // Too many interleavings to enumerate: keep the window, check it below, and
-                // try again once it has doubled.
-                None => self.compact_at_len = 2 * quiet,
-            }
-        }
-        if self.find_witness(false) {
-            self.settle_lazily();
-            return Ok(());
-        }
-        let mut undecided = false;
-        for (index, start) in self.settled.iter().enumerate() {
-            match linearizability::witness_within(&KeyModel, start, &self.ops, search_budget) {
-                Some(Some(order)) => {
-                    self.witness = order;
-                    self.witness_start = index;
-                    self.settle_lazily();
-                    return Ok(());
-                }
-                Some(None) => {}
-                None => undecided = true,
-            }
-        }
-        if undecided {
-            let key = self.name.as_str();
-            let overlap = self.ops.iter().filter(|op| op.ret.is_none()).count();
-            return Err(CheckError::Undecided(format!(
-                "the checker gave up on the {} operations on key {key:?} since it was last quiet \
-                 ({overlap} still in flight), after {search_budget} search configurations: neither \
-                 the servers' execution order, nor any order it tried, explains every result, and \
-                 proving that none does means trying every order of the overlapping operations. \
-                 Not a pass and not a violation; see docs/protocols/at-most-once.md, \"Undecided\".",
-                self.ops.len()
-            )));
-        }
-        Err(self.describe().into())
-    }
-
-    /// Looks for a linearization of the window from `settled` without searching much: the
-    /// last one found extended by what happened since, then the obvious order, then (if
-    /// `search`) a search with a small budget. Keeps what it finds in `witness`.
-    fn find_witness(&mut self, search: bool) -> bool {
-        let window = &self.ops[self.window..];
-        if !self.witness.is_empty() {
-            // Every operation since the last check was called after it: try the order found
-            // then, followed by the new operations in call order (outputs learned since
-            // included).
-            self.witness.extend(self.witness.len()..window.len());
-            let start = &self.settled[self.witness_start];
-            if linearizability::is_linearization(&KeyModel, start, window, &self.witness) {
-                return true;
-            }
-            self.witness.clear();
-        }
-        // The order the servers ran the operations in: a linearization whenever they are
-        // correct, and checked like any other order.
-        let effect = |i: usize| match (&window[i].input, self.executed[self.window + i], window[i].ret) {
-            (KeyInput::NotRun(_), _, _) => window[i].call,
-            (_, NOT_RUN, Some(ret)) => ret,
-            (_, NOT_RUN, None) => u64::MAX,
-            (_, executed, _) => executed,
-        };
-        self.witness.extend(0..window.len());
-        self.witness.sort_by_key(|&i| (effect(i), window[i].call));
-        for (index, start) in self.settled.iter().enumerate() {
-            if linearizability::is_linearization(&KeyModel, start, window, &self.witness) {
-                self.witness_start = index;
-                return true;
-            }
-        }
-        self.witness.clear();
-        for (index, start) in self.settled.iter().enumerate() {
-            if let Some(order) = linearizability::greedy_linearization(&KeyModel, start, window) {
-                self.witness = order;
-                self.witness_start = index;
-                return true;
-            }
-        }
-        if search {
-            let budget = SETTLE_BUDGET_PER_OP * window.len();
-            for (index, start) in self.settled.iter().enumerate() {
-                if let Some(Some(order)) = linearizability::witness_within(&KeyModel, start, window, budget) {
-                    self.witness = order;
-                    self.witness_start = index;
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Settles the window up to its last quiet moment along `witness`, a linearization of
-    /// the window: real time puts every operation of that prefix before every later one,
-    /// so the witness's first `quiet_len` steps are the prefix's, and what they leave is
-    /// where the rest starts from.
-    fn settle_lazily(&mut self) {
-        let quiet = self.quiet_len;
-        if quiet == 0 {
-            return;
-        }
-        let prefix = &self.witness[..quiet];
-        debug_assert!(prefix.iter().all(|&i| i < quiet) && self.witness[quiet..].iter().all(|&i| i >= quiet));
-        let start = &self.settled[self.witness_start];
-        let value = linearizability::replay(&KeyModel, start, &self.ops[self.window..], prefix)
-            .expect("a prefix of a linearization replays");
-        self.witness.drain(..quiet);
-        for index in &mut self.witness {
-            *index -= quiet;
-        }
-        self.witness_start = 0;
-        if self.window == 0 {
-            self.exact = std::mem::replace(&mut self.settled, vec![value]);
-        } else {
-            self.settled[0] = value;
-        }
-        self.window += quiet;
-        self.lazy_ends.push(self.window);
-        self.quiet_len = 0;
-        self.compact_at_len = 0;
-        if self.window >= self.lazy_max {
-            self.settle_lazy_exactly();
-        }
-    }
-
-    /// Replaces the lazily settled operations by every value they can leave, segment by
-    /// segment. A segment too tangled to enumerate within the search budget goes back to
-    /// the window with all after it, to be searched whole.
-    fn settle_lazy_exactly(&mut self) {
-        let mut values = std::mem::take(&mut self.exact);
-        let mut from = 0;
-        for &end in &self.lazy_ends {
-            match linearizability::final_states_within(
-                &KeyModel,
-                &values,
-                &self.ops[from..end],
-                self.settle_budget,
-            ) {
-                Some(finals) => {
-                    // Never empty: the lazy linearization leaves one of them.
-                    debug_assert!(!finals.is_empty());
-                    values = finals;
-                    from = end;
-                }
-                None => break,
-            }
-        }
-        let back = self.window - from;
-        if back > 0 {
-            self.quiet_len += back;
-            self.compact_at_len = 2 * self.quiet_len;
-        }
-        self.window = 0;
-        self.lazy_ends.clear();
-        self.settled = values;
-        self.witness.clear();
-        self.forget(from);
-    }
-
-    /// Forgets the first `n` operations (settled exactly), keeping the last few to show.
-    fn forget(&mut self, n: usize) {
-        debug_assert!(n <= self.ops.len() - self.window);
-        self.executed.drain(..n);
-        for op in self.ops.drain(..n).zip(self.times.drain(..n)) {
-            if self.recent.len() == RECENT_SHOWN {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(op);
-        }
-        self.forgotten += n;
-    }
-
-    fn describe(&self) -> String {
-        let settled = self.recent.iter().map(|(op, t)| (op, t));
-        let all: Vec<_> = settled.chain(self.ops.iter().zip(&self.times)).collect();
-        describe_key_history(&self.name, &all)
-    }
-}
 
 impl KvLinearizable {
     /// Checks one key; a violation names the requests on it that ran more than once, the
     /// usual cause (a re-send or a duplicate run again).
     fn check_key(
-        key: &mut KeyHistory,
+        key: &mut ObjectHistory<KeyModel>,
         index: usize,
         reruns: &[(usize, RequestId, KvOp, SimTime)],
         search_budget: usize,
@@ -1012,7 +652,7 @@ impl KvLinearizable {
             return index;
         }
         self.key_index.insert(key.to_string(), self.keys.len());
-        self.keys.push(KeyHistory::new(key));
+        self.keys.push(ObjectHistory::new(KeyModel, key));
         self.keys.len() - 1
     }
 }
@@ -1098,7 +738,8 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
                     assert!(state.status == OpStatus::Open, "a return matches an open invoke");
                     let key = &mut self.keys[state.key];
                     if *result == KvResult::GaveUp {
-                        key.give_up(state.position, state.executed, position, entry.time);
+                        let executed = (state.executed != NOT_RUN).then_some(state.executed);
+                        key.give_up(state.position, executed, position, entry.time);
                         state.status = if state.executed == NOT_RUN {
                             OpStatus::GivenUpUnrun
                         } else {
@@ -1136,32 +777,12 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for KvLinearizable {
     }
 }
 
-fn describe_key_history(key: &str, ops: &[(&KeyOperation, &Times)]) -> String {
-    let skip = ops.len().saturating_sub(RECENT_SHOWN);
-    let mut text = format!(
-        "the operations on key {key:?} have no linearization (no order of them, consistent \
-         with real time, explains every result). {}operations on {key:?}, in call order:",
-        if skip > 0 { format!("last {RECENT_SHOWN} ") } else { String::new() }
-    );
-    for (op, (call, ret)) in &ops[skip..] {
-        let ret = ret.map_or("…".to_string(), |t| t.to_string());
-        let result = op.output.as_ref().map_or("unknown".to_string(), |r| r.to_string());
-        text.push_str(&format!(
-            "\n    n{} {} [{} .. {}] -> {}",
-            op.client,
-            op.input.show(key),
-            call,
-            ret,
-            result
-        ));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sim_core::checkers::linearizability;
     use sim_core::Stream;
+    use sim_core::DEFAULT_SEARCH_BUDGET as SEARCH_BUDGET;
 
     #[test]
     fn generated_workload_is_deterministic_and_sized() {
@@ -1247,9 +868,9 @@ mod tests {
         let (mut passed, mut failed) = (0, 0);
         for seed in 0..600 {
             let mut rng = SimRng::new(seed, Stream::Workload);
-            let mut key = KeyHistory::new("k");
-            key.settle_budget = [0, 3, 20, SEARCH_BUDGET][seed as usize % 4];
-            key.lazy_max = 1 + rng.below(30) as usize;
+            let settle_budget = [0, 3, 20, SEARCH_BUDGET][seed as usize % 4];
+            let mut key =
+                ObjectHistory::new(KeyModel, "k").with_bounds(settle_budget, 1 + rng.below(30) as usize);
             let mut whole: Vec<KeyOperation> = Vec::new();
             let mut value = String::new();
             let mut values = vec![String::new()];

@@ -4,7 +4,9 @@
 //! `timeout_ms`, it sends the same request again, up to `retries_max` more times; then it
 //! gives up and reports failure to the application. The server runs the handler for every
 //! request that arrives and replies. Node 0 is the server; nodes 1..=n are clients, each
-//! running its operations one at a time.
+//! running its operations one at a time. The client side is at-most-once RPC's
+//! [`ClientStub`] with a window of one call: what makes this best effort is the server,
+//! which keeps no table of the requests it ran.
 //!
 //! **The guarantee**, and its limit. A request the client saw succeed ran at least once.
 //! It may have run more than once: a re-sent request runs again, and a slow original may
@@ -22,12 +24,13 @@
 //! and its place in its workload in durable storage, so a restarted client never reuses a
 //! request id.
 
+use crate::at_most_once::{CallerNode, ClientStub, ReplyMatching, RequestHeader, Retry, StubConfig};
 use crate::kv::{ExecutedAtMostOnce, KvLinearizable, KvOp, KvRecord, KvResult, KvStore, RequestId, Workload};
 use crate::registry::{check_ms, key_value_facts, Facts, FieldError, Protocol, ScenarioView};
 use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
-    Context, FaultModel, Message, MessageClass, NetworkAssumptions, Node, NodeId, OpId, SimDuration, TimerId,
+    Context, FaultModel, Message, MessageClass, NetworkAssumptions, Node, NodeId, OpId, SimDuration,
 };
 
 /// The server's id.
@@ -56,24 +59,16 @@ pub enum ClientTimer {
     Next,
 }
 
-/// The request a client is waiting on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Outstanding {
-    id: RequestId,
-    op: KvOp,
-    op_id: OpId,
-    sends: u32,
-    timer: TimerId,
-}
-
+/// A client: its operations, one at a time, through the at-most-once [`ClientStub`] (one
+/// call in flight, re-sent with the same id until a reply comes or retries run out). The
+/// stub is the same; what makes this RPC best effort is the server, which keeps no table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client {
     ops: Vec<KvOp>,
     next_op: usize,
-    next_seq: u64,
-    outstanding: Option<Outstanding>,
-    timeout: SimDuration,
-    retries_max: u32,
+    stub: ClientStub<KvOp>,
+    /// The history operation of the call in flight.
+    open: Option<OpId>,
     think: SimDuration,
 }
 
@@ -90,20 +85,19 @@ impl Client {
     /// A client with its operations, resuming where `durable` says it got to (the operation
     /// in flight at a crash is abandoned: its outcome stays unknown).
     pub fn new(ops: Vec<KvOp>, params: &RpcParams, think: SimDuration, durable: &ClientDurable) -> Client {
-        Client {
-            ops,
-            next_op: durable.next_op,
-            next_seq: durable.next_seq,
-            outstanding: None,
+        let config = StubConfig {
             timeout: SimDuration::from_millis(params.timeout_ms),
-            retries_max: params.retries_max,
-            think,
-        }
+            retries_max: Some(params.retries_max),
+            window: 1,
+            matching: ReplyMatching::ById,
+        };
+        let stub = ClientStub::resume(config, durable.next_seq);
+        Client { ops, next_op: durable.next_op, stub, open: None, think }
     }
 
     /// True when every operation has returned.
     pub fn done(&self) -> bool {
-        self.outstanding.is_none() && self.next_op == self.ops.len()
+        self.open.is_none() && self.next_op == self.ops.len()
     }
 
     fn start_next(&mut self, ctx: &mut Context<'_, RpcNode>) {
@@ -111,18 +105,14 @@ impl Client {
             return;
         };
         self.next_op += 1;
-        self.next_seq += 1;
-        *ctx.durable() = ClientDurable { next_op: self.next_op, next_seq: self.next_seq };
-        let id = RequestId { client: ctx.id(), seq: self.next_seq };
-        let op_id = ctx.invoke(KvRecord::Call { request: id, op: op.clone() });
-        ctx.send(SERVER, RpcMsg::Request { id, op: op.clone() });
-        let timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq: id.seq });
-        self.outstanding = Some(Outstanding { id, op, op_id, sends: 1, timer });
+        let id = self.stub.call(ctx, SERVER, op.clone());
+        *ctx.durable() = ClientDurable { next_op: self.next_op, next_seq: id.seq };
+        self.open = Some(ctx.invoke(KvRecord::Call { request: id, op }));
     }
 
     fn finish(&mut self, ctx: &mut Context<'_, RpcNode>, result: KvResult) {
-        let outstanding = self.outstanding.take().expect("finishing an outstanding request");
-        ctx.ret(outstanding.op_id, KvRecord::Return(result));
+        let op_id = self.open.take().expect("finishing an outstanding request");
+        ctx.ret(op_id, KvRecord::Return(result));
         if self.next_op < self.ops.len() {
             if self.think == SimDuration::ZERO {
                 self.start_next(ctx);
@@ -133,39 +123,26 @@ impl Client {
     }
 
     fn on_reply(&mut self, ctx: &mut Context<'_, RpcNode>, id: RequestId, result: KvResult) {
-        // A reply to an earlier request (a late duplicate) is ignored.
-        let Some(outstanding) = &self.outstanding else {
-            ctx.sometimes(LATE_REPLY_IGNORED);
-            return;
-        };
-        if outstanding.id != id {
-            ctx.sometimes(LATE_REPLY_IGNORED);
-            return;
+        match self.stub.on_reply(ctx, id) {
+            Some(_) => self.finish(ctx, result),
+            // A reply to an earlier request (a late duplicate) is ignored.
+            None => ctx.sometimes(LATE_REPLY_IGNORED),
         }
-        ctx.cancel_timer(outstanding.timer);
-        self.finish(ctx, result);
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_, RpcNode>, timer: ClientTimer) {
         match timer {
             ClientTimer::Next => self.start_next(ctx),
             ClientTimer::Retry { seq } => {
-                let Some(outstanding) = self.outstanding.as_mut() else {
-                    return;
-                };
-                if outstanding.id.seq != seq {
-                    return;
+                let id = RequestId { client: ctx.id(), seq };
+                match self.stub.on_retry(ctx, id) {
+                    Retry::Resent => ctx.sometimes(RESENT),
+                    Retry::GaveUp(..) => {
+                        ctx.sometimes(GAVE_UP);
+                        self.finish(ctx, KvResult::GaveUp);
+                    }
+                    Retry::Finished => {}
                 }
-                if outstanding.sends > self.retries_max {
-                    ctx.sometimes(GAVE_UP);
-                    self.finish(ctx, KvResult::GaveUp);
-                    return;
-                }
-                outstanding.sends += 1;
-                ctx.sometimes(RESENT);
-                let request = RpcMsg::Request { id: outstanding.id, op: outstanding.op.clone() };
-                ctx.send(SERVER, request);
-                outstanding.timer = ctx.set_timer(self.timeout, ClientTimer::Retry { seq });
             }
         }
     }
@@ -211,6 +188,19 @@ impl Node for RpcNode {
         if let RpcNode::Client(client) = self {
             client.on_timer(ctx, timer);
         }
+    }
+}
+
+impl CallerNode for RpcNode {
+    type Request = KvOp;
+
+    /// Best effort sends no ack: the server keeps nothing it could discard.
+    fn request_message(header: RequestHeader, op: KvOp) -> RpcMsg {
+        RpcMsg::Request { id: header.id, op }
+    }
+
+    fn retry_timer(id: RequestId) -> ClientTimer {
+        ClientTimer::Retry { seq: id.seq }
     }
 }
 

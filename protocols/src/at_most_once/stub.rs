@@ -109,6 +109,21 @@ impl<Q: Clone + Debug> ClientStub<Q> {
         ClientStub { config, seqs: SeqWindow::default(), calls: BTreeMap::new() }
     }
 
+    /// A stub that resumes numbering after `last_seq`, for a restarted client that kept it
+    /// in durable storage: every call up to it is over (finished, or abandoned at the
+    /// crash), so no new call reuses an id.
+    pub fn resume(config: StubConfig, last_seq: u64) -> ClientStub<Q> {
+        let mut stub = ClientStub::new(config);
+        stub.seqs.next_seq = last_seq;
+        stub.seqs.acked = last_seq;
+        stub
+    }
+
+    /// The seq of the last call started (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.seqs.next_seq
+    }
+
     /// Whether a new call fits in the window: its seq may be at most `window` above the ack.
     pub fn has_room(&self) -> bool {
         self.seqs.has_room(self.config.window)

@@ -25,6 +25,9 @@ pub trait Model {
     /// What an operation returns.
     type Output: Debug;
 
+    /// What the model's one object is called in reports ("key", "register").
+    const OBJECT: &'static str = "object";
+
     /// The state before any operation.
     fn init(&self) -> Self::State;
 
@@ -52,6 +55,18 @@ pub trait Model {
     /// made, returns it instead of hashing the state at every configuration.
     fn fingerprint(&self, state: &Self::State) -> u128 {
         fingerprint(state)
+    }
+
+    /// How `input` reads in a report, on the object named `object` (`Put(k0,10)`). The
+    /// default is its `Debug` form.
+    fn show_input(&self, input: &Self::Input, object: &str) -> String {
+        let _ = object;
+        format!("{input:?}")
+    }
+
+    /// How `output` reads in a report. The default is its `Debug` form.
+    fn show_output(&self, output: &Self::Output) -> String {
+        format!("{output:?}")
     }
 }
 
