@@ -102,6 +102,11 @@ pub struct Verdict {
 /// bounded by configurations, which do not depend on the machine); the timeout does, and
 /// says so when it is hit. `Err`: bad input, one line.
 pub fn run(source: &str, options: &Options) -> Result<Verdict, String> {
+    run_keeping_text(source, options).map(|(verdict, _)| verdict)
+}
+
+/// Like [`run`], and gives back the history's text too (for the HTML report).
+pub fn run_keeping_text(source: &str, options: &Options) -> Result<(Verdict, String), String> {
     if options.initial.is_some() && options.model != ModelName::CasRegister {
         return Err("--initial is for --model cas-register only (the register model starts as nil)".into());
     }
@@ -114,6 +119,7 @@ pub fn run(source: &str, options: &Options) -> Result<Verdict, String> {
     let text = read_source(source)?;
     let (send, receive) = std::sync::mpsc::channel();
     let worker_options = options.clone();
+    let kept = text.clone();
     let shown = if source == "-" { "standard input".to_string() } else { source.to_string() };
     let worker_shown = shown.clone();
     std::thread::Builder::new()
@@ -123,8 +129,8 @@ pub fn run(source: &str, options: &Options) -> Result<Verdict, String> {
         })
         .map_err(|err| format!("cannot start the checker: {err}"))?;
     match receive.recv_timeout(Duration::from_secs_f64(options.timeout_s)) {
-        Ok(result) => result,
-        Err(_) => Ok(timed_out(&shown, options)),
+        Ok(result) => result.map(|verdict| (verdict, kept)),
+        Err(_) => Ok((timed_out(&shown, options), kept)),
     }
 }
 
@@ -460,7 +466,7 @@ pub struct RawOp {
 
 impl RawOp {
     /// `p3 cas [1 2] -> fail`, `p0 read -> 4`, `p1 write 3 -> info`.
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let mut out = format!("p{} {}", self.process, self.f);
         if let Some(key) = &self.key {
             out.push_str(&format!(" {key}"));
@@ -485,7 +491,7 @@ impl RawOp {
     }
 
     /// The interval, as positions: `12-15`, or `12-` when it never completed.
-    fn interval(&self) -> String {
+    pub fn interval(&self) -> String {
         match (self.ret_at, &self.completion) {
             (Some(at), Some((kind, _))) if *kind != Kind::Info => {
                 format!("{}-{}", self.call_at.number(), at.number())

@@ -9,6 +9,8 @@
 use crate::bench::{self, BenchTrace};
 use crate::check_history;
 use crate::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
+use crate::picture;
+use crate::report;
 use crate::runner::{self, CausalExports, TraceSink};
 use crate::scenario::Scenario;
 use crate::shrink;
@@ -71,6 +73,8 @@ enum Command {
         /// Write the run's client history as JSON Lines for dsim check-history (kv protocols).
         #[arg(long, value_name = "FILE")]
         history: Option<PathBuf>,
+        #[command(flatten)]
+        pictures: PictureArgs,
     },
     /// Run one scenario over many seeds, in parallel, hunting for invariant violations.
     #[command(after_help = "Ignores the file's `expect`: any violation is a failure. Stops at the lowest \
@@ -99,6 +103,10 @@ enum Command {
         /// Where failure files go (checked before the campaign starts; made if missing).
         #[arg(long, value_name = "DIR", default_value = "dsim-failures")]
         out: PathBuf,
+        /// Also write DIR/index.html listing the failures, each failure file with an HTML
+        /// report beside it (the first 100).
+        #[arg(long)]
+        html: bool,
         /// How to print the summary.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -110,6 +118,8 @@ enum Command {
     Replay {
         /// The failure file.
         file: PathBuf,
+        #[command(flatten)]
+        pictures: PictureArgs,
     },
     /// Minimise a failure file while the same invariant still fails.
     #[command(after_help = "Drops faults, shortens partitions, lowers loss and duplication to zero, cuts \
@@ -183,6 +193,10 @@ enum Command {
         /// How to print the verdict.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Also write a self-contained HTML report: the verdict and a timeline per key with
+        /// the operations that cannot be linearized highlighted.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// List the protocols with their parameters, the network presets, and the bundled scenarios.
     #[command(after_help = "Example:\n  dsim list")]
@@ -257,8 +271,8 @@ pub fn main() -> ExitCode {
         Err(err) => return clap_error(&err),
     };
     let result = match cli.command {
-        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks, history } => {
-            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks, history })
+        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks, history, pictures } => {
+            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks, history }, pictures)
         }
         Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
         Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
@@ -271,7 +285,7 @@ pub fn main() -> ExitCode {
                 bench(&nodes, in_flight, deliveries, &modes, repeat, !no_baseline)
             }
         }
-        Command::Fuzz { file, seeds, jobs, swarm, keep_going, shard, out, format } => {
+        Command::Fuzz { file, seeds, jobs, swarm, keep_going, shard, out, format, html } => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let options = FuzzOptions {
                 seeds,
@@ -281,13 +295,13 @@ pub fn main() -> ExitCode {
                 keep_going,
                 progress: matches!(format, Format::Text),
             };
-            fuzz_command(file, options, out, format)
+            fuzz_command(file, options, out, format, html)
         }
-        Command::Replay { file } => replay(file),
+        Command::Replay { file, pictures } => replay(file, pictures),
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
         Command::CheckDeterminism { file, seeds } => check_determinism(file, seeds),
         Command::FuzzMerge { summaries, format } => fuzz_merge(&summaries, format),
-        Command::CheckHistory { file, model, initial, input, budget, timeout_s, format } => {
+        Command::CheckHistory { file, model, initial, input, budget, timeout_s, format, html } => {
             let options = check_history::Options {
                 model,
                 initial,
@@ -298,9 +312,7 @@ pub fn main() -> ExitCode {
                 timeout_is_default: timeout_s.is_none(),
                 json: matches!(format, Format::Json),
             };
-            check_history::run(&file, &options)
-                .map_err(fail)
-                .and_then(|verdict| emit(&verdict.output).map(|()| ExitCode::from(verdict.exit)))
+            check_history_command(&file, &options, html.as_deref())
         }
     };
     match result {
@@ -378,7 +390,7 @@ fn parse_max_tries(text: &str) -> Result<u64, String> {
     }
 }
 
-fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format) -> Done {
+fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Format, html: bool) -> Done {
     let scenario = fuzz::load(&file).map_err(fail)?.scenario;
     if let Some(shard) = options.shard {
         if fuzz::seeds(options.seeds, Some(shard)).is_empty() {
@@ -389,11 +401,58 @@ fn fuzz_command(file: PathBuf, options: FuzzOptions, out: PathBuf, format: Forma
     fuzz::check_out_dir(&out).map_err(fail)?;
     let shown = file.display().to_string();
     let report = fuzz::campaign_into(&scenario, &shown, &options, Some(&out)).map_err(fail)?;
+    if html {
+        fuzz_index(&out, &shown, &report)?;
+    }
     match format {
         Format::Text => emit(&report.text())?,
         Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n"))?,
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+fn check_history_command(file: &str, options: &check_history::Options, html: Option<&Path>) -> Done {
+    if let Some(html) = html {
+        if file != "-" {
+            distinct(&[("the history file", Path::new(file)), ("--html", html)])?;
+        }
+    }
+    let (verdict, text) = check_history::run_keeping_text(file, options).map_err(fail)?;
+    if let Some(html) = html {
+        let shown = if file == "-" { "standard input" } else { file };
+        write_file(html, &report::history_report(shown, &text, options, &verdict.output), "HTML report")?;
+    }
+    emit(&verdict.output)?;
+    Ok(ExitCode::from(verdict.exit))
+}
+
+/// Failure reports `dsim fuzz --html` draws at most (each is a run of its own).
+const FUZZ_REPORTS_MAX: usize = 100;
+
+/// Writes `out/index.html` and a report beside each of the first failure files.
+fn fuzz_index(out: &Path, shown: &str, report: &fuzz::FuzzReport) -> Result<(), Fail> {
+    let mut entries = Vec::new();
+    for (i, file) in report.failure_files.iter().enumerate() {
+        let path = Path::new(file);
+        let failure = load_failure(path)?;
+        let name = path.file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+        let drawn = if i < FUZZ_REPORTS_MAX {
+            let page = path.with_extension("html");
+            let summary =
+                runner::run(&failure.scenario, file, Some(failure.seed), TraceMode::Recent(20), None)
+                    .map_err(fail)?;
+            let capture =
+                picture::capture(&failure.scenario, failure.seed, picture::Options::default(), summary)
+                    .map_err(|err| fail(format!("drawing {file}: {err}")))?;
+            write_file(&page, &report::run_report(&failure.scenario, &capture), "HTML report")?;
+            page.file_name().map(|n| n.to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        entries.push((name, failure.invariant.clone(), failure.seed, drawn));
+    }
+    let left = (report.failures_total as usize).saturating_sub(entries.len());
+    write_file(&out.join("index.html"), &report::fuzz_index(shown, &entries, left), "fuzz index")
 }
 
 fn fuzz_merge(summaries: &[PathBuf], format: Format) -> Done {
@@ -416,11 +475,17 @@ fn load_failure(file: &Path) -> Result<FailureFile, Fail> {
     }
 }
 
-fn replay(file: PathBuf) -> Done {
+fn replay(file: PathBuf, pictures: PictureArgs) -> Done {
+    pictures.check()?;
+    let mut named: Vec<(&str, &Path)> = vec![("the failure file", &file)];
+    named.extend(pictures.svg.as_deref().map(|p| ("--svg", p)));
+    named.extend(pictures.html.as_deref().map(|p| ("--html", p)));
+    distinct(&named)?;
     let failure = load_failure(&file)?;
     let shown = file.display().to_string();
     let summary = runner::run(&failure.scenario, &shown, Some(failure.seed), TraceMode::Recent(20), None)
         .map_err(fail)?;
+    pictures.draw(&failure.scenario, failure.seed, &summary)?;
     let mut out = summary.text();
     let violation = summary.outcome.violation();
     let same_violation =
@@ -558,6 +623,61 @@ fn distinct(paths: &[(&str, &Path)]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Pictures of a run (`--svg`, `--html`), for `run` and `replay`.
+#[derive(clap::Args, Clone, Debug)]
+struct PictureArgs {
+    /// Write a space-time diagram of the run (SVG): a lane per node, an arrow per message.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Write a self-contained HTML report of the run (diagram, trace table, history), which
+    /// opens with no network access.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Draw at most this many trace events, the last ones (those nearest a violation); 1 to
+    /// 100000.
+    #[arg(long, value_name = "N", default_value_t = picture::MAX_EVENTS_DEFAULT)]
+    max_events: usize,
+    /// Draw only the events inside this virtual-time window, in milliseconds.
+    #[arg(long, value_name = "FROM_MS..TO_MS", value_parser = picture::parse_window)]
+    window: Option<(u64, u64)>,
+}
+
+impl PictureArgs {
+    /// Checks the bounds before anything runs.
+    fn check(&self) -> Result<(), Fail> {
+        if !(1..=picture::MAX_EVENTS_MAX).contains(&self.max_events) {
+            return Err(fail(format!(
+                "--max-events {}: from 1 to {}",
+                self.max_events,
+                picture::MAX_EVENTS_MAX
+            )));
+        }
+        Ok(())
+    }
+
+    /// Draws the pictures asked for, of the run `summary` judged (run again, the same).
+    fn draw(&self, scenario: &Scenario, seed: u64, summary: &runner::Summary) -> Result<(), Fail> {
+        if self.svg.is_none() && self.html.is_none() {
+            return Ok(());
+        }
+        let options = picture::Options { max_events: self.max_events, window: self.window };
+        let capture = picture::capture(scenario, seed, options, summary.clone())
+            .map_err(|err| fail(format!("drawing the run: {err}")))?;
+        if let Some(path) = &self.svg {
+            write_file(path, &picture::svg(&capture), "SVG diagram")?;
+        }
+        if let Some(path) = &self.html {
+            write_file(path, &report::run_report(scenario, &capture), "HTML report")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, text: &str, what: &str) -> Result<(), Fail> {
+    std::fs::write(path, text)
+        .map_err(|err| fail(format!("{}: cannot write the {what}: {err}", path.display())))
+}
+
 /// The causal exports `dsim run` was asked for.
 struct Causal {
     shiviz: Option<PathBuf>,
@@ -583,14 +703,24 @@ fn wants_json_lines(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("json"))
 }
 
-fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format, causal: Causal) -> Done {
+fn run(
+    file: PathBuf,
+    seed: Option<u64>,
+    trace: Option<PathBuf>,
+    format: Format,
+    causal: Causal,
+    pictures: PictureArgs,
+) -> Done {
     let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    pictures.check()?;
     let mut named: Vec<(&str, &Path)> = vec![("the scenario file", &file)];
     let flags = [
         ("--trace", &trace),
         ("--shiviz", &causal.shiviz),
         ("--dot", &causal.dot),
         ("--history", &causal.history),
+        ("--svg", &pictures.svg),
+        ("--html", &pictures.html),
     ];
     for (flag, path) in flags {
         if let Some(path) = path {
@@ -630,6 +760,7 @@ fn run(file: PathBuf, seed: Option<u64>, trace: Option<PathBuf>, format: Format,
     for out in [trace_file, shiviz, dot, history].into_iter().flatten() {
         out.into_inner().map_err(|e| fail(format!("writing the trace or an export: {}", e.into_error())))?;
     }
+    pictures.draw(&scenario, summary.seed, &summary)?;
     let mut out = String::new();
     if matches!(format, Format::Text) && !explain.is_empty() {
         out.push_str(&String::from_utf8_lossy(&explain));

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod fuzz;
 pub mod locate;
 pub mod merge;
+pub mod picture;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod shrink;

@@ -399,3 +399,36 @@ fn printed_replay_commands_are_quoted_for_the_shell() {
     let replay = text.lines().find(|l| l.trim_start().starts_with("replay:")).unwrap();
     assert!(replay.contains(&format!("dsim replay '{}/", out_dir.display())), "{replay}");
 }
+
+/// Pictures: out-of-range sizes and windows, and outputs that collide, are refused before
+/// anything runs, with the flag and the valid range named.
+#[test]
+fn picture_flags_are_checked_before_running() {
+    let dir = scratch_dir("pictures");
+    let svg = dir.join("a.svg");
+    let svg = svg.to_str().unwrap();
+    rejects(&["run", RELIABLE, "--svg", svg, "--max-events", "0"], &["--max-events 0", "1 to 100000"]);
+    rejects(&["run", RELIABLE, "--svg", svg, "--max-events", "100001"], &["--max-events", "1 to 100000"]);
+    rejects(&["run", RELIABLE, "--svg", svg, "--window", "50..10"], &["--window", "ends before it starts"]);
+    rejects(&["run", RELIABLE, "--svg", svg, "--window", "ten..20"], &["--window", "FROM_MS..TO_MS"]);
+    rejects(&["run", RELIABLE, "--svg", RELIABLE], &["--svg", "same file"]);
+    rejects(&["run", RELIABLE, "--svg", svg, "--html", svg], &["--svg", "--html", "same file"]);
+    rejects(&["replay", RELIABLE, "--html", svg], &["not a failure file"]);
+    let missing = dir.join("no-such-folder").join("r.html");
+    rejects(&["run", RELIABLE, "--html", missing.to_str().unwrap()], &["cannot write the HTML report"]);
+    assert!(!Path::new(svg).exists(), "nothing was drawn");
+}
+
+/// A picture of a run is the same file on every run (determinism reaches the pictures).
+#[test]
+fn pictures_are_deterministic() {
+    let dir = scratch_dir("pictures-twice");
+    let mut texts = Vec::new();
+    for name in ["a", "b"] {
+        let (svg, html) = (dir.join(format!("{name}.svg")), dir.join(format!("{name}.html")));
+        let out = dsim(&["run", FAILING, "--svg", svg.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        texts.push((std::fs::read(svg).unwrap(), std::fs::read(html).unwrap()));
+    }
+    assert!(texts[0] == texts[1], "two runs drew different pictures");
+}
