@@ -333,348 +333,478 @@ fn cuts(partition: &Value, a: u64, b: u64) -> bool {
 
 /// The space-time diagram of a capture, as a standalone SVG document.
 pub fn svg(capture: &Capture) -> String {
-    let records = &capture.records;
-    let layout = Layout::new(records);
-    let lanes = capture.lanes.len().max(1);
-    let width = LEFT + (lanes - 1) as f64 * LANE_GAP + 260.0;
-    let height = layout.bottom + 30.0;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" id="diagram" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    out.push_str(
-        "<style>.lane{stroke:#999;stroke-width:1}.arrow{stroke-width:1.4;fill:none}.dup{stroke-dasharray:5 3}\
-         .lost{stroke:#d62728;stroke-dasharray:2 2;stroke-width:1.2}.cross{stroke:#d62728;stroke-width:2}\
-         .down{fill:#000;opacity:0.12}.cut{fill:#ff9896;opacity:0.35}.stamp{fill:#555;font-size:9px}\
-         .violation{stroke:#d62728;stroke-width:2}.axis{fill:#666;font-size:9px}.hl{stroke-width:4}</style>",
-    );
-    out.push_str(r#"<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>"#);
-    // Lanes.
-    for (i, name) in capture.lanes.iter().enumerate() {
-        let x = Layout::x(i as u64);
-        let _ = write!(
-            out,
-            r#"<g class="lane-group" data-node="{i}"><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{}</text><text x="{x:.1}" y="{:.1}" text-anchor="middle" class="axis">n{i}</text><line class="lane" data-node="{i}" x1="{x:.1}" y1="{TOP:.1}" x2="{x:.1}" y2="{:.1}"/></g>"#,
-            TOP - 26.0,
-            escape(name),
-            TOP - 12.0,
-            layout.bottom
-        );
+    let mut drawing = Drawing::new(capture);
+    drawing.lanes();
+    drawing.axis();
+    for record in &capture.records {
+        drawing.record(record);
     }
-    // The time axis: a label wherever virtual time moved on.
-    let mut last_time = None;
-    let mut last_label_y = f64::MIN;
-    for record in records {
-        let (step, time) = (num(record, "step").unwrap_or(0), num(record, "time").unwrap_or(0));
-        let y = layout.y(step);
-        if last_time != Some(time) && y - last_label_y >= 11.0 {
-            let _ = write!(out, r#"<text class="axis" x="6" y="{:.1}">{}</text>"#, y + 3.0, ms(time));
-            last_label_y = y;
+    drawing.stamps();
+    drawing.in_flight();
+    drawing.still_open();
+    drawing.finish()
+}
+
+/// A message send the diagram has seen: at which step, when.
+#[derive(Clone, Copy)]
+struct Sent {
+    step: u64,
+    time: u64,
+}
+
+/// A diagram being drawn: the layout, what earlier records left open (sends, crashes,
+/// partitions, cuts), and the SVG written so far, in two layers (bands under marks).
+struct Drawing<'a> {
+    capture: &'a Capture,
+    layout: Layout,
+    kinds: Vec<String>,
+    sends: BTreeMap<u64, Sent>,
+    /// A duplicate copy's id -> its original's.
+    copies: BTreeMap<u64, u64>,
+    /// Nodes down, since the step they crashed at.
+    down: BTreeMap<u64, u64>,
+    /// Partitions in force, by id: since which step, and the partition.
+    partitions: BTreeMap<u64, (u64, Value)>,
+    stamp_marks: BTreeMap<(u64, u64), StampMark>,
+    /// Points of each named cut (`cut:NAME` local events), by lane.
+    cut_points: BTreeMap<String, BTreeMap<u64, (f64, f64)>>,
+    bands: String,
+    body: String,
+}
+
+impl<'a> Drawing<'a> {
+    fn new(capture: &'a Capture) -> Drawing<'a> {
+        Drawing {
+            capture,
+            layout: Layout::new(&capture.records),
+            kinds: message_kinds(&capture.records),
+            sends: BTreeMap::new(),
+            copies: BTreeMap::new(),
+            down: BTreeMap::new(),
+            partitions: BTreeMap::new(),
+            stamp_marks: BTreeMap::new(),
+            cut_points: BTreeMap::new(),
+            bands: String::new(),
+            body: String::new(),
         }
-        last_time = Some(time);
     }
-    let kinds = message_kinds(records);
-    let colour =
-        |kind: &str| kinds.iter().position(|k| k == kind).map_or("#333", |i| PALETTE[i % PALETTE.len()]);
-    // Sends by message id (a copy's send is its original's), then every event.
-    let mut sends: BTreeMap<u64, (u64, u64, u64, String)> = BTreeMap::new(); // id -> (from, step, time, kind)
-    let mut copies: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut down: BTreeMap<u64, u64> = BTreeMap::new(); // node -> step it went down
-    let mut partitions: BTreeMap<u64, (u64, Value)> = BTreeMap::new(); // id -> (step, partition)
-    let first_step = records.front().and_then(|r| num(r, "step")).unwrap_or(0);
-    let last_step = records.back().and_then(|r| num(r, "step")).unwrap_or(0);
-    let mut body = String::new();
-    let mut bands = String::new();
-    let mut stamp_marks: BTreeMap<(u64, u64), StampMark> = BTreeMap::new();
-    let stamp_text = |stamp: &Option<Stamp>| {
-        stamp.as_ref().map(|s| {
-            let v: Vec<String> = s.vector.iter().map(u32::to_string).collect();
-            format!("L{} [{}]", s.lamport, v.join(","))
-        })
-    };
-    for record in records {
+
+    fn n_lanes(&self) -> usize {
+        self.capture.lanes.len().max(1)
+    }
+
+    /// The x just right of the last lane.
+    fn right(&self) -> f64 {
+        LEFT + (self.n_lanes() - 1) as f64 * LANE_GAP
+    }
+
+    fn colour(&self, kind: &str) -> &'static str {
+        self.kinds.iter().position(|k| k == kind).map_or("#333", |i| PALETTE[i % PALETTE.len()])
+    }
+
+    fn lanes(&mut self) {
+        for (i, name) in self.capture.lanes.iter().enumerate() {
+            let x = Layout::x(i as u64);
+            let _ = write!(
+                self.body,
+                r#"<g class="lane-group" data-node="{i}"><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{}</text><text x="{x:.1}" y="{:.1}" text-anchor="middle" class="axis">n{i}</text><line class="lane" data-node="{i}" x1="{x:.1}" y1="{TOP:.1}" x2="{x:.1}" y2="{:.1}"/></g>"#,
+                TOP - 26.0,
+                escape(name),
+                TOP - 12.0,
+                self.layout.bottom
+            );
+        }
+    }
+
+    /// The time axis: a label wherever virtual time moved on (and there is room).
+    fn axis(&mut self) {
+        let mut last_time = None;
+        let mut last_label_y = f64::MIN;
+        for record in &self.capture.records {
+            let (step, time) = (num(record, "step").unwrap_or(0), num(record, "time").unwrap_or(0));
+            let y = self.layout.y(step);
+            if last_time != Some(time) && y - last_label_y >= 11.0 {
+                let _ =
+                    write!(self.body, r#"<text class="axis" x="6" y="{:.1}">{}</text>"#, y + 3.0, ms(time));
+                last_label_y = y;
+            }
+            last_time = Some(time);
+        }
+    }
+
+    fn record(&mut self, record: &Value) {
         let step = num(record, "step").unwrap_or(0);
         let time = num(record, "time").unwrap_or(0);
-        let y = layout.y(step);
+        let node = num(record, "node").unwrap_or(0);
         match kind(record) {
             "send" => {
-                let (from, id) = (num(record, "from").unwrap_or(0), num(record, "msg_id").unwrap_or(0));
-                let kind = record.get("msg").map(message_kind).unwrap_or_default();
-                sends.insert(id, (from, step, time, kind));
+                let id = num(record, "msg_id").unwrap_or(0);
+                self.sends.insert(id, Sent { step, time });
             }
             "duplicate" => {
                 let (id, copy) = (num(record, "msg_id").unwrap_or(0), num(record, "copy_id").unwrap_or(0));
-                copies.insert(copy, id);
+                self.copies.insert(copy, id);
             }
-            "deliver" => {
-                let (from, to, id) = (
-                    num(record, "from").unwrap_or(0),
-                    num(record, "to").unwrap_or(0),
-                    num(record, "msg_id").unwrap_or(0),
-                );
-                let original = copies.get(&id).copied();
-                let sent = sends.get(&original.unwrap_or(id)).cloned();
-                let (x1, x2) = (Layout::x(from), Layout::x(to));
-                let (y1, sent_text) = match &sent {
-                    Some((_, s, t, _)) => (layout.y(*s), format!("sent {} (#{s})", ms(*t))),
-                    None => (TOP, "sent before the part drawn".to_string()),
-                };
-                let msg = record.get("msg").cloned().unwrap_or(Value::Null);
-                let kind = message_kind(&msg);
-                let class = if original.is_some() { "arrow dup" } else { "arrow" };
-                let stamps = capture.stamps.get(&id);
-                let stamp_line = stamps
-                    .map(|(s, r)| {
-                        format!(
-                            "\nclocks: send {} -> receive {}",
-                            stamp_text(s).unwrap_or_else(|| "?".into()),
-                            stamp_text(r).unwrap_or_else(|| "?".into())
-                        )
-                    })
-                    .unwrap_or_default();
-                let _ = write!(
-                    body,
-                    r#"<line class="{class}" data-msg="{id}" data-from="{from}" data-to="{to}" data-step="{step}" stroke="{}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y:.1}" marker-end="url(#head)"><title>m{id}{} n{from} -> n{to}: {}
-{sent_text}, received {} (#{step}){}</title></line>"#,
-                    colour(&kind),
-                    if original.is_some() { " (a duplicate copy)" } else { "" },
-                    escape(&msg.to_string()),
-                    ms(time),
-                    escape(&stamp_line),
-                );
-                if let Some((Some(s), Some(r))) = stamps {
-                    // Each stamp beside its event, on the side of the lane away from the
-                    // arrow; events of one node at one step share one label.
-                    let rightwards = x2 >= x1;
-                    let sent_step = sent.as_ref().map_or(step, |(_, s, _, _)| *s);
-                    for (node, at, x, y, away_right, stamp) in
-                        [(from, sent_step, x1, y1, !rightwards, s), (to, step, x2, y, rightwards, r)]
-                    {
-                        let mark = stamp_marks.entry((node, at)).or_insert((x, y, away_right, Vec::new()));
-                        let text = stamp_text(&Some(stamp.clone())).unwrap_or_default();
-                        if !mark.3.contains(&text) {
-                            mark.3.push(text);
-                        }
-                    }
-                }
-            }
-            "drop" => {
-                let (from, to, id) = (
-                    num(record, "from").unwrap_or(0),
-                    num(record, "to").unwrap_or(0),
-                    num(record, "msg_id").unwrap_or(0),
-                );
-                let sent = sends.get(&copies.get(&id).copied().unwrap_or(id)).cloned();
-                let (x1, x2) = (Layout::x(from), Layout::x(to));
-                let y1 = sent.as_ref().map_or(TOP, |(_, s, _, _)| layout.y(*s));
-                let (cx, cy) = ((x1 + x2) / 2.0, y.max(y1 + ROW / 2.0));
-                let reason = record.get("reason").map(|r| r.to_string()).unwrap_or_default();
-                let _ = write!(
-                    body,
-                    r#"<g class="drop" data-msg="{id}" data-step="{step}"><title>m{id} n{from} -> n{to} lost at {} (#{step}): {}</title><line class="lost" x1="{x1:.1}" y1="{y1:.1}" x2="{cx:.1}" y2="{cy:.1}"/><path class="cross" d="M{:.1},{:.1} L{:.1},{:.1} M{:.1},{:.1} L{:.1},{:.1}"/></g>"#,
-                    ms(time),
-                    escape(reason.trim_matches('"')),
-                    cx - 5.0,
-                    cy - 5.0,
-                    cx + 5.0,
-                    cy + 5.0,
-                    cx - 5.0,
-                    cy + 5.0,
-                    cx + 5.0,
-                    cy - 5.0
-                );
-            }
+            "deliver" => self.deliver(record, step, time),
+            "drop" => self.drop(record, step, time),
             "timer-fire" => {
-                let node = num(record, "node").unwrap_or(0);
                 let timer = record.get("timer").map(|t| t.to_string()).unwrap_or_default();
                 let _ = write!(
-                    body,
-                    r##"<circle class="timer" data-step="{step}" cx="{:.1}" cy="{y:.1}" r="4" fill="#fff" stroke="#555"><title>n{node} timer fired at {} (#{step}): {}</title></circle>"##,
+                    self.body,
+                    r##"<circle class="timer" data-step="{step}" cx="{:.1}" cy="{:.1}" r="4" fill="#fff" stroke="#555"><title>n{node} timer fired at {} (#{step}): {}</title></circle>"##,
                     Layout::x(node),
+                    self.layout.y(step),
                     ms(time),
                     escape(&timer)
                 );
             }
             "crash" => {
-                let node = num(record, "node").unwrap_or(0);
-                down.insert(node, step);
-                let x = Layout::x(node);
+                self.down.insert(node, step);
+                let (x, y) = (Layout::x(node), self.layout.y(step));
                 let _ = write!(
-                    body,
-                    r##"<path class="crash" data-step="{step}" d="M{:.1},{:.1} L{:.1},{:.1} M{:.1},{:.1} L{:.1},{:.1}" stroke="#000" stroke-width="3"><title>n{node} crashed at {} (#{step})</title></path>"##,
-                    x - 7.0,
-                    y - 7.0,
-                    x + 7.0,
-                    y + 7.0,
-                    x - 7.0,
-                    y + 7.0,
-                    x + 7.0,
-                    y - 7.0,
+                    self.body,
+                    r##"<path class="crash" data-step="{step}" d="{}" stroke="#000" stroke-width="3"><title>n{node} crashed at {} (#{step})</title></path>"##,
+                    cross_path(x, y, 7.0),
                     ms(time)
                 );
             }
-            "restart" => {
-                let node = num(record, "node").unwrap_or(0);
-                let from = down.remove(&node).map_or(TOP, |s| layout.y(s));
-                let x = Layout::x(node);
-                let _ = write!(
-                    bands,
-                    r#"<rect class="down" x="{:.1}" y="{from:.1}" width="16" height="{:.1}"/>"#,
-                    x - 8.0,
-                    (y - from).max(0.0)
-                );
-                let _ = write!(
-                    body,
-                    r##"<path class="restart" data-step="{step}" d="M{:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} z" fill="#2ca02c"><title>n{node} restarted at {} (#{step})</title></path>"##,
-                    x - 6.0,
-                    y + 5.0,
-                    x + 6.0,
-                    y + 5.0,
-                    x,
-                    y - 6.0,
-                    ms(time)
-                );
-            }
+            "restart" => self.restart(node, step, time),
             "partition" => {
                 let id = num(record, "partition_id").unwrap_or(0);
-                partitions.insert(id, (step, record.get("partition").cloned().unwrap_or(Value::Null)));
+                self.partitions.insert(id, (step, record.get("partition").cloned().unwrap_or(Value::Null)));
             }
             "heal" => {
                 let id = num(record, "partition_id").unwrap_or(0);
-                if let Some((start, partition)) = partitions.remove(&id) {
-                    draw_partition(&mut bands, &layout, lanes, id, &partition, layout.y(start), y);
+                if let Some((start, partition)) = self.partitions.remove(&id) {
+                    self.partition(id, &partition, self.layout.y(start), self.layout.y(step));
                 }
             }
             "network-healed" => {
-                for (id, (start, partition)) in std::mem::take(&mut partitions) {
-                    draw_partition(&mut bands, &layout, lanes, id, &partition, layout.y(start), y);
+                for (id, (start, partition)) in std::mem::take(&mut self.partitions) {
+                    self.partition(id, &partition, self.layout.y(start), self.layout.y(step));
                 }
             }
-            "local" => {
-                let node = num(record, "node").unwrap_or(0);
-                let label = record.get("label").and_then(Value::as_str).unwrap_or("");
-                let _ = write!(
-                    body,
-                    r##"<rect class="local" data-step="{step}" x="{:.1}" y="{:.1}" width="6" height="6" fill="#555"><title>n{node} at {} (#{step}): {}</title></rect>"##,
-                    Layout::x(node) - 3.0,
-                    y - 3.0,
-                    ms(time),
-                    escape(label)
-                );
-            }
+            "local" => self.local(record, node, step, time),
             _ => {}
         }
     }
-    for ((_, step), (x, y, away_right, texts)) in &stamp_marks {
-        let (x, anchor) = if *away_right { (x + 6.0, "start") } else { (x - 6.0, "end") };
-        let _ = write!(
-            body,
-            r#"<text class="stamp" data-step="{step}" x="{x:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
-            y + 3.0,
-            escape(&texts.join(" / "))
-        );
+
+    /// The send a delivered or lost copy `id` belongs to, if it was drawn.
+    fn sent(&self, id: u64) -> Option<Sent> {
+        self.sends.get(&self.copies.get(&id).copied().unwrap_or(id)).copied()
     }
-    // Messages still in flight when the part drawn ends: a short dashed stub.
-    let mut ended: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
-    for record in records {
-        if matches!(kind(record), "deliver" | "drop") {
-            ended.insert(num(record, "msg_id").unwrap_or(0));
-        }
-    }
-    for record in records {
-        if kind(record) != "send" {
-            continue;
-        }
+
+    fn deliver(&mut self, record: &Value, step: u64, time: u64) {
         let (from, to, id) = (
             num(record, "from").unwrap_or(0),
             num(record, "to").unwrap_or(0),
             num(record, "msg_id").unwrap_or(0),
         );
-        if ended.contains(&id) {
-            continue;
-        }
-        let step = num(record, "step").unwrap_or(0);
-        let (x1, y1) = (Layout::x(from), layout.y(step));
-        let x2 = x1 + (Layout::x(to) - x1) * 0.3;
+        let duplicate = self.copies.contains_key(&id);
+        let sent = self.sent(id);
+        let (x1, x2, y) = (Layout::x(from), Layout::x(to), self.layout.y(step));
+        let (y1, sent_text) = match sent {
+            Some(s) => (self.layout.y(s.step), format!("sent {} (#{})", ms(s.time), s.step)),
+            None => (TOP, "sent before the part drawn".to_string()),
+        };
         let msg = record.get("msg").cloned().unwrap_or(Value::Null);
+        let stamps = self.capture.stamps.get(&id);
+        let clocks = stamps
+            .map(|(s, r)| format!("\nclocks: send {} -> receive {}", stamp_text(s), stamp_text(r)))
+            .unwrap_or_default();
         let _ = write!(
-            body,
-            r#"<line class="in-flight" data-msg="{id}" data-step="{step}" stroke="{}" stroke-dasharray="3 3" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{:.1}"><title>m{id} n{from} -> n{to}: {}
-sent {} (#{step}), still in flight when the part drawn ends</title></line>"#,
-            colour(&message_kind(&msg)),
-            y1 + ROW,
+            self.body,
+            r#"<line class="{}" data-msg="{id}" data-from="{from}" data-to="{to}" data-step="{step}" stroke="{}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y:.1}" marker-end="url(#head)"><title>m{id}{} n{from} -> n{to}: {}
+{sent_text}, received {} (#{step}){}</title></line>"#,
+            if duplicate { "arrow dup" } else { "arrow" },
+            self.colour(&message_kind(&msg)),
+            if duplicate { " (a duplicate copy)" } else { "" },
             escape(&msg.to_string()),
-            ms(num(record, "time").unwrap_or(0)),
+            ms(time),
+            escape(&clocks),
+        );
+        if let Some((Some(send_stamp), Some(receive_stamp))) = stamps {
+            // Each stamp beside its event, on the side of the lane away from the arrow;
+            // events of one node at one step share one label.
+            let rightwards = x2 >= x1;
+            let sent_step = sent.map_or(step, |s| s.step);
+            for (node, at, x, y, away_right, stamp) in [
+                (from, sent_step, x1, y1, !rightwards, send_stamp),
+                (to, step, x2, y, rightwards, receive_stamp),
+            ] {
+                let mark = self.stamp_marks.entry((node, at)).or_insert((x, y, away_right, Vec::new()));
+                let text = stamp_text(&Some(stamp.clone()));
+                if !mark.3.contains(&text) {
+                    mark.3.push(text);
+                }
+            }
+        }
+    }
+
+    /// A lost copy: a dashed line from its send to a cross halfway to its target.
+    fn drop(&mut self, record: &Value, step: u64, time: u64) {
+        let (from, to, id) = (
+            num(record, "from").unwrap_or(0),
+            num(record, "to").unwrap_or(0),
+            num(record, "msg_id").unwrap_or(0),
+        );
+        let (x1, x2) = (Layout::x(from), Layout::x(to));
+        let y1 = self.sent(id).map_or(TOP, |s| self.layout.y(s.step));
+        let (cx, cy) = ((x1 + x2) / 2.0, self.layout.y(step).max(y1 + ROW / 2.0));
+        let reason = record.get("reason").map(|r| r.to_string()).unwrap_or_default();
+        let _ = write!(
+            self.body,
+            r#"<g class="drop" data-msg="{id}" data-step="{step}"><title>m{id} n{from} -> n{to} lost at {} (#{step}): {}</title><line class="lost" x1="{x1:.1}" y1="{y1:.1}" x2="{cx:.1}" y2="{cy:.1}"/><path class="cross" d="{}"/></g>"#,
+            ms(time),
+            escape(reason.trim_matches('"')),
+            cross_path(cx, cy, 5.0)
         );
     }
-    // What is still down or cut at the end.
-    for (node, step) in down {
-        let from = layout.y(step);
+
+    fn restart(&mut self, node: u64, step: u64, time: u64) {
+        let y = self.layout.y(step);
+        let from = self.down.remove(&node).map_or(TOP, |s| self.layout.y(s));
+        let x = Layout::x(node);
+        self.down_span(node, from, y);
         let _ = write!(
-            bands,
+            self.body,
+            r##"<path class="restart" data-step="{step}" d="M{:.1},{:.1} L{:.1},{:.1} L{x:.1},{:.1} z" fill="#2ca02c"><title>n{node} restarted at {} (#{step})</title></path>"##,
+            x - 6.0,
+            y + 5.0,
+            x + 6.0,
+            y + 5.0,
+            y - 6.0,
+            ms(time)
+        );
+    }
+
+    fn down_span(&mut self, node: u64, from: f64, to: f64) {
+        let _ = write!(
+            self.bands,
             r#"<rect class="down" x="{:.1}" y="{from:.1}" width="16" height="{:.1}"/>"#,
             Layout::x(node) - 8.0,
-            layout.bottom - from
+            (to - from).max(0.0)
         );
     }
-    for (id, (start, partition)) in partitions {
-        draw_partition(&mut bands, &layout, lanes, id, &partition, layout.y(start), layout.bottom);
+
+    /// A partition's shaded band between each pair of neighbouring lanes it cuts.
+    fn partition(&mut self, id: u64, partition: &Value, y1: f64, y2: f64) {
+        for a in 0..self.n_lanes().saturating_sub(1) as u64 {
+            if cuts(partition, a, a + 1) {
+                let _ = write!(
+                    self.bands,
+                    r#"<rect class="cut" data-partition="{id}" x="{:.1}" y="{y1:.1}" width="{:.1}" height="{:.1}"><title>partition p{id}: {}</title></rect>"#,
+                    Layout::x(a) + 20.0,
+                    LANE_GAP - 40.0,
+                    (y2 - y1).max(2.0),
+                    escape(&partition.to_string())
+                );
+            }
+        }
     }
-    out.push_str(&bands);
-    out.push_str(&body);
-    // The violation.
-    if let Some(violation) = capture.summary.outcome.violation() {
-        let y = if (first_step..=last_step).contains(&violation.step) {
-            layout.y(violation.step)
-        } else {
-            layout.bottom - ROW
-        };
-        let right = LEFT + (lanes - 1) as f64 * LANE_GAP + 20.0;
-        let first_line = violation.message.lines().next().unwrap_or("");
+
+    /// A node's own event (`ctx.local_event`): a square with its label beside it. Labels
+    /// `cut:NAME` (a snapshot's recorded states) are also joined across the lanes into one
+    /// line per name.
+    fn local(&mut self, record: &Value, node: u64, step: u64, time: u64) {
+        let label = record.get("label").and_then(Value::as_str).unwrap_or("");
+        let (x, y) = (Layout::x(node), self.layout.y(step));
+        let shown: String = label.chars().take(LABEL_CHARS).collect();
+        let _ = write!(
+            self.body,
+            r##"<g class="local" data-step="{step}"><title>n{node} at {} (#{step}): {}</title><rect x="{:.1}" y="{:.1}" width="6" height="6" fill="#555"/><text class="label" x="{:.1}" y="{:.1}" font-size="9">{}</text></g>"##,
+            ms(time),
+            escape(label),
+            x - 3.0,
+            y - 3.0,
+            x + 6.0,
+            y - 4.0,
+            escape(&shown)
+        );
+        if let Some(name) = label.strip_prefix("cut:") {
+            self.cut_points.entry(name.trim().to_string()).or_default().insert(node, (x, y));
+        }
+    }
+
+    fn stamps(&mut self) {
+        for ((_, step), (x, y, away_right, texts)) in &self.stamp_marks {
+            let (x, anchor) = if *away_right { (x + 6.0, "start") } else { (x - 6.0, "end") };
+            let _ = write!(
+                self.body,
+                r#"<text class="stamp" data-step="{step}" x="{x:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+                y + 3.0,
+                escape(&texts.join(" / "))
+            );
+        }
+    }
+
+    /// Messages still in flight when the part drawn ends: a short dashed stub.
+    fn in_flight(&mut self) {
+        let ended: std::collections::BTreeSet<u64> = self
+            .capture
+            .records
+            .iter()
+            .filter(|r| matches!(kind(r), "deliver" | "drop"))
+            .filter_map(|r| num(r, "msg_id"))
+            .collect();
+        for record in &self.capture.records {
+            let id = num(record, "msg_id").unwrap_or(0);
+            if kind(record) != "send" || ended.contains(&id) {
+                continue;
+            }
+            let (from, to) = (num(record, "from").unwrap_or(0), num(record, "to").unwrap_or(0));
+            let step = num(record, "step").unwrap_or(0);
+            let (x1, y1) = (Layout::x(from), self.layout.y(step));
+            let x2 = x1 + (Layout::x(to) - x1) * 0.3;
+            let msg = record.get("msg").cloned().unwrap_or(Value::Null);
+            let _ = write!(
+                self.body,
+                r#"<line class="in-flight" data-msg="{id}" data-step="{step}" stroke="{}" stroke-dasharray="3 3" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{:.1}"><title>m{id} n{from} -> n{to}: {}
+sent {} (#{step}), still in flight when the part drawn ends</title></line>"#,
+                self.colour(&message_kind(&msg)),
+                y1 + ROW,
+                escape(&msg.to_string()),
+                ms(num(record, "time").unwrap_or(0)),
+            );
+        }
+    }
+
+    /// What is still down, cut or recorded at the end of the part drawn.
+    fn still_open(&mut self) {
+        let bottom = self.layout.bottom;
+        for (node, step) in std::mem::take(&mut self.down) {
+            let from = self.layout.y(step);
+            self.down_span(node, from, bottom);
+        }
+        for (id, (start, partition)) in std::mem::take(&mut self.partitions) {
+            self.partition(id, &partition, self.layout.y(start), bottom);
+        }
+        for (name, points) in std::mem::take(&mut self.cut_points) {
+            let path: Vec<String> = points.values().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            let (x, y) = points.values().last().copied().unwrap_or((LEFT, TOP));
+            let _ = write!(
+                self.body,
+                r##"<g class="snapshot-cut"><title>cut {}: where each process recorded its state</title><polyline points="{}" fill="none" stroke="#ff7f0e" stroke-width="2" stroke-dasharray="6 3"/><text x="{:.1}" y="{:.1}" fill="#ff7f0e" font-size="10">cut {}</text></g>"##,
+                escape(&name),
+                path.join(" "),
+                x + 8.0,
+                y + 12.0,
+                escape(&name)
+            );
+        }
+    }
+
+    /// The document: header, bands, marks, the violation, the legend, and a note on what
+    /// was left out.
+    fn finish(self) -> String {
+        let (width, height) = (self.right() + 260.0, self.layout.bottom + 30.0);
+        let mut out = String::new();
         let _ = write!(
             out,
-            r##"<g id="violation" data-step="{}"><line class="violation" x1="{:.1}" y1="{y:.1}" x2="{right:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" fill="#d62728" font-weight="bold">{} violated at {} (#{})</text><title>{}</title></g>"##,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" id="diagram" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
+        );
+        out.push_str(SVG_STYLE);
+        out.push_str(&self.bands);
+        out.push_str(&self.body);
+        out.push_str(&self.violation());
+        out.push_str(&self.legend());
+        out.push_str("</svg>\n");
+        out
+    }
+
+    fn violation(&self) -> String {
+        let Some(violation) = self.capture.summary.outcome.violation() else {
+            return String::new();
+        };
+        let drawn = self.layout.rows.contains_key(&violation.step);
+        let y = if drawn { self.layout.y(violation.step) } else { self.layout.bottom - ROW };
+        let first_line = violation.message.lines().next().unwrap_or("");
+        format!(
+            r##"<g id="violation" data-step="{}"><line class="violation" x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}"/><text x="{:.1}" y="{:.1}" fill="#d62728" font-weight="bold">{} violated at {} (#{})</text><title>{}</title></g>"##,
             violation.step,
             LEFT - 20.0,
+            self.right() + 20.0,
             LEFT - 20.0,
             y + 16.0,
             escape(&violation.invariant),
             violation.time,
             violation.step,
             escape(&format!("{}: {first_line}", violation.invariant))
-        );
+        )
     }
-    // The legend, and what was left out.
-    let mut y = TOP;
-    let legend_x = LEFT + (lanes - 1) as f64 * LANE_GAP + 40.0;
-    for (i, kind) in kinds.iter().enumerate() {
-        let _ = write!(
-            out,
-            r#"<g class="legend"><line x1="{legend_x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
-            legend_x + 20.0,
-            PALETTE[i % PALETTE.len()],
-            legend_x + 26.0,
-            y + 4.0,
-            escape(kind)
-        );
-        y += 16.0;
+
+    fn legend(&self) -> String {
+        let mut out = String::new();
+        let x = self.right() + 40.0;
+        for (i, kind) in self.kinds.iter().enumerate() {
+            let y = TOP + 16.0 * i as f64;
+            let _ = write!(
+                out,
+                r#"<g class="legend"><line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text></g>"#,
+                x + 20.0,
+                PALETTE[i % PALETTE.len()],
+                x + 26.0,
+                y + 4.0,
+                escape(kind)
+            );
+        }
+        let capture = self.capture;
+        let left_out = capture.left_out + capture.outside_window;
+        if left_out > 0 {
+            let why = match capture.options.window {
+                Some((from, to)) => {
+                    format!(
+                        "{left_out} events outside {}..{} or over --max-events left out",
+                        ms(from),
+                        ms(to)
+                    )
+                }
+                None => format!(
+                    "the first {left_out} events left out (--max-events {})",
+                    capture.options.max_events
+                ),
+            };
+            let _ = write!(
+                out,
+                r##"<text id="left-out" x="{LEFT:.1}" y="14" fill="#a00">{}</text>"##,
+                escape(&why)
+            );
+        }
+        out
     }
-    let left_out = capture.left_out + capture.outside_window;
-    if left_out > 0 {
-        let why = match capture.options.window {
-            Some((from, to)) => {
-                format!("{left_out} events outside {}..{} or over --max-events left out", ms(from), ms(to))
-            }
-            None => {
-                format!("the first {left_out} events left out (--max-events {})", capture.options.max_events)
-            }
-        };
-        let _ =
-            write!(out, r##"<text id="left-out" x="{LEFT:.1}" y="14" fill="#a00">{}</text>"##, escape(&why));
-    }
-    out.push_str("</svg>\n");
-    out
+}
+
+/// Characters of a local event's label drawn beside it (the tooltip has it whole).
+const LABEL_CHARS: usize = 40;
+
+const SVG_STYLE: &str = "<style>.lane{stroke:#999;stroke-width:1}.arrow{stroke-width:1.4;fill:none}.dup{stroke-dasharray:5 3}\
+     .lost{stroke:#d62728;stroke-dasharray:2 2;stroke-width:1.2}.cross{stroke:#d62728;stroke-width:2}\
+     .down{fill:#000;opacity:0.12}.cut{fill:#ff9896;opacity:0.35}.stamp{fill:#555;font-size:9px}\
+     .violation{stroke:#d62728;stroke-width:2}.axis{fill:#666;font-size:9px}.label{fill:#333}</style>\
+     <defs><marker id=\"head\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
+     orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"context-stroke\"/></marker></defs>";
+
+/// An X of half-size `r` centred on (x, y), as path data.
+fn cross_path(x: f64, y: f64, r: f64) -> String {
+    format!(
+        "M{:.1},{:.1} L{:.1},{:.1} M{:.1},{:.1} L{:.1},{:.1}",
+        x - r,
+        y - r,
+        x + r,
+        y + r,
+        x - r,
+        y + r,
+        x + r,
+        y - r
+    )
+}
+
+/// `L3 [2,2]`: a Lamport stamp and a vector stamp.
+fn stamp_text(stamp: &Option<Stamp>) -> String {
+    stamp.as_ref().map_or("?".to_string(), |s| {
+        let vector: Vec<String> = s.vector.iter().map(u32::to_string).collect();
+        format!("L{} [{}]", s.lamport, vector.join(","))
+    })
 }
 
 /// The message kinds of the records drawn, in order of first appearance.
@@ -689,28 +819,4 @@ fn message_kinds(records: &VecDeque<Value>) -> Vec<String> {
         }
     }
     kinds
-}
-
-/// A partition's shaded band between each pair of neighbouring lanes it cuts.
-fn draw_partition(
-    out: &mut String,
-    _layout: &Layout,
-    lanes: usize,
-    id: u64,
-    partition: &Value,
-    y1: f64,
-    y2: f64,
-) {
-    for a in 0..lanes.saturating_sub(1) as u64 {
-        if cuts(partition, a, a + 1) {
-            let _ = write!(
-                out,
-                r#"<rect class="cut" data-partition="{id}" x="{:.1}" y="{y1:.1}" width="{:.1}" height="{:.1}"><title>partition p{id}: {}</title></rect>"#,
-                Layout::x(a) + 20.0,
-                LANE_GAP - 40.0,
-                (y2 - y1).max(2.0),
-                escape(&partition.to_string())
-            );
-        }
-    }
 }
