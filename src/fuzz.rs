@@ -411,6 +411,12 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     let file = path.display().to_string();
     let text = crate::scenario::read_text(path)?;
+    load_text(&file, &text)
+}
+
+/// Reads a scenario or failure file's `text` (named `file` in errors), as [`load`] does.
+pub fn load_text(file: &str, text: &str) -> Result<Loaded, ScenarioError> {
+    let (file, text) = (file.to_string(), text.to_string());
     let value: serde_json::Value = crate::scenario::parse_json(&file, &text)?;
     if value.get("format").and_then(|f| f.as_str()) != Some(FAILURE_FORMAT) {
         return Ok(Loaded { scenario: Scenario::parse(&file, &text)?, failure: None });
@@ -818,18 +824,22 @@ pub struct UndecidedSeed {
 /// How many undecided seeds a report lists (it counts them all).
 pub const UNDECIDED_SHOWN_MAX: usize = 20;
 
-struct SeedResult {
-    failure: Option<FailureFile>,
-    undecided: Option<UndecidedSeed>,
-    limit_hit: bool,
-    outside: bool,
+/// What one seed of a campaign gave.
+pub struct SeedResult {
+    /// The failure it found, if any (a violation inside the fault model).
+    pub failure: Option<FailureFile>,
+    pub undecided: Option<UndecidedSeed>,
+    pub limit_hit: bool,
+    /// A violation outside the protocol's fault model (not a failure).
+    pub outside: bool,
     reached: Vec<String>,
     declared: Vec<String>,
 }
 
-/// Runs one seed; with `swarm` (the protocol's fault model and node count), draws its knobs
-/// and checks the drawn scenario is one a failure file can hold.
-fn run_seed(
+/// Runs one seed of a campaign, as `dsim fuzz` does (the playground runs its seeds one by
+/// one through this); with `swarm` (the protocol's fault model and node count), draws its
+/// knobs and checks the drawn scenario is one a failure file can hold.
+pub fn run_seed(
     scenario: &Scenario,
     source: &str,
     seed: u64,
