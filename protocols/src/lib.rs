@@ -11,6 +11,8 @@
 //! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
 //!   clocks, checked against the simulator's ground-truth happens-before; the reusable
 //!   clocks themselves are in [`logical_clocks`].
+//! - [`primary_backup`]: primary-backup replication over the same key/value server: the
+//!   commit point, heartbeat failure detection, failover through a test-and-set arbiter.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
@@ -19,6 +21,7 @@ pub mod clocks;
 pub mod kv;
 pub mod logical_clocks;
 pub mod ping;
+pub mod primary_backup;
 pub mod registry;
 pub mod rpc;
 
