@@ -26,7 +26,7 @@ pub mod registry;
 pub mod rpc;
 
 use serde::Serialize;
-use sim_core::{Builder, Entry, FaultModel, Invariant, Node};
+use sim_core::{Builder, Entry, EntryKind, FaultModel, Invariant, Node, OpId, SimTime};
 
 /// Everything the runner needs to simulate one protocol instance.
 pub struct Setup<N: Node> {
@@ -60,6 +60,30 @@ pub struct ClientEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub value: Option<String>,
+}
+
+/// A client event with its operation and virtual time: what latency and throughput
+/// figures are computed from, for any protocol that records a client history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedClientEvent {
+    /// The history operation the event starts or ends.
+    pub op: OpId,
+    pub time: SimTime,
+    pub event: ClientEvent,
+}
+
+/// The client history of `entries` (as `events` makes it), each event with its operation
+/// and time. A client history has one event per invoke and per return entry, in order
+/// (ground-truth notes make none), which is how the two are paired.
+pub fn timed_client_history<O>(events: ClientHistory<O>, entries: &[Entry<O>]) -> Vec<TimedClientEvent> {
+    let calls = entries.iter().filter_map(|entry| match entry.kind {
+        EntryKind::Invoke { id } | EntryKind::Return { id } => Some((id, entry.time)),
+        EntryKind::Note => None,
+    });
+    let events = events(entries);
+    let calls: Vec<(OpId, SimTime)> = calls.collect();
+    assert_eq!(events.len(), calls.len(), "a client history has one event per invoke and per return");
+    events.into_iter().zip(calls).map(|(event, (op, time))| TimedClientEvent { op, time, event }).collect()
 }
 
 /// One documented protocol parameter, for `dsim list`.
