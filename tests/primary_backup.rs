@@ -77,7 +77,7 @@ struct Case {
     fifo: bool,
     slow_replies: bool,
     /// Which servers crash (by position among the servers, at most `backups` distinct),
-    /// when, and whether each restarts later (it then stays out).
+    /// when, and whether each restarts later (it then rejoins from a snapshot).
     crashes: Vec<(usize, u64, Option<u64>)>,
     heartbeat_ms: u64,
     write_ms: u64,
@@ -190,7 +190,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Whatever the client links do, however many backups, and whichever servers crash
-    /// (all but one at most, a restarted one staying out): never two primaries, the
+    /// (all but one at most, a restarted one rejoining): never two primaries, the
     /// history is linearizable, no acknowledged update is lost, and every request completes.
     #[test]
     fn primary_backup_survives_crashes_within_its_fault_model(case in cases()) {
@@ -344,4 +344,29 @@ fn bad_primary_backup_parameters_are_reported_with_their_place() {
     assert!(err.contains("locked") && err.contains("no-lock"), "{err}");
     let err = bad(r#"{ "window": 0 }"#);
     assert!(err.contains("window"), "{err}");
+}
+
+/// Lossy or slow links between servers break the fault model (a timeout would no longer
+/// mean a crash): such a run is reported outside the model, whatever it shows; links to
+/// clients may do anything.
+#[test]
+fn lossy_or_slow_server_links_are_outside_the_fault_model() {
+    let run = |network: &str| {
+        let text = format!(
+            r#"{{ "name": "links", "protocol": {{ "primary-backup": {{}} }}, "network": {network},
+                 "faults": [{{ "crash": {{ "node": 1, "at_ms": 100 }} }}],
+                 "workload": {{ "clients": 2, "ops_per_client": 10 }} }}"#
+        );
+        let scenario = Scenario::parse("links.json", &text).unwrap();
+        let (model, _) = runner::fault_model(&scenario);
+        model.admits_network(&scenario.sim_config(1, TraceMode::HashOnly).network)
+    };
+    let lossy = run(r#"{ "preset": "unreliable" }"#).unwrap_err();
+    assert!(lossy.contains("channel n0->n1 drops messages"), "{lossy}");
+    let slow = run(r#"{ "preset": "long-delays" }"#).unwrap_err();
+    assert!(slow.contains("may take 7s") || slow.contains("longer than"), "{slow}");
+    // Reliable, fast server links and a lossy link to a client: within the model.
+    let fine =
+        r#"{ "preset": "reliable", "links": [{ "from": 1, "to": 4, "set": { "drop_probability": 0.5 } }] }"#;
+    assert_eq!(run(fine), Ok(()));
 }

@@ -30,8 +30,9 @@
 //! applied but did not commit is therefore **kept if the winner had applied it, and dropped
 //! everywhere if not**, never half-applied; no client was told of it, and the client's
 //! re-send either finds the cached reply or runs the update afresh. Losers follow the
-//! winner. A crashed server that restarts stays out (it would need a state transfer to
-//! rejoin, which this protocol does not have).
+//! winner. A crashed server that restarts comes back empty and asks to rejoin: the
+//! primary sends it a snapshot and counts it among the backups from then on; until its
+//! snapshot arrives it never takes part in a failover.
 //!
 //! **Invariants.** `single-primary` (at most one live server acts as primary at any
 //! instant, from the servers' own state), `kv-linearizable` (kv.rs's, over what clients
@@ -150,6 +151,9 @@ pub enum PbMsg {
     TestAndSet { epoch: u64 },
     /// Arbiter to backup: who replaced the primary of `epoch` (the caller won if it did).
     TestAndSetReply { epoch: u64, winner: NodeId },
+    /// A restarted server to every other server: I am back, empty; the primary answers
+    /// with a snapshot and takes it on as a backup.
+    Join,
 }
 
 impl Message for PbMsg {
@@ -178,11 +182,13 @@ pub enum PbTimer {
     AckTimeout { epoch: u64, seq: u64 },
     /// Arbiter: the durable write that sets `epoch`'s flag for `caller` is done.
     FlagWritten { caller: NodeId, epoch: u64 },
+    /// A restarted server: no snapshot yet, ask again.
+    JoinRetry,
 }
 
 /// What survives a crash: the arbiter's flags (epoch -> the server that replaced its
 /// primary), and a server's reply cache (kept by the dedup layer's write-through; a
-/// restarted server stays out, so nothing reads it back).
+/// restarted server rejoins from the primary's snapshot instead, so nothing reads it back).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct PbDurable {
     pub flags: BTreeMap<u64, NodeId>,
@@ -193,8 +199,6 @@ pub struct PbDurable {
 pub enum PbNode {
     Arbiter(Arbiter),
     Server(Box<Server>),
-    /// A server that crashed and restarted: it stays out (fail-stop).
-    Retired,
     Client(Client),
 }
 
@@ -206,7 +210,7 @@ impl Node for PbNode {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         match self {
-            PbNode::Server(_) if ctx.is_restart() => *self = PbNode::Retired,
+            PbNode::Server(server) if ctx.is_restart() => server.rejoin(ctx),
             PbNode::Client(client) => client.fill(ctx),
             _ => {}
         }
@@ -219,7 +223,6 @@ impl Node for PbNode {
             }
             (PbNode::Server(server), msg) => server.on_message(ctx, from, msg),
             (PbNode::Client(client), msg) => client.on_message(ctx, from, msg),
-            (PbNode::Retired, _) => {}
             (node, msg) => panic!("{node:?} cannot handle {msg:?}"),
         }
     }
@@ -231,7 +234,6 @@ impl Node for PbNode {
             }
             (PbNode::Server(server), timer) => server.on_timer(ctx, timer),
             (PbNode::Client(client), timer) => client.on_timer(ctx, timer),
-            (PbNode::Retired, _) => {}
             (node, timer) => panic!("{node:?} cannot handle {timer:?}"),
         }
     }
@@ -257,6 +259,7 @@ pub const SOMETIMES: &[&str] = &[
     CALLER_WAITED_FOR_LOCK,
     OVERLAPPING_TEST_AND_SET,
     BACKUP_DROPPED,
+    SERVER_REJOINED,
     DUPLICATE_ANSWERED_FROM_CACHE,
     CLIENT_REDIRECTED,
 ];
@@ -270,6 +273,7 @@ pub const OVERLAPPING_TEST_AND_SET: &str =
 pub const BACKUP_DROPPED: &str = "primary-backup: the primary stopped waiting for a silent backup";
 pub const DUPLICATE_ANSWERED_FROM_CACHE: &str =
     "primary-backup: a re-sent update was answered from the reply cache";
+pub const SERVER_REJOINED: &str = "primary-backup: a restarted server rejoined from the primary's snapshot";
 pub const CLIENT_REDIRECTED: &str = "primary-backup: a client re-aimed its calls at a new primary";
 
 // ---------------------------------------------------------------------------------------
@@ -388,6 +392,13 @@ impl PbParams {
         }
     }
 
+    /// The longest a message between servers (or to the arbiter) may take, for a timeout
+    /// to mean a crash: a heartbeat's gap plus the delay stays within `detect_ms`, and so
+    /// does a forward and its acknowledgement.
+    pub fn link_ms_max(&self) -> u64 {
+        (self.detect_ms - self.heartbeat_ms) / 2
+    }
+
     /// The fault model: any servers but one may crash (never the arbiter, never a client),
     /// no partitions, and the links between servers and to the arbiter must be reliable.
     pub fn fault_model(&self) -> FaultModel {
@@ -395,18 +406,25 @@ impl PbParams {
         let last = servers.last().expect("at least one server").0;
         FaultModel {
             description: format!(
-                "servers n1..n{last} may crash, at most {} at once (one must survive); a crashed \
-                 server that restarts stays out; the arbiter n0 and clients never crash; no \
+                "servers n1..n{last} may crash and restart, at most {} down at once (one must \
+                 survive); a restarted server rejoins empty, from the primary's snapshot; the \
+                 arbiter n0 and clients never crash; no \
                  partitions; links among n0..n{last} lose and duplicate nothing and deliver \
                  within (detect_ms - heartbeat_ms) / 2 = {} ms (a timeout must mean a crash); \
                  links to clients may do anything",
                 self.backups,
-                (self.detect_ms - self.heartbeat_ms) / 2
+                self.link_ms_max()
             ),
             may_crash: servers,
             max_down_at_once: self.backups as usize,
             partitions: false,
-            network: NetworkAssumptions::default(),
+            network: NetworkAssumptions {
+                lossless: true,
+                no_duplicates: true,
+                delivery_max: Some(SimDuration::from_millis(self.link_ms_max())),
+                among: Some(1 + self.n_servers() as u32),
+                ..NetworkAssumptions::default()
+            },
         }
     }
 }

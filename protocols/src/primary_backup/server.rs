@@ -33,6 +33,8 @@ pub enum Role {
     Candidate {
         primary: NodeId,
     },
+    /// Restarted, empty, waiting for a primary's snapshot; never a candidate.
+    Joining,
 }
 
 /// A reply held back until everything it depends on is committed.
@@ -71,6 +73,8 @@ pub struct Server {
     watch: Option<TimerId>,
     /// The last heartbeat number seen (older ones, reordered, are ignored).
     last_beat: u64,
+    /// While joining: stream items that overtook the snapshot (epoch, sender, seq, item).
+    early: Vec<(u64, NodeId, u64, Replicated)>,
 
     // Primary side.
     /// Each live backup, and how much of the stream it has acknowledged.
@@ -109,6 +113,7 @@ impl Server {
             ahead: BTreeMap::new(),
             watch: None,
             last_beat: 0,
+            early: Vec::new(),
             backups,
             committed: 0,
             held: VecDeque::new(),
@@ -146,6 +151,7 @@ impl Server {
             PbMsg::Ping { epoch } if self.is_primary() && epoch == self.epoch => self.activity(ctx),
             PbMsg::Ping { .. } => {}
             PbMsg::TestAndSetReply { epoch, winner } => self.on_test_and_set_reply(ctx, epoch, winner),
+            PbMsg::Join => self.on_join(ctx, from),
             msg => panic!("a server got a client's or the arbiter's message: {msg:?}"),
         }
     }
@@ -155,6 +161,7 @@ impl Server {
             PbTimer::Heartbeat => self.on_heartbeat_tick(ctx),
             PbTimer::Watch => self.on_watch(ctx),
             PbTimer::AckTimeout { epoch, seq } => self.on_ack_timeout(ctx, epoch, seq),
+            PbTimer::JoinRetry => self.ask_to_join(ctx),
             timer => panic!("a server got a client's or the arbiter's timer: {timer:?}"),
         }
     }
@@ -171,6 +178,8 @@ impl Server {
                 return self.serve(ctx, header, op);
             }
             Role::Backup { primary } | Role::Candidate { primary } => primary,
+            // Knows no primary yet: the client will try another server.
+            Role::Joining => return,
         };
         // Not the primary: point the client at the one this server knows, and make sure
         // that one is alive (an idle primary sends no heartbeats, so nobody watches it).
@@ -328,6 +337,9 @@ impl Server {
         seq: u64,
         item: Replicated,
     ) {
+        if self.role == Role::Joining {
+            return self.on_replicate_joining(ctx, from, epoch, seq, item);
+        }
         if epoch < self.epoch || self.is_primary() {
             // From a replaced primary (or, with two primaries, from the other one).
             return;
@@ -338,7 +350,7 @@ impl Server {
         }
         let current = match self.role {
             Role::Backup { primary } | Role::Candidate { primary } => primary,
-            Role::Primary => unreachable!("handled above"),
+            Role::Primary | Role::Joining => unreachable!("handled above"),
         };
         if from != current {
             // Two primaries of one epoch (a broken arbiter): follow the first heard of.
@@ -347,11 +359,92 @@ impl Server {
         if seq > self.seq {
             self.ahead.insert(seq, item);
         }
+        self.apply_ahead(ctx, from);
+    }
+
+    /// Applies the items that are next in line, and acknowledges how far it got.
+    fn apply_ahead(&mut self, ctx: &mut Context<'_, PbNode>, primary: NodeId) {
         while let Some(item) = self.ahead.remove(&(self.seq + 1)) {
             self.apply(ctx, item);
             self.seq += 1;
         }
-        ctx.send(from, PbMsg::Ack { epoch, seq: self.seq });
+        ctx.send(primary, PbMsg::Ack { epoch: self.epoch, seq: self.seq });
+    }
+
+    /// A restarted server waits for a snapshot: it holds the state after item `seq` of the
+    /// sender's stream, and the items after it follow as for any backup.
+    fn on_replicate_joining(
+        &mut self,
+        ctx: &mut Context<'_, PbNode>,
+        from: NodeId,
+        epoch: u64,
+        seq: u64,
+        item: Replicated,
+    ) {
+        if !matches!(item, Replicated::Snapshot(_)) {
+            // It overtook the snapshot on its way here.
+            self.early.push((epoch, from, seq, item));
+            return;
+        }
+        ctx.sometimes(super::SERVER_REJOINED);
+        // Taken before `follow`, which forgets them.
+        let early = std::mem::take(&mut self.early);
+        self.follow(ctx, epoch, from);
+        self.apply(ctx, item);
+        self.seq = seq;
+        for (early_epoch, sender, early_seq, item) in early {
+            if early_epoch == epoch && sender == from && early_seq > seq {
+                self.ahead.insert(early_seq, item);
+            }
+        }
+        self.apply_ahead(ctx, from);
+    }
+
+    /// Restarted after a crash: everything in memory is gone (the node was built afresh),
+    /// so it joins as an empty server and asks for a snapshot.
+    pub(super) fn rejoin(&mut self, ctx: &mut Context<'_, PbNode>) {
+        self.role = Role::Joining;
+        self.epoch = 0;
+        self.backups.clear();
+        self.ask_to_join(ctx);
+    }
+
+    /// Asks every other server to take it on (only the primary answers), and again after
+    /// the detection time if no snapshot has come (a failover may be under way).
+    fn ask_to_join(&mut self, ctx: &mut Context<'_, PbNode>) {
+        if self.role != Role::Joining {
+            return;
+        }
+        let me = ctx.id();
+        for &server in self.servers.iter().filter(|&&s| s != me) {
+            ctx.send(server, PbMsg::Join);
+        }
+        ctx.set_timer(self.detect, PbTimer::JoinRetry);
+    }
+
+    /// The primary takes a restarted server on: a snapshot of everything applied so far
+    /// (stream position `seq`), then every later item. It counts as having acknowledged
+    /// up to `seq`, which is safe because a server waiting for its snapshot never takes
+    /// over; its real acknowledgements follow.
+    fn on_join(&mut self, ctx: &mut Context<'_, PbNode>, from: NodeId) {
+        if !self.is_primary() {
+            return;
+        }
+        // A server this primary still counts as a backup has crashed and restarted before
+        // it was found silent: it starts afresh all the same.
+        self.backups.insert(from, self.seq);
+        let item = Replicated::Snapshot(Box::new(self.replica()));
+        ctx.send(from, PbMsg::Replicate { epoch: self.epoch, seq: self.seq, item });
+        // Its heartbeats tell the new backup the primary is alive.
+        self.activity(ctx);
+    }
+
+    fn replica(&self) -> Replica {
+        Replica {
+            store: self.store.clone(),
+            replies: self.layer.table().clone(),
+            applied: self.applied.clone(),
+        }
     }
 
     fn apply(&mut self, ctx: &mut Context<'_, PbNode>, item: Replicated) {
@@ -380,6 +473,7 @@ impl Server {
         self.role = Role::Backup { primary };
         self.seq = 0;
         self.ahead.clear();
+        self.early.clear();
         self.last_beat = 0;
         self.arm_watch(ctx);
     }
@@ -454,11 +548,7 @@ impl Server {
         self.unsent.clear();
         self.beat = 0;
         self.heartbeating = false;
-        let replica = Replica {
-            store: self.store.clone(),
-            replies: self.layer.table().clone(),
-            applied: self.applied.clone(),
-        };
+        let replica = self.replica();
         self.send_item(ctx, 1, Replicated::Snapshot(Box::new(replica)));
         for &client in &self.clients {
             ctx.send(client, PbMsg::NewPrimary { epoch: self.epoch });
