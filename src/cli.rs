@@ -52,7 +52,7 @@ enum Command {
                             --trace and the exports take one file.")]
     Run {
         /// The scenario file (JSON); several: run each and print one comparison table.
-        #[arg(required = true, num_args = 1..)]
+        #[arg(required = true, num_args = 1.., value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Run with this seed instead of the file's (0 to 2^64 - 1).
         #[arg(long, value_parser = fuzz::parse_seed, allow_negative_numbers = true)]
