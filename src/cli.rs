@@ -47,10 +47,15 @@ enum Command {
                             scenario may or may not show its anomaly; the summary says which.\n\n\
                             Examples:\n  dsim run scenarios/rpc/reliable.json\n  \
                             dsim run scenarios/rpc/duplicate-put.json --seed 9 --trace out.jsonl\n  \
-                            dsim run scenarios/rpc/duplicate-put.json --format json")]
+                            dsim run scenarios/rpc/duplicate-put.json --format json\n  \
+                            dsim run scenarios/chain/compare-3.json scenarios/primary-backup/compare-3.json\n\n\
+                            With several files, each is run and one table compares their client \
+                            latency and throughput (--format json: the summaries in an array); \
+                            --trace and the exports take one file.")]
     Run {
-        /// The scenario file (JSON).
-        file: PathBuf,
+        /// The scenario file (JSON); several: run each and print one comparison table.
+        #[arg(required = true, num_args = 1.., value_name = "FILE")]
+        files: Vec<PathBuf>,
         /// Run with this seed instead of the file's (0 to 2^64 - 1).
         #[arg(long, value_parser = fuzz::parse_seed, allow_negative_numbers = true)]
         seed: Option<u64>,
@@ -271,8 +276,15 @@ pub fn main() -> ExitCode {
         Err(err) => return clap_error(&err),
     };
     let result = match cli.command {
-        Command::Run { file, seed, trace, format, shiviz, dot, explain_clocks, history, pictures } => {
-            run(file, seed, trace, format, Causal { shiviz, dot, explain: explain_clocks, history }, pictures)
+        Command::Run { files, seed, trace, format, shiviz, dot, explain_clocks, history, pictures } => {
+            let causal = Causal { shiviz, dot, explain: explain_clocks, history };
+            match <[PathBuf; 1]>::try_from(files) {
+                Ok([file]) => run(file, seed, trace, format, causal, pictures),
+                Err(files) => {
+                    let exports = trace.is_some() || causal.any() || pictures.any();
+                    compare(&files, seed, exports, format)
+                }
+            }
         }
         Command::List => emit(&list()).map(|()| ExitCode::SUCCESS),
         Command::Bench { nodes, in_flight, deliveries, trace, invariants, repeat, no_baseline, suite } => {
@@ -643,6 +655,11 @@ struct PictureArgs {
 }
 
 impl PictureArgs {
+    /// Whether a picture was asked for.
+    fn any(&self) -> bool {
+        self.svg.is_some() || self.html.is_some()
+    }
+
     /// Checks the bounds before anything runs.
     fn check(&self) -> Result<(), Fail> {
         if !(1..=picture::MAX_EVENTS_MAX).contains(&self.max_events) {
@@ -657,7 +674,7 @@ impl PictureArgs {
 
     /// Draws the pictures asked for, of the run `summary` judged (run again, the same).
     fn draw(&self, scenario: &Scenario, seed: u64, summary: &runner::Summary) -> Result<(), Fail> {
-        if self.svg.is_none() && self.html.is_none() {
+        if !self.any() {
             return Ok(());
         }
         let options = picture::Options { max_events: self.max_events, window: self.window };
@@ -685,6 +702,12 @@ struct Causal {
     explain: bool,
     /// Not causal, but an export of the run likewise: the client history.
     history: Option<PathBuf>,
+}
+
+impl Causal {
+    fn any(&self) -> bool {
+        self.shiviz.is_some() || self.dot.is_some() || self.explain || self.history.is_some()
+    }
 }
 
 fn create(path: &Option<PathBuf>, what: &str) -> Result<Option<BufWriter<File>>, Fail> {
@@ -730,7 +753,7 @@ fn run(
     distinct(&named)?;
     if causal.history.is_some() && !runner::records_client_history(&scenario) {
         return Err(fail(format!(
-            "--history: {} records no client history (the kv protocols do: rpc, at-most-once)",
+            "--history: {} records no client history (the kv protocols do: rpc, at-most-once, primary-backup)",
             file.display()
         )));
     }
@@ -774,6 +797,57 @@ fn run(
     }
     emit(&out)?;
     Ok(ExitCode::from(summary.exit_code()))
+}
+
+/// Runs several scenario files and prints one table comparing their client latency and
+/// throughput (or, as JSON, their summaries in an array). Exit: the worst of the runs'
+/// codes (3 undecided, then 1 not met, then 0).
+fn compare(files: &[PathBuf], seed: Option<u64>, exports: bool, format: Format) -> Done {
+    if exports {
+        return Err(fail(
+            "--trace, --shiviz, --dot, --history, --explain-clocks, --svg and --html take one scenario file; \
+             run the files one at a time for them",
+        ));
+    }
+    let mut scenarios = Vec::new();
+    for file in files {
+        scenarios.push((fuzz::load(file).map_err(fail)?.scenario, file.display().to_string()));
+    }
+    let mut summaries = Vec::new();
+    for (scenario, shown) in &scenarios {
+        let summary = runner::run(scenario, shown, seed, TraceMode::Recent(20), None)
+            .map_err(|err| fail(format!("{shown}: {err}")))?;
+        summaries.push(summary);
+    }
+    let code = summaries.iter().map(|s| s.exit_code()).max_by_key(|&c| match c {
+        0 => 0,
+        runner::EXIT_UNDECIDED => 2,
+        _ => 1,
+    });
+    let out = match format {
+        Format::Json => serde_json::to_string_pretty(&summaries).expect("summaries serialize") + "\n",
+        Format::Text => {
+            let rows: Vec<(String, String, Option<&crate::latency::ClientLatency>)> = summaries
+                .iter()
+                .map(|s| {
+                    let outcome = match (&s.outcome, s.expectation_met) {
+                        (sim_core::Outcome::Pass, _) => "pass",
+                        (_, true) => "expected",
+                        (_, false) => "NOT met",
+                    };
+                    (s.scenario.clone(), outcome.to_string(), s.client_latency.as_ref())
+                })
+                .collect();
+            let mut out = crate::latency::comparison_table(&rows);
+            out.push_str(
+                "ops/s: operations completed per virtual second, first call to last return; \
+                 latencies in virtual ms, nearest rank\n",
+            );
+            out
+        }
+    };
+    emit(&out)?;
+    Ok(ExitCode::from(code.unwrap_or(0)))
 }
 
 fn list() -> String {

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check_history;
 pub mod cli;
 pub mod fuzz;
+pub mod latency;
 pub mod locate;
 pub mod merge;
 pub mod picture;

@@ -1,6 +1,7 @@
 //! Runs a scenario: builds the protocol's nodes and invariants, runs the simulation with
 //! the chosen seed, and judges the outcome against the scenario's expectation.
 
+use crate::latency::ClientLatency;
 use crate::scenario::{Expect, Scenario};
 use protocols::registry::Instance;
 use serde::Serialize;
@@ -120,6 +121,9 @@ pub struct Summary {
     pub replay: String,
     /// How often each of the protocol's "sometimes" points was reached.
     pub coverage: BTreeMap<String, u64>,
+    /// Client latency and throughput (protocols that record a client history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_latency: Option<ClientLatency>,
 }
 
 /// The scenario's protocol instance for `seed`: its simulation (with the scenario's
@@ -141,19 +145,25 @@ pub struct Run {
     pub outside_fault_model: Option<String>,
     /// How often each declared "sometimes" point was reached (zero for those never reached).
     pub coverage: BTreeMap<String, u64>,
+    /// Client latency and throughput, when asked for and the protocol records a client
+    /// history.
+    pub client_latency: Option<ClientLatency>,
 }
 
 struct Simulate<'a, 'w> {
     scenario: &'a Scenario,
     sink: Option<TraceSink<'w>>,
     exports: CausalExports<'w>,
+    /// Work out client latency and throughput (`dsim run`; campaigns skip it).
+    latency: bool,
 }
 
 impl Simulate<'_, '_> {
     fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
         let config = self.scenario.sim_config(seed, trace_mode);
-        let Instance { mut simulation, fault_model: model, sometimes, client_history, .. } =
-            instance(self.scenario, seed, trace_mode, self.exports.wanted());
+        let Instance {
+            mut simulation, fault_model: model, sometimes, client_history, client_timings, ..
+        } = instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
         let report = match &mut self.sink {
@@ -186,7 +196,10 @@ impl Simulate<'_, '_> {
         for (point, count) in simulation.coverage() {
             coverage.insert(point.to_string(), *count);
         }
-        Ok(Run { report, outside_fault_model, coverage })
+        let client_latency = client_timings
+            .filter(|_| self.latency)
+            .map(|timings| ClientLatency::of(&timings(simulation.as_ref())));
+        Ok(Run { report, outside_fault_model, coverage, client_latency })
     }
 }
 
@@ -198,7 +211,7 @@ pub fn simulate(
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Run> {
     let exports = CausalExports::default();
-    Simulate { scenario, sink, exports }.run(seed, trace_mode)
+    Simulate { scenario, sink, exports, latency: false }.run(seed, trace_mode)
 }
 
 /// Runs `scenario` (read from `file`) with `seed` (default: the file's), and judges it.
@@ -222,7 +235,7 @@ pub fn run_with_exports<'w>(
     exports: CausalExports<'w>,
 ) -> io::Result<Summary> {
     let seed = seed.unwrap_or(scenario.seed);
-    let run = Simulate { scenario, sink, exports }.run(seed, trace_mode)?;
+    let run = Simulate { scenario, sink, exports, latency: true }.run(seed, trace_mode)?;
     Ok(judge(scenario, file, seed, run))
 }
 
@@ -249,7 +262,7 @@ pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
 }
 
 fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
-    let Run { report, outside_fault_model: outside, coverage } = run;
+    let Run { report, outside_fault_model: outside, coverage, client_latency } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
         (_, Outcome::Undecided(v)) => (
@@ -310,6 +323,7 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
         verdict,
         replay: format!("{} run {}{seed_flag}", crate::program(), crate::shell_quote(file)),
         coverage,
+        client_latency,
     }
 }
 
@@ -356,6 +370,24 @@ impl Summary {
         );
         line(&mut out, "bytes", format!("sent {} delivered {}", m.bytes_sent, m.bytes_delivered));
         line(&mut out, "outcome", outcome);
+        if let Some(latency) = &self.client_latency {
+            line(
+                &mut out,
+                "throughput",
+                format!(
+                    "{:.1} operations per virtual second ({} completed in {:.3}ms, first call to last return{})",
+                    latency.ops_per_s,
+                    latency.completed,
+                    latency.span_ms,
+                    match latency.gave_up {
+                        0 => String::new(),
+                        n => format!("; {n} given up"),
+                    }
+                ),
+            );
+            line(&mut out, "reads", format!("latency {}", ClientLatency::show(&latency.reads)));
+            line(&mut out, "updates", format!("latency {}", ClientLatency::show(&latency.updates)));
+        }
         if let Some(reason) = &self.outside_fault_model {
             line(&mut out, "fault model", format!("OUTSIDE the model: {reason}"));
         }

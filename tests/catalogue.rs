@@ -17,6 +17,8 @@ const CATALOGUE: &[(&str, &str, u64)] = &[
     ("scenarios/at-most-once/crash-restart-memory.json", "executed-at-most-once", 50),
     ("scenarios/at-most-once/discard-without-acks.json", "cache-bounded", 20),
     ("scenarios/at-most-once/accept-any-reply.json", "reply-matches-request", 20),
+    ("scenarios/primary-backup/test-and-set-no-lock.json", "single-primary", 20),
+    ("scenarios/primary-backup/commit-before-backups.json", "no-acknowledged-update-lost", 20),
     ("scenarios/clocks/vector-receive-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/vector-order-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/physical-skew.json", "physical-clock-condition", 20),

@@ -261,3 +261,31 @@ fn a_missing_file_and_bad_usage_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn several_files_make_one_comparison_table_and_json_has_the_latency_figures() {
+    let pb = "scenarios/primary-backup/compare-3.json";
+    let amo = "scenarios/at-most-once/unreliable.json";
+    let out = dsim(&["run", pb, amo, "scenarios/clocks/lamport-3.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ops/s") && text.contains("update ms p50/p90/p99/max"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("primary-backup/compare-3")).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(text.contains("clocks/lamport-3") && text.contains("(no client history)"), "{text}");
+
+    let out = dsim(&["run", pb, amo, "--format", "json"]);
+    let summaries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summaries.as_array().map(Vec::len), Some(2));
+    let latency = &summaries[0]["client_latency"];
+    assert_eq!(latency["completed"], 200);
+    assert!(latency["reads"]["p99_ms"].as_f64().unwrap() >= latency["reads"]["p50_ms"].as_f64().unwrap());
+
+    let one = dsim(&["run", pb]);
+    let text = stdout(&one);
+    assert!(text.contains("operations per virtual second") && text.contains("latency p50"), "{text}");
+
+    let refused = dsim(&["run", pb, amo, "--trace", "x.txt"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("take one scenario file"), "{}", stderr(&refused));
+}

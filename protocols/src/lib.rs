@@ -11,6 +11,8 @@
 //! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
 //!   clocks, checked against the simulator's ground-truth happens-before; the reusable
 //!   clocks themselves are in [`logical_clocks`].
+//! - [`primary_backup`]: primary-backup replication over the same key/value server: the
+//!   commit point, heartbeat failure detection, failover through a test-and-set arbiter.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
@@ -19,11 +21,12 @@ pub mod clocks;
 pub mod kv;
 pub mod logical_clocks;
 pub mod ping;
+pub mod primary_backup;
 pub mod registry;
 pub mod rpc;
 
 use serde::Serialize;
-use sim_core::{Builder, Entry, FaultModel, Invariant, Node};
+use sim_core::{Builder, Entry, EntryKind, FaultModel, Invariant, Node, OpId, SimTime};
 
 /// Everything the runner needs to simulate one protocol instance.
 pub struct Setup<N: Node> {
@@ -57,6 +60,30 @@ pub struct ClientEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub value: Option<String>,
+}
+
+/// A client event with its operation and virtual time: what latency and throughput
+/// figures are computed from, for any protocol that records a client history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedClientEvent {
+    /// The history operation the event starts or ends.
+    pub op: OpId,
+    pub time: SimTime,
+    pub event: ClientEvent,
+}
+
+/// The client history of `entries` (as `events` makes it), each event with its operation
+/// and time. A client history has one event per invoke and per return entry, in order
+/// (ground-truth notes make none), which is how the two are paired.
+pub fn timed_client_history<O>(events: ClientHistory<O>, entries: &[Entry<O>]) -> Vec<TimedClientEvent> {
+    let calls = entries.iter().filter_map(|entry| match entry.kind {
+        EntryKind::Invoke { id } | EntryKind::Return { id } => Some((id, entry.time)),
+        EntryKind::Note => None,
+    });
+    let events = events(entries);
+    let calls: Vec<(OpId, SimTime)> = calls.collect();
+    assert_eq!(events.len(), calls.len(), "a client history has one event per invoke and per return");
+    events.into_iter().zip(calls).map(|(event, (op, time))| TimedClientEvent { op, time, event }).collect()
 }
 
 /// One documented protocol parameter, for `dsim list`.

@@ -173,7 +173,11 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
             may_crash: Vec::new(),
             max_down_at_once: 0,
             partitions: false,
-            network: NetworkAssumptions { lossless: true, no_duplicates: true, fifo: false },
+            network: NetworkAssumptions {
+                lossless: true,
+                no_duplicates: true,
+                ..NetworkAssumptions::default()
+            },
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],

@@ -10,7 +10,7 @@
 //! module plus one line in [`Registry::bundled`], or one `.with(..)` in a user's binary.
 
 use crate::kv::Workload;
-use crate::{ClientEvent, ParamDoc, Setup};
+use crate::{ClientEvent, ParamDoc, Setup, TimedClientEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation};
@@ -110,10 +110,16 @@ pub struct Instance {
     /// The run's client history as Jepsen-shaped events, for protocols that record one
     /// (`Setup::client_history`); call it with this instance's simulation.
     pub client_history: Option<ClientHistoryOf>,
+    /// The same history with each event's operation and virtual time, for latency and
+    /// throughput figures (`crate::timed_client_history`).
+    pub client_timings: Option<ClientTimingsOf>,
 }
 
 /// Reads the client history of an instance's simulation.
 pub type ClientHistoryOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<ClientEvent>>;
+
+/// Reads the timed client history of an instance's simulation.
+pub type ClientTimingsOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<TimedClientEvent>>;
 
 /// A [`Protocol`] with its types erased, so a registry can hold any.
 pub trait AnyProtocol: Send + Sync {
@@ -215,12 +221,22 @@ impl<P: Protocol> AnyProtocol for P {
                 events(simulation.world().history().entries())
             }) as ClientHistoryOf
         });
+        let client_timings = setup.client_history.map(|events| {
+            Box::new(move |simulation: &dyn AnySimulation| {
+                let simulation = simulation
+                    .as_any()
+                    .downcast_ref::<Simulation<P::Node>>()
+                    .expect("called with its own instance's simulation");
+                crate::timed_client_history(events, simulation.world().history().entries())
+            }) as ClientTimingsOf
+        });
         Instance {
             simulation: Box::new(simulation),
             fault_model: setup.fault_model,
             sometimes: setup.sometimes,
             node_names: setup.node_names,
             client_history,
+            client_timings,
         }
     }
 }
@@ -264,6 +280,7 @@ impl Registry {
             .with(crate::ping::Ping)
             .with(crate::at_most_once::AtMostOnce)
             .with(crate::clocks::Clocks)
+            .with(crate::primary_backup::PrimaryBackup)
     }
 
     /// This registry with `protocol` added (replacing one of the same name).

@@ -13,7 +13,7 @@
 use crate::network::{LinkOrdering, NetworkConfig};
 use crate::node::Node;
 use crate::sim::{Fault, ScheduledFault, World};
-use crate::time::{NodeId, SimTime};
+use crate::time::{NodeId, SimDuration, SimTime};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -180,8 +180,8 @@ pub struct FaultModel {
     pub network: NetworkAssumptions,
 }
 
-/// What a protocol assumes of every link of the network. Each is `false` (nothing
-/// assumed) by default.
+/// What a protocol assumes of every link of the network (or, with `among`, of the links
+/// among some of its nodes). Nothing is assumed by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NetworkAssumptions {
     /// No message is dropped.
@@ -190,6 +190,11 @@ pub struct NetworkAssumptions {
     pub no_duplicates: bool,
     /// Each link delivers in send order.
     pub fifo: bool,
+    /// Every message arrives within this delay (its latency, and a slow rule's on top).
+    pub delivery_max: Option<SimDuration>,
+    /// The assumptions hold only on links between nodes `n0..n{among - 1}` (a protocol's
+    /// servers, say, while its clients' links may do anything); `None`: on every link.
+    pub among: Option<u32>,
 }
 
 impl FaultModel {
@@ -234,8 +239,17 @@ impl FaultModel {
     /// link that breaks an assumption, and which.
     pub fn admits_network(&self, network: &NetworkConfig) -> Result<(), String> {
         let assumed = self.network;
-        let links = std::iter::once((None, &network.default))
-            .chain(network.overrides.iter().map(|(link, config)| (Some(*link), config)));
+        let links: Vec<(Option<(NodeId, NodeId)>, &crate::network::LinkConfig)> = match assumed.among {
+            None => std::iter::once((None, &network.default))
+                .chain(network.overrides.iter().map(|(link, config)| (Some(*link), config)))
+                .collect(),
+            Some(n) => (0..n)
+                .flat_map(|from| {
+                    (0..n).filter(move |&to| to != from).map(move |to| (NodeId(from), NodeId(to)))
+                })
+                .map(|(from, to)| (Some((from, to)), network.link(from, to)))
+                .collect(),
+        };
         for (link, config) in links {
             let which = match link {
                 Some((from, to)) => format!("channel {from}->{to}"),
@@ -251,7 +265,12 @@ impl FaultModel {
             } else if assumed.fifo && config.ordering != LinkOrdering::Fifo {
                 Some(format!("{which} may reorder messages (ordering: reorder)"))
             } else {
-                None
+                assumed.delivery_max.filter(|&max| config.delivery_max() > max).map(|slowest| {
+                    format!(
+                        "{which} may take {} to deliver a message, longer than {slowest}",
+                        config.delivery_max()
+                    )
+                })
             };
             if let Some(broken) = broken {
                 return Err(format!("{broken}, but the model is: {}", self.description));

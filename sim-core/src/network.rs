@@ -86,6 +86,26 @@ pub struct LinkConfig {
 }
 
 impl LinkConfig {
+    /// The longest a message can take on this link: its latency's maximum, plus a slow
+    /// rule's when one can apply.
+    ///
+    /// ```
+    /// use sim_core::{Latency, LinkConfig, SimDuration};
+    /// let link = LinkConfig::reliable(Latency::uniform_ms(1, 5));
+    /// assert_eq!(link.delivery_max(), SimDuration::from_millis(5));
+    /// ```
+    pub fn delivery_max(&self) -> SimDuration {
+        let max = |latency: &Latency| match *latency {
+            Latency::Constant(delay) => delay,
+            Latency::Uniform { max, .. } | Latency::Exponential { max, .. } => max,
+        };
+        let slow = self
+            .slow
+            .filter(|rule| rule.probability > 0.0)
+            .map_or(SimDuration::ZERO, |rule| max(&rule.latency));
+        max(&self.latency) + slow
+    }
+
     /// A lossless link with the given latency.
     pub fn reliable(latency: Latency) -> LinkConfig {
         LinkConfig {
