@@ -23,6 +23,29 @@ fn dist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join("dist")
 }
 
+/// The newest modification time of the files under `dirs` (the module's sources).
+fn newest(dirs: &[&str]) -> Option<std::time::SystemTime> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| root.join(d)).collect();
+    let mut newest = None;
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(Some(modified));
+        }
+    }
+    newest
+}
+
+/// Whether web/dist was built after the last change to the code it compiles.
+fn dist_is_current() -> bool {
+    let built = std::fs::metadata(dist().join("dsim_web_bg.wasm")).and_then(|m| m.modified()).ok();
+    let sources = newest(&["src", "sim-core/src", "protocols/src", "web/src", "web/static", "scenarios"]);
+    built.is_some() && built >= sources
+}
+
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("DSIM_CHROMIUM") {
         return Some(PathBuf::from(path));
@@ -99,6 +122,7 @@ fn the_playground_runs_the_cli_simulator_in_the_browser() {
     let chromium = chromium();
     let missing = match (built, &chromium) {
         (false, _) => Some("the playground is not built (run web/build.sh)"),
+        (true, _) if !dist_is_current() => Some("web/dist is older than the code it compiles (run web/build.sh)"),
         (_, None) => Some("no Chromium found (install Debian's chromium, or set DSIM_CHROMIUM)"),
         _ => None,
     };
@@ -155,6 +179,10 @@ fn the_playground_runs_the_cli_simulator_in_the_browser() {
                   return d ? d.querySelectorAll('#diagram line.arrow').length : 0;})()";
     wait_for(&tab, &format!("{arrows} > 0"));
     assert_eq!(eval(&tab, arrows), Value::from(8), "one arrow per delivered message");
+
+    // Every registered protocol is listed with its parameters.
+    let listed = eval(&tab, "document.querySelectorAll('#protocol-list > div').length");
+    assert_eq!(listed, Value::from(dsim::registry().iter().count()));
 
     // The same summaries as the native library, on every bundled scenario.
     for path in dsim::bundled_scenarios() {

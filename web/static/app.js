@@ -196,6 +196,22 @@ async function main() {
     option.textContent = s.path;
     groups[folder].appendChild(option);
   });
+  catalog.protocols.forEach((p) => {
+    const block = document.createElement('div');
+    const title = document.createElement('p');
+    title.innerHTML = '<b></b> ';
+    title.firstChild.textContent = p.name;
+    title.appendChild(document.createTextNode(p.summary));
+    block.appendChild(title);
+    const list = document.createElement('ul');
+    p.params.forEach((d) => {
+      const item = document.createElement('li');
+      item.textContent = d.name + ' (default ' + d.default + '): ' + d.help;
+      list.appendChild(item);
+    });
+    block.appendChild(list);
+    $('protocol-list').appendChild(block);
+  });
   select.onchange = () => { if (select.value) { $('seed').value = ''; choose(select.value); } };
   $('editor').addEventListener('input', () => {
     if (current && scenario_text_of(current) !== $('editor').value) {
