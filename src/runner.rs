@@ -120,6 +120,12 @@ pub struct Summary {
     pub replay: String,
     /// How often each of the protocol's "sometimes" points was reached.
     pub coverage: BTreeMap<String, u64>,
+    /// What the protocol shows of the run beyond its outcome (the snapshots it took).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_report: Option<serde_json::Value>,
+    /// The same, for people: a title and its text.
+    #[serde(skip)]
+    pub protocol_report_text: Option<(&'static str, String)>,
 }
 
 /// The scenario's protocol instance for `seed`: its simulation (with the scenario's
@@ -141,6 +147,8 @@ pub struct Run {
     pub outside_fault_model: Option<String>,
     /// How often each declared "sometimes" point was reached (zero for those never reached).
     pub coverage: BTreeMap<String, u64>,
+    /// What the protocol shows of the run beyond its outcome, if it shows anything.
+    pub protocol_report: Option<protocols::RunReport>,
 }
 
 struct Simulate<'a, 'w> {
@@ -152,7 +160,7 @@ struct Simulate<'a, 'w> {
 impl Simulate<'_, '_> {
     fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
         let config = self.scenario.sim_config(seed, trace_mode);
-        let Instance { mut simulation, fault_model: model, sometimes, client_history, .. } =
+        let Instance { mut simulation, fault_model: model, sometimes, client_history, run_report, .. } =
             instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
@@ -186,7 +194,8 @@ impl Simulate<'_, '_> {
         for (point, count) in simulation.coverage() {
             coverage.insert(point.to_string(), *count);
         }
-        Ok(Run { report, outside_fault_model, coverage })
+        let protocol_report = run_report.map(|report| report(simulation.as_ref()));
+        Ok(Run { report, outside_fault_model, coverage, protocol_report })
     }
 }
 
@@ -249,7 +258,7 @@ pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
 }
 
 fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
-    let Run { report, outside_fault_model: outside, coverage } = run;
+    let Run { report, outside_fault_model: outside, coverage, protocol_report } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
         (_, Outcome::Undecided(v)) => (
@@ -310,6 +319,8 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
         verdict,
         replay: format!("{} run {}{seed_flag}", crate::program(), crate::shell_quote(file)),
         coverage,
+        protocol_report: protocol_report.as_ref().map(|r| r.json.clone()),
+        protocol_report_text: protocol_report.map(|r| (r.title, r.text)),
     }
 }
 
@@ -374,6 +385,9 @@ impl Summary {
                 }
             }
             out.push('\n');
+        }
+        if let Some((title, text)) = &self.protocol_report_text {
+            out.push_str(&format!("\n{title}:\n{text}\n"));
         }
         line(&mut out, "trace hash", self.trace_hash.clone());
         let expect = match &self.expect {

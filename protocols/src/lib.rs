@@ -11,6 +11,8 @@
 //! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
 //!   clocks, checked against the simulator's ground-truth happens-before; the reusable
 //!   clocks themselves are in [`logical_clocks`].
+//! - [`snapshot`]: Chandy-Lamport snapshots, a reusable layer over any application
+//!   (`snapshot-bank`, `snapshot-ping`), checked against the ground-truth happens-before.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
@@ -21,6 +23,7 @@ pub mod logical_clocks;
 pub mod ping;
 pub mod registry;
 pub mod rpc;
+pub mod snapshot;
 
 use serde::Serialize;
 use sim_core::{Builder, Entry, FaultModel, Invariant, Node};
@@ -40,6 +43,16 @@ pub struct Setup<N: Node> {
     /// The run's client history as Jepsen-shaped events (`dsim run --history`), for the
     /// protocols whose clients record operations a model can check (the kv ones).
     pub client_history: Option<ClientHistory<N::Op>>,
+}
+
+/// What a protocol shows of a finished run beyond the outcome (the snapshots it took):
+/// `dsim run` prints `text` under `title`, and `--format json` includes `json` under
+/// `protocol_report`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    pub title: &'static str,
+    pub text: String,
+    pub json: serde_json::Value,
 }
 
 /// Turns a run's history entries into client events, in history order.

@@ -10,10 +10,10 @@
 //! module plus one line in [`Registry::bundled`], or one `.with(..)` in a user's binary.
 
 use crate::kv::Workload;
-use crate::{ClientEvent, ParamDoc, Setup};
+use crate::{ClientEvent, ParamDoc, RunReport, Setup};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation};
+use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation, World};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
@@ -99,7 +99,15 @@ pub trait Protocol: Send + Sync + 'static {
     }
     /// The nodes, invariants and fault model of a run with `seed`.
     fn setup(&self, params: &Self::Params, workload: &Workload, seed: u64) -> Setup<Self::Node>;
+    /// What a finished run shows beyond its outcome (the snapshots it took), if anything.
+    fn run_report(&self, params: &Self::Params) -> Option<RunReportOf<Self::Node>> {
+        let _ = params;
+        None
+    }
 }
+
+/// Reads what a finished run shows beyond its outcome (see [`Protocol::run_report`]).
+pub type RunReportOf<N> = fn(&World<N>) -> RunReport;
 
 /// A runnable protocol instance, its node type hidden.
 pub struct Instance {
@@ -110,7 +118,13 @@ pub struct Instance {
     /// The run's client history as Jepsen-shaped events, for protocols that record one
     /// (`Setup::client_history`); call it with this instance's simulation.
     pub client_history: Option<ClientHistoryOf>,
+    /// What the finished run shows beyond its outcome, for protocols that have something
+    /// (`Protocol::run_report`); call it with this instance's simulation.
+    pub run_report: Option<RunReportFn>,
 }
+
+/// Reads a protocol's report of an instance's finished simulation.
+pub type RunReportFn = Box<dyn Fn(&dyn AnySimulation) -> RunReport>;
 
 /// Reads the client history of an instance's simulation.
 pub type ClientHistoryOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<ClientEvent>>;
@@ -215,12 +229,22 @@ impl<P: Protocol> AnyProtocol for P {
                 events(simulation.world().history().entries())
             }) as ClientHistoryOf
         });
+        let run_report = Protocol::run_report(self, &params).map(|report| {
+            Box::new(move |simulation: &dyn AnySimulation| {
+                let simulation = simulation
+                    .as_any()
+                    .downcast_ref::<Simulation<P::Node>>()
+                    .expect("called with its own instance's simulation");
+                report(simulation.world())
+            }) as RunReportFn
+        });
         Instance {
             simulation: Box::new(simulation),
             fault_model: setup.fault_model,
             sometimes: setup.sometimes,
             node_names: setup.node_names,
             client_history,
+            run_report,
         }
     }
 }
@@ -264,6 +288,8 @@ impl Registry {
             .with(crate::ping::Ping)
             .with(crate::at_most_once::AtMostOnce)
             .with(crate::clocks::Clocks)
+            .with(crate::snapshot::bank::SnapshotBank)
+            .with(crate::snapshot::ping::SnapshotPing)
     }
 
     /// This registry with `protocol` added (replacing one of the same name).

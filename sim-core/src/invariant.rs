@@ -242,19 +242,31 @@ impl FaultModel {
                 None => "every channel".to_string(),
             };
             let broken = if assumed.lossless && config.drop_probability > 0.0 {
-                Some(format!("{which} drops messages (drop_probability {})", config.drop_probability))
+                Some((
+                    format!("{which} drops messages (drop_probability {})", config.drop_probability),
+                    "no message is lost",
+                ))
             } else if assumed.no_duplicates && config.duplicate_probability > 0.0 {
-                Some(format!(
-                    "{which} duplicates messages (duplicate_probability {})",
-                    config.duplicate_probability
+                Some((
+                    format!(
+                        "{which} duplicates messages (duplicate_probability {})",
+                        config.duplicate_probability
+                    ),
+                    "no message is duplicated",
                 ))
             } else if assumed.fifo && config.ordering != LinkOrdering::Fifo {
-                Some(format!("{which} may reorder messages (ordering: reorder)"))
+                Some((
+                    format!("{which} may reorder messages (ordering: reorder)"),
+                    "FIFO channels (each delivers in send order)",
+                ))
             } else {
                 None
             };
-            if let Some(broken) = broken {
-                return Err(format!("{broken}, but the model is: {}", self.description));
+            if let Some((broken, assumption)) = broken {
+                return Err(format!(
+                    "{broken}, but the protocol assumes {assumption}; the model is: {}",
+                    self.description
+                ));
             }
         }
         Ok(())

@@ -1,0 +1,575 @@
+//! The snapshot invariants, generic over the wrapped application. The cut and the step
+//! predicates are checked against the simulator's ground truth (`World::causality`): the
+//! protocol's notes say which events recorded and which sends were markers or carried
+//! application messages, and the causal record says what those events really were and in
+//! which order they happened.
+//!
+//! - `snapshot-conserves-money` / `snapshot-conserves-pings` ([`Conserves`]): each assembled
+//!   snapshot holds what the system holds, counting process states and channel states.
+//! - `snapshot-is-consistent-cut` ([`ConsistentCut`]): each assembled snapshot's process
+//!   states form a cut closed under happens-before (no message received inside the cut
+//!   was sent outside it), and each channel's recorded state is exactly the application
+//!   messages sent inside the cut and not received inside it, in send order.
+//! - `snapshot-records-once` ([`RecordsOnce`]): each process and each incoming channel is
+//!   recorded exactly once per snapshot.
+//! - `snapshot-one-marker-per-channel` ([`MarkerPerChannel`]): exactly one marker per
+//!   outgoing channel per snapshot, sent right after the sender recorded (no other event
+//!   of the sender in between).
+//! - `snapshot-terminates` ([`Terminates`], end of run): every snapshot that started
+//!   completed and was assembled at each of its initiators.
+
+use super::layer::{Application, Assembled, Plan, SnapshotId, SnapshotNode, SnapshotNote};
+use sim_core::causality::short_kind;
+use sim_core::{Causality, CheckError, EventId, Invariant, NodeEventKind, NodeId, World};
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+pub const SNAPSHOT_IS_CONSISTENT_CUT: &str = "snapshot-is-consistent-cut";
+pub const SNAPSHOT_RECORDS_ONCE: &str = "snapshot-records-once";
+pub const SNAPSHOT_ONE_MARKER_PER_CHANNEL: &str = "snapshot-one-marker-per-channel";
+pub const SNAPSHOT_TERMINATES: &str = "snapshot-terminates";
+
+/// An application whose state and messages hold a quantity the system conserves (money,
+/// pings): a snapshot's process states plus its channel states must add up to it.
+pub trait Conserved: Application {
+    /// The invariant's name (`snapshot-conserves-money`).
+    const INVARIANT: &'static str;
+    /// What is counted, for messages ("money", "pings").
+    const WHAT: &'static str;
+    /// How much a process holds.
+    fn held(&self) -> u64;
+    /// How much a message carries.
+    fn carried(msg: &Self::Msg) -> u64;
+}
+
+/// The assembled snapshots new in the history since `cursor`: (initiator, snapshot).
+fn new_assemblies<A: Application>(
+    world: &World<SnapshotNode<A>>,
+    cursor: &mut usize,
+) -> Vec<(NodeId, SnapshotId)> {
+    let (_, fresh) = world.history().since(cursor);
+    fresh
+        .iter()
+        .filter_map(|entry| match entry.op {
+            SnapshotNote::Assembled { snapshot } => Some((entry.node, snapshot)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assembled_at<A: Application>(
+    world: &World<SnapshotNode<A>>,
+    node: NodeId,
+    snapshot: SnapshotId,
+) -> &Assembled<A> {
+    let process = world.node(node).expect("processes never crash in this model");
+    &process.assembled()[&snapshot]
+}
+
+/// `snapshot-conserves-*`: process states plus channel states add up to the total.
+pub struct Conserves<A> {
+    total: u64,
+    cursor: usize,
+    app: PhantomData<A>,
+}
+
+impl<A> Conserves<A> {
+    pub fn new(total: u64) -> Conserves<A> {
+        Conserves { total, cursor: 0, app: PhantomData }
+    }
+}
+
+impl<A: Conserved> Invariant<SnapshotNode<A>> for Conserves<A> {
+    fn name(&self) -> &'static str {
+        A::INVARIANT
+    }
+
+    fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        for (node, snapshot) in new_assemblies(world, &mut self.cursor) {
+            let assembled = assembled_at(world, node, snapshot);
+            let held: u64 = assembled.parts.iter().map(|p| p.state.held()).sum();
+            let in_channels: u64 = assembled
+                .parts
+                .iter()
+                .flat_map(|p| p.channels.iter().flat_map(|(_, messages)| messages.iter()))
+                .map(|(_, msg)| A::carried(msg))
+                .sum();
+            if held + in_channels != self.total {
+                let per_process: Vec<String> =
+                    assembled.parts.iter().map(|p| format!("{} {}", p.process, p.state.held())).collect();
+                return Err(format!(
+                    "{snapshot}, assembled at {node}, counts {} {what} ({held} in the processes: {}; {in_channels} \
+                     in the channels), but the system holds {}: {} {}",
+                    held + in_channels,
+                    per_process.join(", "),
+                    self.total,
+                    self.total.abs_diff(held + in_channels),
+                    if held + in_channels < self.total { "missing" } else { "too many" },
+                    what = A::WHAT,
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which send events carried application messages, from the protocol's notes, each
+/// checked to be a send in the causal record.
+#[derive(Default)]
+struct AppSends {
+    cursor: usize,
+    is_app: Vec<bool>,
+}
+
+impl AppSends {
+    fn advance<A: Application>(
+        &mut self,
+        world: &World<SnapshotNode<A>>,
+        causality: &Causality,
+    ) -> Result<(), String> {
+        let (_, fresh) = world.history().since(&mut self.cursor);
+        for entry in fresh {
+            if let SnapshotNote::AppSent { event } = entry.op {
+                if !matches!(causality.event(event).kind, NodeEventKind::Send { .. }) {
+                    return Err(format!(
+                        "{} is noted as a message send but is not one",
+                        causality.describe(event)
+                    ));
+                }
+                if self.is_app.len() <= event.index() {
+                    self.is_app.resize(event.index() + 1, false);
+                }
+                self.is_app[event.index()] = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn contains(&self, event: EventId) -> bool {
+        self.is_app.get(event.index()).copied().unwrap_or(false)
+    }
+}
+
+/// `snapshot-is-consistent-cut`, against ground truth.
+pub struct ConsistentCut<A> {
+    assemblies: usize,
+    sends: AppSends,
+    app: PhantomData<A>,
+}
+
+impl<A> Default for ConsistentCut<A> {
+    fn default() -> Self {
+        ConsistentCut { assemblies: 0, sends: AppSends::default(), app: PhantomData }
+    }
+}
+
+impl<A: Application> Invariant<SnapshotNode<A>> for ConsistentCut<A> {
+    fn name(&self) -> &'static str {
+        SNAPSHOT_IS_CONSISTENT_CUT
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        let causality = world.causality().expect("the snapshot invariants turn causality tracking on");
+        self.sends.advance(world, causality)?;
+        for (node, snapshot) in new_assemblies(world, &mut self.assemblies) {
+            let assembled = assembled_at(world, node, snapshot);
+            let cut = Cut::of(causality, assembled)?;
+            cut.closed(causality).map_err(|e| format!("{snapshot}, assembled at {node}: {e}"))?;
+            cut.channels_exact(causality, assembled, &self.sends)
+                .map_err(|e| format!("{snapshot}, assembled at {node}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The cut an assembled snapshot claims: per process, the event it recorded at. The
+/// events of a process before that one are inside the cut; that one and later are not.
+struct Cut {
+    recorded: Vec<EventId>,
+}
+
+impl Cut {
+    fn of<A: Application>(causality: &Causality, assembled: &Assembled<A>) -> Result<Cut, String> {
+        let mut recorded = Vec::with_capacity(assembled.parts.len());
+        for (i, part) in assembled.parts.iter().enumerate() {
+            let event = causality.event(part.recorded_at);
+            if part.process.index() != i || event.node != part.process {
+                return Err(format!(
+                    "{}'s part names {} as its recording, an event of {}",
+                    part.process,
+                    causality.describe(part.recorded_at),
+                    event.node
+                ));
+            }
+            recorded.push(part.recorded_at);
+        }
+        Ok(Cut { recorded })
+    }
+
+    /// The recording event's position on its process: events before it are inside.
+    fn seq(&self, causality: &Causality, node: NodeId) -> u32 {
+        causality.event(self.recorded[node.index()]).seq
+    }
+
+    fn inside(&self, causality: &Causality, event: EventId) -> bool {
+        let event = causality.event(event);
+        event.seq < self.seq(causality, event.node)
+    }
+
+    /// Closed under happens-before: every message received inside the cut was sent inside
+    /// it. (With process order, message edges are all of happens-before: a causal chain
+    /// into the cut enters each process's prefix through a message received inside.)
+    fn closed(&self, causality: &Causality) -> Result<(), String> {
+        for (p, &recorded) in self.recorded.iter().enumerate() {
+            let limit = causality.event(recorded).seq as usize - 1;
+            for &event in &causality.node_events(NodeId(p as u32))[..limit] {
+                if let NodeEventKind::Receive { send, .. } = causality.event(event).kind {
+                    if !self.inside(causality, send) {
+                        let sender = causality.event(send).node;
+                        return Err(format!(
+                            "the recorded states are not a consistent cut: {} is inside the cut ({} \
+                             recorded later, at {}), but its send {} is not ({} recorded before it, at \
+                             {}): the snapshot shows a message received that was never sent",
+                            causality.describe(event),
+                            NodeId(p as u32),
+                            causality.describe(recorded),
+                            causality.describe(send),
+                            sender,
+                            causality.describe(self.recorded[sender.index()]),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each channel's recorded state is exactly the application messages sent inside the
+    /// cut and not received inside it, in send order.
+    fn channels_exact<A: Application>(
+        &self,
+        causality: &Causality,
+        assembled: &Assembled<A>,
+        sends: &AppSends,
+    ) -> Result<(), String> {
+        // Per channel (from, to): the application messages sent inside the cut, in send
+        // order, and those of them received inside the cut.
+        let mut sent: BTreeMap<(NodeId, NodeId), Vec<EventId>> = BTreeMap::new();
+        let mut received_inside: BTreeSet<EventId> = BTreeSet::new();
+        for (p, &recorded) in self.recorded.iter().enumerate() {
+            let limit = causality.event(recorded).seq as usize - 1;
+            for &event in &causality.node_events(NodeId(p as u32))[..limit] {
+                match causality.event(event).kind {
+                    NodeEventKind::Send { to, .. } if sends.contains(event) => {
+                        sent.entry((NodeId(p as u32), to)).or_default().push(event);
+                    }
+                    NodeEventKind::Receive { send, .. } if sends.contains(send) => {
+                        received_inside.insert(send);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for part in &assembled.parts {
+            for (from, messages) in &part.channels {
+                let channel = format!("channel {from}->{}", part.process);
+                let mut recorded = Vec::with_capacity(messages.len());
+                for (receive, _) in messages {
+                    match causality.event(*receive).kind {
+                        NodeEventKind::Receive { from: sender, send, .. }
+                            if sender == *from && causality.event(*receive).node == part.process =>
+                        {
+                            recorded.push(send)
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{channel} records {} as a message on it, which is no receive from {from}",
+                                causality.describe(*receive)
+                            ))
+                        }
+                    }
+                }
+                let truth: Vec<EventId> = sent
+                    .get(&(*from, part.process))
+                    .map(|list| list.iter().copied().filter(|s| !received_inside.contains(s)).collect())
+                    .unwrap_or_default();
+                if recorded != truth {
+                    return Err(channel_mismatch(causality, &channel, &recorded, &truth));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a channel's recorded state is not the true one, in a few lines.
+fn channel_mismatch(causality: &Causality, channel: &str, recorded: &[EventId], truth: &[EventId]) -> String {
+    let names = |list: &[EventId]| -> String {
+        if list.is_empty() {
+            "nothing".to_string()
+        } else {
+            list.iter().map(|&s| causality.describe(s)).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let truth_set: BTreeSet<EventId> = truth.iter().copied().collect();
+    let recorded_set: BTreeSet<EventId> = recorded.iter().copied().collect();
+    let missing: Vec<EventId> = truth.iter().copied().filter(|s| !recorded_set.contains(s)).collect();
+    let extra: Vec<EventId> = recorded.iter().copied().filter(|s| !truth_set.contains(s)).collect();
+    let why = if !missing.is_empty() {
+        format!(
+            "it misses messages that were in the channel at the cut (sent inside it, not received inside it): {}",
+            names(&missing)
+        )
+    } else if !extra.is_empty() {
+        format!(
+            "it holds messages that were not in the channel at the cut (sent after the sender recorded, \
+             or received twice): {}",
+            names(&extra)
+        )
+    } else if recorded.len() != truth.len() {
+        "it holds a message twice (a duplicate)".to_string()
+    } else {
+        "it holds the right messages in the wrong order (they overtook each other)".to_string()
+    };
+    format!(
+        "{channel}'s recorded state is not what was in it at the cut: {why}. Recorded (by send): {}; \
+         in the channel at the cut: {}",
+        names(recorded),
+        names(truth)
+    )
+}
+
+/// `snapshot-records-once`: each process and each incoming channel recorded exactly once
+/// per snapshot. This checks "never twice"; "at least once" is `snapshot-terminates`'s
+/// part (a snapshot that started must complete), so the two never report one fault twice.
+pub struct RecordsOnce<A> {
+    cursor: usize,
+    processes: BTreeMap<SnapshotId, BTreeSet<NodeId>>,
+    channels: BTreeMap<SnapshotId, BTreeSet<(NodeId, NodeId)>>,
+    app: PhantomData<A>,
+}
+
+impl<A> Default for RecordsOnce<A> {
+    fn default() -> Self {
+        RecordsOnce { cursor: 0, processes: BTreeMap::new(), channels: BTreeMap::new(), app: PhantomData }
+    }
+}
+
+impl<A: Application> Invariant<SnapshotNode<A>> for RecordsOnce<A> {
+    fn name(&self) -> &'static str {
+        SNAPSHOT_RECORDS_ONCE
+    }
+
+    fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        let (_, fresh) = world.history().since(&mut self.cursor);
+        for entry in fresh {
+            let repeated = match &entry.op {
+                SnapshotNote::Recorded { snapshot, event } => {
+                    let first = self.processes.entry(*snapshot).or_default().insert(entry.node);
+                    (!first).then(|| {
+                        format!(
+                            "{} recorded its state for {snapshot} a second time (at event {event}): each \
+                             process records once per snapshot, at its first marker",
+                            entry.node
+                        )
+                    })
+                }
+                SnapshotNote::ChannelClosed { snapshot, from, .. } => {
+                    let first = self.channels.entry(*snapshot).or_default().insert((*from, entry.node));
+                    (!first).then(|| {
+                        format!("channel {from}->{} was recorded a second time for {snapshot}", entry.node)
+                    })
+                }
+                _ => None,
+            };
+            if let Some(message) = repeated {
+                return Err(message.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `snapshot-one-marker-per-channel`: after recording, the process's next events are its
+/// markers, exactly one per outgoing channel, before anything else.
+pub struct MarkerPerChannel<A> {
+    plan: Arc<Plan>,
+    cursor: usize,
+    /// Per (snapshot, process): the recording event and the channels marked since.
+    marked: BTreeMap<(SnapshotId, NodeId), (EventId, BTreeSet<NodeId>)>,
+    app: PhantomData<A>,
+}
+
+impl<A> MarkerPerChannel<A> {
+    pub fn new(plan: Arc<Plan>) -> MarkerPerChannel<A> {
+        MarkerPerChannel { plan, cursor: 0, marked: BTreeMap::new(), app: PhantomData }
+    }
+}
+
+impl<A: Application> Invariant<SnapshotNode<A>> for MarkerPerChannel<A> {
+    fn name(&self) -> &'static str {
+        SNAPSHOT_ONE_MARKER_PER_CHANNEL
+    }
+
+    fn needs_causality(&self) -> bool {
+        true
+    }
+
+    fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        let causality = world.causality().expect("the snapshot invariants turn causality tracking on");
+        let (_, fresh) = world.history().since(&mut self.cursor);
+        let mut recorded_now = Vec::new();
+        for entry in fresh {
+            match &entry.op {
+                SnapshotNote::Recorded { snapshot, event } => {
+                    let key = (*snapshot, entry.node);
+                    if self.marked.contains_key(&key) {
+                        return Err(format!(
+                            "{} recorded {snapshot} again at {} and would send its markers again: one marker \
+                             per channel per snapshot",
+                            entry.node,
+                            causality.describe(*event)
+                        )
+                        .into());
+                    }
+                    self.marked.insert(key, (*event, BTreeSet::new()));
+                    recorded_now.push(key);
+                }
+                SnapshotNote::MarkerSent { snapshot, event } => {
+                    let me = entry.node;
+                    let (recorded, marked) = self
+                        .marked
+                        .get_mut(&(*snapshot, me))
+                        .ok_or_else(|| format!("{me} sent a marker of {snapshot} before recording it"))?;
+                    let NodeEventKind::Send { to, .. } = causality.event(*event).kind else {
+                        return Err(format!(
+                            "{} is noted as a marker but is no send",
+                            causality.describe(*event)
+                        )
+                        .into());
+                    };
+                    if !marked.insert(to) {
+                        return Err(format!(
+                            "{me} sent a second marker of {snapshot} on channel {me}->{to} ({})",
+                            causality.describe(*event)
+                        )
+                        .into());
+                    }
+                    let expected = causality.event(*recorded).seq + marked.len() as u32;
+                    if causality.event(*event).seq != expected {
+                        let between = causality.node_events(me)[expected as usize - 1];
+                        return Err(format!(
+                            "{me} recorded {snapshot} at {}, but its marker to {to} went out at {}, after {}: \
+                             markers must go on every channel right after recording, before any other message",
+                            causality.describe(*recorded),
+                            causality.describe(*event),
+                            causality.describe(between),
+                        )
+                        .into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A handler runs in one step, so the markers follow their recording in it.
+        for key in recorded_now {
+            let (recorded, marked) = &self.marked[&key];
+            let outgoing = self.plan.topology.outgoing(key.1);
+            if marked.len() != outgoing.len() {
+                let me = key.1;
+                let next =
+                    causality.node_events(me).get(causality.event(*recorded).seq as usize + marked.len());
+                let after = next.map_or("nothing yet".to_string(), |&e| {
+                    format!("{} ({})", causality.event(e).name(), short_kind(&causality.event(e).kind))
+                });
+                return Err(format!(
+                    "{me} recorded {} at {} but sent {} of its {} markers right after (next: {after}): markers \
+                     must go on every outgoing channel before any other message",
+                    key.0,
+                    causality.describe(*recorded),
+                    marked.len(),
+                    outgoing.len(),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `snapshot-terminates`: at the end of the run, every snapshot that started (some
+/// process recorded it) completed, and each of its initiators assembled it.
+pub struct Terminates<A> {
+    plan: Arc<Plan>,
+    app: PhantomData<A>,
+}
+
+impl<A> Terminates<A> {
+    pub fn new(plan: Arc<Plan>) -> Terminates<A> {
+        Terminates { plan, app: PhantomData }
+    }
+}
+
+impl<A: Application> Invariant<SnapshotNode<A>> for Terminates<A> {
+    fn name(&self) -> &'static str {
+        SNAPSHOT_TERMINATES
+    }
+
+    fn check_end(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        let processes: Vec<(NodeId, &SnapshotNode<A>)> = world
+            .nodes()
+            .map(|(id, node)| (id, node.expect("processes never crash in this model")))
+            .collect();
+        for planned in &self.plan.snapshots {
+            let id = planned.id;
+            let recorded: Vec<NodeId> =
+                processes.iter().filter(|(_, node)| node.has_recorded(id)).map(|(p, _)| *p).collect();
+            if recorded.is_empty() {
+                continue;
+            }
+            let missing: Vec<String> = planned
+                .initiators
+                .iter()
+                .filter(|i| !processes[i.index()].1.assembled().contains_key(&id))
+                .map(|i| i.to_string())
+                .collect();
+            if !missing.is_empty() {
+                let never: Vec<String> = processes
+                    .iter()
+                    .filter(|(_, node)| !node.has_recorded(id))
+                    .map(|(p, _)| p.to_string())
+                    .collect();
+                let open: Vec<String> = processes
+                    .iter()
+                    .flat_map(|(p, node)| {
+                        node.unrecorded_channels(id).into_iter().map(move |from| format!("{from}->{p}"))
+                    })
+                    .collect();
+                let why = match (never.is_empty(), open.is_empty()) {
+                    (false, _) => {
+                        format!("{} never recorded its state (no marker reached it)", never.join(", "))
+                    }
+                    (true, false) => format!(
+                        "every process recorded its state, but the marker never came on channel(s) {}",
+                        open.join(", ")
+                    ),
+                    (true, true) => {
+                        "every process finished its part, but some part never reached its initiator".into()
+                    }
+                };
+                return Err(format!(
+                    "{id} started but never completed: initiator(s) {} did not assemble it by the end of the run; {why}",
+                    missing.join(", ")
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
