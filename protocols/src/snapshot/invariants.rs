@@ -63,7 +63,7 @@ fn assembled_at<A: Application>(
     node: NodeId,
     snapshot: SnapshotId,
 ) -> &Assembled<A> {
-    let process = world.node(node).expect("processes never crash in this model");
+    let process = world.node(node).expect("a process that just noted an assembly is up");
     &process.assembled()[&snapshot]
 }
 
@@ -522,53 +522,51 @@ impl<A: Application> Invariant<SnapshotNode<A>> for Terminates<A> {
     }
 
     fn check_end(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
-        let processes: Vec<(NodeId, &SnapshotNode<A>)> = world
-            .nodes()
-            .map(|(id, node)| (id, node.expect("processes never crash in this model")))
-            .collect();
+        // A crashed process (outside the model) is down: it holds no recording, no assembly.
+        let processes: Vec<(NodeId, Option<&SnapshotNode<A>>)> = world.nodes().collect();
+        let recorded = |node: &Option<&SnapshotNode<A>>, id| node.is_some_and(|n| n.has_recorded(id));
         for planned in &self.plan.snapshots {
             let id = planned.id;
-            let recorded: Vec<NodeId> =
-                processes.iter().filter(|(_, node)| node.has_recorded(id)).map(|(p, _)| *p).collect();
-            if recorded.is_empty() {
+            if !processes.iter().any(|(_, node)| recorded(node, id)) {
                 continue;
             }
             let missing: Vec<String> = planned
                 .initiators
                 .iter()
-                .filter(|i| !processes[i.index()].1.assembled().contains_key(&id))
+                .filter(|i| !processes[i.index()].1.is_some_and(|n| n.assembled().contains_key(&id)))
                 .map(|i| i.to_string())
                 .collect();
-            if !missing.is_empty() {
-                let never: Vec<String> = processes
-                    .iter()
-                    .filter(|(_, node)| !node.has_recorded(id))
-                    .map(|(p, _)| p.to_string())
-                    .collect();
-                let open: Vec<String> = processes
-                    .iter()
-                    .flat_map(|(p, node)| {
-                        node.unrecorded_channels(id).into_iter().map(move |from| format!("{from}->{p}"))
-                    })
-                    .collect();
-                let why = match (never.is_empty(), open.is_empty()) {
-                    (false, _) => {
-                        format!("{} never recorded its state (no marker reached it)", never.join(", "))
-                    }
-                    (true, false) => format!(
-                        "every process recorded its state, but the marker never came on channel(s) {}",
-                        open.join(", ")
-                    ),
-                    (true, true) => {
-                        "every process finished its part, but some part never reached its initiator".into()
-                    }
-                };
-                return Err(format!(
-                    "{id} started but never completed: initiator(s) {} did not assemble it by the end of the run; {why}",
-                    missing.join(", ")
-                )
-                .into());
+            if missing.is_empty() {
+                continue;
             }
+            let names = |list: Vec<NodeId>| list.iter().map(NodeId::to_string).collect::<Vec<_>>().join(", ");
+            let down: Vec<NodeId> = processes.iter().filter(|(_, n)| n.is_none()).map(|(p, _)| *p).collect();
+            let never: Vec<NodeId> =
+                processes.iter().filter(|(_, n)| n.is_some() && !recorded(n, id)).map(|(p, _)| *p).collect();
+            let open: Vec<String> = processes
+                .iter()
+                .filter_map(|(p, node)| node.map(|node| (p, node)))
+                .flat_map(|(p, node)| {
+                    node.unrecorded_channels(id).into_iter().map(move |from| format!("{from}->{p}"))
+                })
+                .collect();
+            let why = if !down.is_empty() {
+                format!("{} crashed and is down", names(down))
+            } else if !never.is_empty() {
+                format!("{} never recorded its state (no marker reached it)", names(never))
+            } else if !open.is_empty() {
+                format!(
+                    "every process recorded its state, but the marker never came on channel(s) {}",
+                    open.join(", ")
+                )
+            } else {
+                "every process finished its part, but some part never reached its initiator".into()
+            };
+            return Err(format!(
+                "{id} started but never completed: initiator(s) {} did not assemble it by the end of the run; {why}",
+                missing.join(", ")
+            )
+            .into());
         }
         Ok(())
     }
