@@ -115,53 +115,22 @@ impl<A: Conserved> Invariant<SnapshotNode<A>> for Conserves<A> {
     }
 }
 
-/// Which send events carried application messages, from the protocol's notes, each
-/// checked to be a send in the causal record.
-#[derive(Default)]
-struct AppSends {
-    cursor: usize,
-    is_app: Vec<bool>,
-}
-
-impl AppSends {
-    fn advance<A: Application>(
-        &mut self,
-        world: &World<SnapshotNode<A>>,
-        causality: &Causality,
-    ) -> Result<(), String> {
-        let (_, fresh) = world.history().since(&mut self.cursor);
-        for entry in fresh {
-            if let SnapshotNote::AppSent { event } = entry.op {
-                if !matches!(causality.event(event).kind, NodeEventKind::Send { .. }) {
-                    return Err(format!(
-                        "{} is noted as a message send but is not one",
-                        causality.describe(event)
-                    ));
-                }
-                if self.is_app.len() <= event.index() {
-                    self.is_app.resize(event.index() + 1, false);
-                }
-                self.is_app[event.index()] = true;
-            }
-        }
-        Ok(())
-    }
-
-    fn contains(&self, event: EventId) -> bool {
-        self.is_app.get(event.index()).copied().unwrap_or(false)
-    }
-}
-
-/// `snapshot-is-consistent-cut`, against ground truth.
+/// `snapshot-is-consistent-cut`, against ground truth. Each snapshot is checked at its
+/// first assembly (one pass over the events inside its cut); a later initiator's copy must
+/// equal the first.
 pub struct ConsistentCut<A> {
-    assemblies: usize,
-    sends: AppSends,
+    cursor: usize,
+    /// Which send events carried application messages, from the protocol's notes (each
+    /// checked to be a send in the causal record).
+    is_app: Vec<bool>,
+    /// The initiator whose copy of each snapshot was checked.
+    checked: BTreeMap<SnapshotId, NodeId>,
     app: PhantomData<A>,
 }
 
 impl<A> Default for ConsistentCut<A> {
     fn default() -> Self {
-        ConsistentCut { assemblies: 0, sends: AppSends::default(), app: PhantomData }
+        ConsistentCut { cursor: 0, is_app: Vec::new(), checked: BTreeMap::new(), app: PhantomData }
     }
 }
 
@@ -176,22 +145,46 @@ impl<A: Application> Invariant<SnapshotNode<A>> for ConsistentCut<A> {
 
     fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
         let causality = world.causality().expect("the snapshot invariants turn causality tracking on");
-        self.sends.advance(world, causality)?;
-        for (node, snapshot) in new_assemblies(world, &mut self.assemblies) {
-            let assembled = assembled_at(world, node, snapshot);
-            let cut = Cut::of(causality, assembled)?;
-            cut.closed(causality).map_err(|e| format!("{snapshot}, assembled at {node}: {e}"))?;
-            cut.channels_exact(causality, assembled, &self.sends)
-                .map_err(|e| format!("{snapshot}, assembled at {node}: {e}"))?;
+        let (_, fresh) = world.history().since(&mut self.cursor);
+        for entry in fresh {
+            match entry.op {
+                SnapshotNote::AppSent { event } => {
+                    if !matches!(causality.event(event).kind, NodeEventKind::Send { .. }) {
+                        let what = causality.describe(event);
+                        return Err(format!("{what} is noted as a message send but is not one").into());
+                    }
+                    if self.is_app.len() <= event.index() {
+                        self.is_app.resize(event.index() + 1, false);
+                    }
+                    self.is_app[event.index()] = true;
+                }
+                SnapshotNote::Assembled { snapshot } => {
+                    let node = entry.node;
+                    let assembled = assembled_at(world, node, snapshot);
+                    if let Some(&first) = self.checked.get(&snapshot) {
+                        if assembled_at(world, first, snapshot).parts != assembled.parts {
+                            return Err(format!("{node}'s copy of {snapshot} differs from {first}'s").into());
+                        }
+                        continue;
+                    }
+                    self.checked.insert(snapshot, node);
+                    Cut::of(causality, assembled)
+                        .and_then(|cut| cut.check(causality, assembled, &self.is_app))
+                        .map_err(|e| format!("{snapshot}, assembled at {node}: {e}"))?;
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
 }
 
-/// The cut an assembled snapshot claims: per process, the event it recorded at. The
-/// events of a process before that one are inside the cut; that one and later are not.
+/// The cut an assembled snapshot claims: per process, the position of the event it
+/// recorded at. The events of a process before that one are inside the cut; that one and
+/// later are not.
 struct Cut {
     recorded: Vec<EventId>,
+    seq: Vec<u32>,
 }
 
 impl Cut {
@@ -209,102 +202,92 @@ impl Cut {
             }
             recorded.push(part.recorded_at);
         }
-        Ok(Cut { recorded })
-    }
-
-    /// The recording event's position on its process: events before it are inside.
-    fn seq(&self, causality: &Causality, node: NodeId) -> u32 {
-        causality.event(self.recorded[node.index()]).seq
+        let seq = recorded.iter().map(|&e| causality.event(e).seq).collect();
+        Ok(Cut { recorded, seq })
     }
 
     fn inside(&self, causality: &Causality, event: EventId) -> bool {
         let event = causality.event(event);
-        event.seq < self.seq(causality, event.node)
+        event.seq < self.seq[event.node.index()]
     }
 
-    /// Closed under happens-before: every message received inside the cut was sent inside
-    /// it. (With process order, message edges are all of happens-before: a causal chain
-    /// into the cut enters each process's prefix through a message received inside.)
-    fn closed(&self, causality: &Causality) -> Result<(), String> {
-        for (p, &recorded) in self.recorded.iter().enumerate() {
-            let limit = causality.event(recorded).seq as usize - 1;
-            for &event in &causality.node_events(NodeId(p as u32))[..limit] {
-                if let NodeEventKind::Receive { send, .. } = causality.event(event).kind {
-                    if !self.inside(causality, send) {
-                        let sender = causality.event(send).node;
-                        return Err(format!(
-                            "the recorded states are not a consistent cut: {} is inside the cut ({} \
-                             recorded later, at {}), but its send {} is not ({} recorded before it, at \
-                             {}): the snapshot shows a message received that was never sent",
-                            causality.describe(event),
-                            NodeId(p as u32),
-                            causality.describe(recorded),
-                            causality.describe(send),
-                            sender,
-                            causality.describe(self.recorded[sender.index()]),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Each channel's recorded state is exactly the application messages sent inside the
-    /// cut and not received inside it, in send order.
-    fn channels_exact<A: Application>(
+    /// One pass over the events inside the cut. Closed under happens-before: every
+    /// message received inside the cut was sent inside it (with process order, message
+    /// edges are all of happens-before: a causal chain into the cut enters each
+    /// process's prefix through a message received inside). Channels exact: each
+    /// channel's recorded state is exactly the application messages sent inside the cut
+    /// and not received inside it, in send order.
+    fn check<A: Application>(
         &self,
         causality: &Causality,
         assembled: &Assembled<A>,
-        sends: &AppSends,
+        is_app: &[bool],
     ) -> Result<(), String> {
-        // Per channel (from, to): the application messages sent inside the cut, in send
-        // order, and those of them received inside the cut.
-        let mut sent: BTreeMap<(NodeId, NodeId), Vec<EventId>> = BTreeMap::new();
-        let mut received_inside: BTreeSet<EventId> = BTreeSet::new();
-        for (p, &recorded) in self.recorded.iter().enumerate() {
-            let limit = causality.event(recorded).seq as usize - 1;
-            for &event in &causality.node_events(NodeId(p as u32))[..limit] {
+        let n = self.seq.len();
+        let app = |event: EventId| is_app.get(event.index()).copied().unwrap_or(false);
+        // Per channel `from * n + to`: the application messages sent inside the cut, in
+        // send order; and, by send event, whether a copy was received inside.
+        let mut sent: Vec<Vec<EventId>> = vec![Vec::new(); n * n];
+        let mut received_inside = vec![false; causality.len()];
+        for p in 0..n {
+            let me = NodeId(p as u32);
+            for &event in &causality.node_events(me)[..self.seq[p] as usize - 1] {
                 match causality.event(event).kind {
-                    NodeEventKind::Send { to, .. } if sends.contains(event) => {
-                        sent.entry((NodeId(p as u32), to)).or_default().push(event);
-                    }
-                    NodeEventKind::Receive { send, .. } if sends.contains(send) => {
-                        received_inside.insert(send);
+                    NodeEventKind::Send { to, .. } if app(event) => sent[p * n + to.index()].push(event),
+                    NodeEventKind::Receive { send, .. } => {
+                        if !self.inside(causality, send) {
+                            return Err(self.not_closed(causality, event, send));
+                        }
+                        received_inside[send.index()] = true;
                     }
                     _ => {}
                 }
             }
         }
         for part in &assembled.parts {
+            let to = part.process;
             for (from, messages) in &part.channels {
-                let channel = format!("channel {from}->{}", part.process);
+                let channel = format!("channel {from}->{to}");
                 let mut recorded = Vec::with_capacity(messages.len());
                 for (receive, _) in messages {
-                    match causality.event(*receive).kind {
+                    let event = causality.event(*receive);
+                    match event.kind {
                         NodeEventKind::Receive { from: sender, send, .. }
-                            if sender == *from && causality.event(*receive).node == part.process =>
+                            if sender == *from && event.node == to =>
                         {
                             recorded.push(send)
                         }
                         _ => {
-                            return Err(format!(
-                                "{channel} records {} as a message on it, which is no receive from {from}",
-                                causality.describe(*receive)
-                            ))
+                            let what = causality.describe(*receive);
+                            return Err(format!("{channel} records {what} as a message on it, which is no receive from {from}"));
                         }
                     }
                 }
-                let truth: Vec<EventId> = sent
-                    .get(&(*from, part.process))
-                    .map(|list| list.iter().copied().filter(|s| !received_inside.contains(s)).collect())
-                    .unwrap_or_default();
+                let truth: Vec<EventId> = sent[from.index() * n + to.index()]
+                    .iter()
+                    .copied()
+                    .filter(|s| !received_inside[s.index()])
+                    .collect();
                 if recorded != truth {
                     return Err(channel_mismatch(causality, &channel, &recorded, &truth));
                 }
             }
         }
         Ok(())
+    }
+
+    fn not_closed(&self, causality: &Causality, receive: EventId, send: EventId) -> String {
+        let receiver = causality.event(receive).node;
+        let sender = causality.event(send).node;
+        format!(
+            "the recorded states are not a consistent cut: {} is inside the cut ({receiver} recorded later, \
+             at {}), but its send {} is not ({sender} recorded before it, at {}): the snapshot shows a message \
+             received that was never sent",
+            causality.describe(receive),
+            causality.describe(self.recorded[receiver.index()]),
+            causality.describe(send),
+            causality.describe(self.recorded[sender.index()]),
+        )
     }
 }
 
@@ -350,14 +333,14 @@ fn channel_mismatch(causality: &Causality, channel: &str, recorded: &[EventId], 
 /// part (a snapshot that started must complete), so the two never report one fault twice.
 pub struct RecordsOnce<A> {
     cursor: usize,
-    processes: BTreeMap<SnapshotId, BTreeSet<NodeId>>,
-    channels: BTreeMap<SnapshotId, BTreeSet<(NodeId, NodeId)>>,
+    /// Per snapshot: which processes recorded (by index), and which channels (`from * n + to`).
+    recorded: BTreeMap<SnapshotId, (Vec<bool>, Vec<bool>)>,
     app: PhantomData<A>,
 }
 
 impl<A> Default for RecordsOnce<A> {
     fn default() -> Self {
-        RecordsOnce { cursor: 0, processes: BTreeMap::new(), channels: BTreeMap::new(), app: PhantomData }
+        RecordsOnce { cursor: 0, recorded: BTreeMap::new(), app: PhantomData }
     }
 }
 
@@ -367,24 +350,24 @@ impl<A: Application> Invariant<SnapshotNode<A>> for RecordsOnce<A> {
     }
 
     fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
+        let n = world.n_nodes();
         let (_, fresh) = world.history().since(&mut self.cursor);
         for entry in fresh {
+            let me = entry.node;
             let repeated = match &entry.op {
                 SnapshotNote::Recorded { snapshot, event } => {
-                    let first = self.processes.entry(*snapshot).or_default().insert(entry.node);
-                    (!first).then(|| {
+                    let seen = &mut tables(&mut self.recorded, *snapshot, n).0[me.index()];
+                    std::mem::replace(seen, true).then(|| {
                         format!(
-                            "{} recorded its state for {snapshot} a second time (at event {event}): each \
-                             process records once per snapshot, at its first marker",
-                            entry.node
+                            "{me} recorded its state for {snapshot} a second time (at event {event}): each \
+                             process records once per snapshot, at its first marker"
                         )
                     })
                 }
                 SnapshotNote::ChannelClosed { snapshot, from, .. } => {
-                    let first = self.channels.entry(*snapshot).or_default().insert((*from, entry.node));
-                    (!first).then(|| {
-                        format!("channel {from}->{} was recorded a second time for {snapshot}", entry.node)
-                    })
+                    let seen = &mut tables(&mut self.recorded, *snapshot, n).1[from.index() * n + me.index()];
+                    std::mem::replace(seen, true)
+                        .then(|| format!("channel {from}->{me} was recorded a second time for {snapshot}"))
                 }
                 _ => None,
             };
@@ -396,19 +379,36 @@ impl<A: Application> Invariant<SnapshotNode<A>> for RecordsOnce<A> {
     }
 }
 
+/// The "recorded yet?" tables of one snapshot: processes, and channels `from * n + to`.
+fn tables(
+    recorded: &mut BTreeMap<SnapshotId, (Vec<bool>, Vec<bool>)>,
+    snapshot: SnapshotId,
+    n: usize,
+) -> &mut (Vec<bool>, Vec<bool>) {
+    recorded.entry(snapshot).or_insert_with(|| (vec![false; n], vec![false; n * n]))
+}
+
+/// One process's markers of one snapshot so far: where it recorded, how many markers
+/// followed, and to which processes.
+struct Marking {
+    recorded: EventId,
+    count: u32,
+    marked: Vec<bool>,
+}
+
 /// `snapshot-one-marker-per-channel`: after recording, the process's next events are its
 /// markers, exactly one per outgoing channel, before anything else.
 pub struct MarkerPerChannel<A> {
     plan: Arc<Plan>,
     cursor: usize,
-    /// Per (snapshot, process): the recording event and the channels marked since.
-    marked: BTreeMap<(SnapshotId, NodeId), (EventId, BTreeSet<NodeId>)>,
+    /// Per snapshot, per process (by index).
+    markings: BTreeMap<SnapshotId, Vec<Option<Marking>>>,
     app: PhantomData<A>,
 }
 
 impl<A> MarkerPerChannel<A> {
     pub fn new(plan: Arc<Plan>) -> MarkerPerChannel<A> {
-        MarkerPerChannel { plan, cursor: 0, marked: BTreeMap::new(), app: PhantomData }
+        MarkerPerChannel { plan, cursor: 0, markings: BTreeMap::new(), app: PhantomData }
     }
 }
 
@@ -422,30 +422,36 @@ impl<A: Application> Invariant<SnapshotNode<A>> for MarkerPerChannel<A> {
     }
 
     fn check_step(&mut self, world: &World<SnapshotNode<A>>) -> Result<(), CheckError> {
-        let causality = world.causality().expect("the snapshot invariants turn causality tracking on");
+        let n = world.n_nodes();
         let (_, fresh) = world.history().since(&mut self.cursor);
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let causality = world.causality().expect("the snapshot invariants turn causality tracking on");
         let mut recorded_now = Vec::new();
         for entry in fresh {
+            let me = entry.node;
             match &entry.op {
                 SnapshotNote::Recorded { snapshot, event } => {
-                    let key = (*snapshot, entry.node);
-                    if self.marked.contains_key(&key) {
+                    let slot =
+                        &mut self.markings.entry(*snapshot).or_insert_with(|| (0..n).map(|_| None).collect())
+                            [me.index()];
+                    if slot.is_some() {
                         return Err(format!(
-                            "{} recorded {snapshot} again at {} and would send its markers again: one marker \
+                            "{me} recorded {snapshot} again at {} and would send its markers again: one marker \
                              per channel per snapshot",
-                            entry.node,
                             causality.describe(*event)
                         )
                         .into());
                     }
-                    self.marked.insert(key, (*event, BTreeSet::new()));
-                    recorded_now.push(key);
+                    *slot = Some(Marking { recorded: *event, count: 0, marked: vec![false; n] });
+                    recorded_now.push((*snapshot, me));
                 }
                 SnapshotNote::MarkerSent { snapshot, event } => {
-                    let me = entry.node;
-                    let (recorded, marked) = self
-                        .marked
-                        .get_mut(&(*snapshot, me))
+                    let marking = self
+                        .markings
+                        .get_mut(snapshot)
+                        .and_then(|list| list[me.index()].as_mut())
                         .ok_or_else(|| format!("{me} sent a marker of {snapshot} before recording it"))?;
                     let NodeEventKind::Send { to, .. } = causality.event(*event).kind else {
                         return Err(format!(
@@ -454,20 +460,21 @@ impl<A: Application> Invariant<SnapshotNode<A>> for MarkerPerChannel<A> {
                         )
                         .into());
                     };
-                    if !marked.insert(to) {
+                    if std::mem::replace(&mut marking.marked[to.index()], true) {
                         return Err(format!(
                             "{me} sent a second marker of {snapshot} on channel {me}->{to} ({})",
                             causality.describe(*event)
                         )
                         .into());
                     }
-                    let expected = causality.event(*recorded).seq + marked.len() as u32;
+                    marking.count += 1;
+                    let expected = causality.event(marking.recorded).seq + marking.count;
                     if causality.event(*event).seq != expected {
                         let between = causality.node_events(me)[expected as usize - 1];
                         return Err(format!(
                             "{me} recorded {snapshot} at {}, but its marker to {to} went out at {}, after {}: \
                              markers must go on every channel right after recording, before any other message",
-                            causality.describe(*recorded),
+                            causality.describe(marking.recorded),
                             causality.describe(*event),
                             causality.describe(between),
                         )
@@ -478,22 +485,21 @@ impl<A: Application> Invariant<SnapshotNode<A>> for MarkerPerChannel<A> {
             }
         }
         // A handler runs in one step, so the markers follow their recording in it.
-        for key in recorded_now {
-            let (recorded, marked) = &self.marked[&key];
-            let outgoing = self.plan.topology.outgoing(key.1);
-            if marked.len() != outgoing.len() {
-                let me = key.1;
-                let next =
-                    causality.node_events(me).get(causality.event(*recorded).seq as usize + marked.len());
+        for (snapshot, me) in recorded_now {
+            let marking = self.markings[&snapshot][me.index()].as_ref().expect("recorded above");
+            let outgoing = self.plan.topology.outgoing(me);
+            if marking.count as usize != outgoing.len() {
+                let next = causality
+                    .node_events(me)
+                    .get((causality.event(marking.recorded).seq + marking.count) as usize);
                 let after = next.map_or("nothing yet".to_string(), |&e| {
                     format!("{} ({})", causality.event(e).name(), short_kind(&causality.event(e).kind))
                 });
                 return Err(format!(
-                    "{me} recorded {} at {} but sent {} of its {} markers right after (next: {after}): markers \
-                     must go on every outgoing channel before any other message",
-                    key.0,
-                    causality.describe(*recorded),
-                    marked.len(),
+                    "{me} recorded {snapshot} at {} but sent {} of its {} markers right after (next: {after}): \
+                     markers must go on every outgoing channel before any other message",
+                    causality.describe(marking.recorded),
+                    marking.count,
                     outgoing.len(),
                 )
                 .into());
