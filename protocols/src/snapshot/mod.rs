@@ -42,7 +42,9 @@ pub mod ping;
 pub mod report;
 pub mod topology;
 
-use crate::registry::{check_max, check_ms, FieldError, PathSeg, MESSAGE_BYTES, MS_MAX, NODE_BYTES};
+use crate::registry::{
+    check_max, check_ms, FieldError, PathSeg, EVENT_BYTES, MESSAGE_BYTES, MS_MAX, NODE_BYTES,
+};
 use crate::Setup;
 use invariants::{Conserved, Conserves, ConsistentCut, MarkerPerChannel, RecordsOnce, Terminates};
 use layer::{Plan, Planned, SnapshotId, SnapshotNode};
@@ -166,12 +168,17 @@ impl LayerParams<'_> {
     }
 
     /// A rough upper estimate of what the snapshots hold: every initiator's copy of every
-    /// process's part, and the channels' recorded messages (at most `messages`).
+    /// process's part, the channels' recorded messages (at most `messages`), and one
+    /// marker per channel per snapshot with its send and receive events.
     pub fn memory_bytes(&self, messages: u128) -> u128 {
         let processes = u128::from(self.processes);
         let copies: u128 = self.snapshots.iter().map(|s| s.initiators.len() as u128 + 1).sum();
         let channels = u128::from(self.topology.n_edges(self.processes));
-        processes * NODE_BYTES + channels * 64 + copies * (processes * NODE_BYTES + messages * MESSAGE_BYTES)
+        let markers = self.snapshots.len() as u128 * channels;
+        processes * NODE_BYTES
+            + channels * 64
+            + markers * (MESSAGE_BYTES + 2 * EVENT_BYTES)
+            + copies * (processes * NODE_BYTES + messages * MESSAGE_BYTES)
     }
 
     /// What every process knows.
