@@ -241,3 +241,58 @@ pub fn fault_model() -> FaultModel {
         network: NetworkAssumptions { lossless: true, no_duplicates: true, fifo: true },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer<'a>(
+        topology: &'a TopologySpec,
+        snapshots: &'a [SnapshotSpec],
+        processes: u32,
+    ) -> LayerParams<'a> {
+        LayerParams {
+            protocol: "snapshot-bank",
+            processes,
+            topology,
+            snapshots,
+            record_channel: RecordChannel::UntilMarker,
+            on_marker: OnMarker::RecordOnce,
+            marker_delay_ms: 0,
+        }
+    }
+
+    fn error(params: LayerParams<'_>) -> String {
+        params.validate().expect_err("invalid").message
+    }
+
+    #[test]
+    fn every_size_and_name_is_checked_before_building() {
+        let complete = TopologySpec::Complete;
+        let one = default_snapshots();
+        assert!(layer(&complete, &one, 3).validate().is_ok());
+        assert!(error(layer(&complete, &one, 1)).contains("expected 2 to 200"));
+        assert!(error(layer(&complete, &one, 201)).contains("expected 2 to 200"));
+        assert!(error(layer(&complete, &[], 3)).contains("at least one snapshot"));
+        let many: Vec<SnapshotSpec> =
+            (0..=SNAPSHOTS_MAX as u32).map(|id| SnapshotSpec { id, initiators: vec![0], at_ms: 1 }).collect();
+        assert!(error(layer(&complete, &many, 3)).contains("snapshots is at most 100"));
+        let spec = |initiators: Vec<u32>, at_ms| vec![SnapshotSpec { id: 1, initiators, at_ms }];
+        assert!(error(layer(&complete, &spec(vec![], 5), 3)).contains("at least one initiator"));
+        assert!(error(layer(&complete, &spec(vec![3], 5), 3)).contains("process 3 does not exist"));
+        assert!(error(layer(&complete, &spec(vec![1, 1], 5), 3)).contains("named twice"));
+        assert!(error(layer(&complete, &spec(vec![1], MS_MAX + 1), 3)).contains("too late"));
+        let self_loop = TopologySpec::Edges(vec![[0, 0]]);
+        assert!(error(layer(&self_loop, &one, 3)).contains("to itself"));
+    }
+
+    #[test]
+    fn the_plan_routes_parts_to_every_initiator() {
+        let ring = TopologySpec::Ring;
+        let snapshots = vec![SnapshotSpec { id: 7, initiators: vec![0, 2], at_ms: 5 }];
+        let plan = layer(&ring, &snapshots, 4).plan();
+        assert_eq!(plan.snapshots[0].id, SnapshotId(7));
+        assert_eq!(plan.routes[0].len(), 2);
+        assert_eq!(plan.routes[0][1], (NodeId(2), vec![NodeId(1), NodeId(2), NodeId(2), NodeId(0)]));
+    }
+}
