@@ -124,6 +124,12 @@ pub struct Summary {
     /// Client latency and throughput (protocols that record a client history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_latency: Option<ClientLatency>,
+    /// What the protocol shows of the run beyond its outcome (the snapshots it took).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_report: Option<serde_json::Value>,
+    /// The same, for people: a title and its text.
+    #[serde(skip)]
+    pub protocol_report_text: Option<(&'static str, String)>,
 }
 
 /// The scenario's protocol instance for `seed`: its simulation (with the scenario's
@@ -148,6 +154,8 @@ pub struct Run {
     /// Client latency and throughput, when asked for and the protocol records a client
     /// history.
     pub client_latency: Option<ClientLatency>,
+    /// What the protocol shows of the run beyond its outcome, if it shows anything.
+    pub protocol_report: Option<protocols::RunReport>,
 }
 
 struct Simulate<'a, 'w> {
@@ -162,7 +170,13 @@ impl Simulate<'_, '_> {
     fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
         let config = self.scenario.sim_config(seed, trace_mode);
         let Instance {
-            mut simulation, fault_model: model, sometimes, client_history, client_timings, ..
+            mut simulation,
+            fault_model: model,
+            sometimes,
+            client_history,
+            client_timings,
+            run_report,
+            ..
         } = instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
@@ -199,7 +213,8 @@ impl Simulate<'_, '_> {
         let client_latency = client_timings
             .filter(|_| self.latency)
             .map(|timings| ClientLatency::of(&timings(simulation.as_ref())));
-        Ok(Run { report, outside_fault_model, coverage, client_latency })
+        let protocol_report = run_report.map(|report| report(simulation.as_ref()));
+        Ok(Run { report, outside_fault_model, coverage, client_latency, protocol_report })
     }
 }
 
@@ -262,7 +277,7 @@ pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
 }
 
 fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
-    let Run { report, outside_fault_model: outside, coverage, client_latency } = run;
+    let Run { report, outside_fault_model: outside, coverage, client_latency, protocol_report } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
         (_, Outcome::Undecided(v)) => (
@@ -324,6 +339,8 @@ fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
         replay: format!("{} run {}{seed_flag}", crate::program(), crate::shell_quote(file)),
         coverage,
         client_latency,
+        protocol_report: protocol_report.as_ref().map(|r| r.json.clone()),
+        protocol_report_text: protocol_report.map(|r| (r.title, r.text)),
     }
 }
 
@@ -406,6 +423,9 @@ impl Summary {
                 }
             }
             out.push('\n');
+        }
+        if let Some((title, text)) = &self.protocol_report_text {
+            out.push_str(&format!("\n{title}:\n{text}\n"));
         }
         line(&mut out, "trace hash", self.trace_hash.clone());
         let expect = match &self.expect {

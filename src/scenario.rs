@@ -1498,6 +1498,8 @@ fn unit_variants(field: &str) -> Option<String> {
         "dedup" => variants_of::<DedupMode>(),
         "discard" => variants_of::<DiscardMode>(),
         "reply_matching" => variants_of::<ReplyMatching>(),
+        "record_channel" => variants_of::<protocols::snapshot::RecordChannel>(),
+        "on_marker" => variants_of::<protocols::snapshot::OnMarker>(),
         _ => None,
     }
 }
@@ -1511,6 +1513,8 @@ const OBJECT_FIELDS: &[&str] = &[
     "ping",
     "at-most-once",
     "clocks",
+    "snapshot-bank",
+    "snapshot-ping",
     "network",
     "all_links",
     "set",
@@ -1530,7 +1534,7 @@ const OBJECT_FIELDS: &[&str] = &[
     "scenario",
 ];
 /// The lists whose items are objects.
-const OBJECT_LISTS: &[&str] = &["faults", "links", "nodes"];
+const OBJECT_LISTS: &[&str] = &["faults", "links", "nodes", "snapshots"];
 
 /// Finds an array where an object belongs (see [`OBJECT_FIELDS`]).
 fn array_for_object(value: &serde_json::Value, path: &mut Vec<Seg>) -> Option<(Vec<Seg>, String)> {
@@ -1746,7 +1750,9 @@ mod tests {
         assert_eq!(variants_of::<OrderingSpec>().as_deref(), Some("`reorder`, `fifo`"));
         assert_eq!(
             variants_at("protocol").as_deref(),
-            Some("`at-most-once`, `clocks`, `ping`, `primary-backup`, `rpc`")
+            Some(
+                "`at-most-once`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, `snapshot-ping`"
+            )
         );
         assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));
         assert!(variants_at("faults[3].crash").is_none());

@@ -122,7 +122,9 @@ fn the_playground_runs_the_cli_simulator_in_the_browser() {
     let chromium = chromium();
     let missing = match (built, &chromium) {
         (false, _) => Some("the playground is not built (run web/build.sh)"),
-        (true, _) if !dist_is_current() => Some("web/dist is older than the code it compiles (run web/build.sh)"),
+        (true, _) if !dist_is_current() => {
+            Some("web/dist is older than the code it compiles (run web/build.sh)")
+        }
         (_, None) => Some("no Chromium found (install Debian's chromium, or set DSIM_CHROMIUM)"),
         _ => None,
     };

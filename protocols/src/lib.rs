@@ -13,6 +13,8 @@
 //!   clocks themselves are in [`logical_clocks`].
 //! - [`primary_backup`]: primary-backup replication over the same key/value server: the
 //!   commit point, heartbeat failure detection, failover through a test-and-set arbiter.
+//! - [`snapshot`]: Chandy-Lamport snapshots, a reusable layer over any application
+//!   (`snapshot-bank`, `snapshot-ping`), checked against the ground-truth happens-before.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
@@ -24,6 +26,7 @@ pub mod ping;
 pub mod primary_backup;
 pub mod registry;
 pub mod rpc;
+pub mod snapshot;
 
 use serde::Serialize;
 use sim_core::{Builder, Entry, EntryKind, FaultModel, Invariant, Node, OpId, SimTime};
@@ -43,6 +46,16 @@ pub struct Setup<N: Node> {
     /// The run's client history as Jepsen-shaped events (`dsim run --history`), for the
     /// protocols whose clients record operations a model can check (the kv ones).
     pub client_history: Option<ClientHistory<N::Op>>,
+}
+
+/// What a protocol shows of a finished run beyond the outcome (the snapshots it took):
+/// `dsim run` prints `text` under `title`, and `--format json` includes `json` under
+/// `protocol_report`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    pub title: &'static str,
+    pub text: String,
+    pub json: serde_json::Value,
 }
 
 /// Turns a run's history entries into client events, in history order.

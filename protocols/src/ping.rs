@@ -30,7 +30,7 @@ impl Message for PingMsg {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PingNode {
     in_flight: u32,
     next_seq: u64,
@@ -47,6 +47,35 @@ impl PingNode {
         self.pongs
     }
 
+    /// The pings this node keeps in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// Pings this node sent whose pongs have not come back yet.
+    pub fn outstanding(&self) -> u64 {
+        self.next_seq - self.pongs
+    }
+
+    /// The next ping to send, numbered in order.
+    pub fn next_ping(&mut self) -> PingMsg {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        PingMsg::Ping { seq }
+    }
+
+    /// The load's answer to a message: a ping is answered by its pong (returned, to send
+    /// back); a pong is counted, and the caller starts a new ping (`None`).
+    pub fn answer(&mut self, msg: PingMsg) -> Option<PingMsg> {
+        match msg {
+            PingMsg::Ping { seq } => Some(PingMsg::Pong { seq }),
+            PingMsg::Pong { .. } => {
+                self.pongs += 1;
+                None
+            }
+        }
+    }
+
     fn ping_someone(&mut self, ctx: &mut Context<'_, Self>) {
         let n = ctx.n_nodes() as u64;
         let me = u64::from(ctx.id().0);
@@ -55,9 +84,8 @@ impl PingNode {
         if target >= me {
             target += 1;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        ctx.send(NodeId(target as u32), PingMsg::Ping { seq });
+        let ping = self.next_ping();
+        ctx.send(NodeId(target as u32), ping);
     }
 }
 
@@ -77,12 +105,9 @@ impl Node for PingNode {
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: PingMsg) {
-        match msg {
-            PingMsg::Ping { seq } => ctx.send(from, PingMsg::Pong { seq }),
-            PingMsg::Pong { .. } => {
-                self.pongs += 1;
-                self.ping_someone(ctx);
-            }
+        match self.answer(msg) {
+            Some(pong) => ctx.send(from, pong),
+            None => self.ping_someone(ctx),
         }
     }
 

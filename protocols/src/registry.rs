@@ -10,10 +10,10 @@
 //! module plus one line in [`Registry::bundled`], or one `.with(..)` in a user's binary.
 
 use crate::kv::Workload;
-use crate::{ClientEvent, ParamDoc, Setup, TimedClientEvent};
+use crate::{ClientEvent, ParamDoc, RunReport, Setup, TimedClientEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation};
+use sim_core::{AnySimulation, FaultModel, Node, SimConfig, Simulation, World};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
@@ -99,7 +99,15 @@ pub trait Protocol: Send + Sync + 'static {
     }
     /// The nodes, invariants and fault model of a run with `seed`.
     fn setup(&self, params: &Self::Params, workload: &Workload, seed: u64) -> Setup<Self::Node>;
+    /// What a finished run shows beyond its outcome (the snapshots it took), if anything.
+    fn run_report(&self, params: &Self::Params) -> Option<RunReportOf<Self::Node>> {
+        let _ = params;
+        None
+    }
 }
+
+/// Reads what a finished run shows beyond its outcome (see [`Protocol::run_report`]).
+pub type RunReportOf<N> = fn(&World<N>) -> RunReport;
 
 /// A runnable protocol instance, its node type hidden.
 pub struct Instance {
@@ -113,13 +121,34 @@ pub struct Instance {
     /// The same history with each event's operation and virtual time, for latency and
     /// throughput figures (`crate::timed_client_history`).
     pub client_timings: Option<ClientTimingsOf>,
+    /// What the finished run shows beyond its outcome, for protocols that have something
+    /// (`Protocol::run_report`); call it with this instance's simulation.
+    pub run_report: Option<RunReportFn>,
 }
 
+/// Reads a protocol's report of an instance's finished simulation.
+pub type RunReportFn = ReadOf<RunReport>;
+
 /// Reads the client history of an instance's simulation.
-pub type ClientHistoryOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<ClientEvent>>;
+pub type ClientHistoryOf = ReadOf<Vec<ClientEvent>>;
 
 /// Reads the timed client history of an instance's simulation.
-pub type ClientTimingsOf = Box<dyn Fn(&dyn AnySimulation) -> Vec<TimedClientEvent>>;
+pub type ClientTimingsOf = ReadOf<Vec<TimedClientEvent>>;
+
+/// Reads something of an instance's simulation, given type-erased.
+pub type ReadOf<T> = Box<dyn Fn(&dyn AnySimulation) -> T>;
+
+/// `read` over the simulation of an instance of `N`: the tools hold an instance's
+/// simulation type-erased, and call back with it.
+fn on_own<N: Node, T>(read: impl Fn(&Simulation<N>) -> T + 'static) -> ReadOf<T> {
+    Box::new(move |simulation: &dyn AnySimulation| {
+        let simulation = simulation
+            .as_any()
+            .downcast_ref::<Simulation<N>>()
+            .expect("called with its own instance's simulation");
+        read(simulation)
+    })
+}
 
 /// A [`Protocol`] with its types erased, so a registry can hold any.
 pub trait AnyProtocol: Send + Sync {
@@ -212,23 +241,16 @@ impl<P: Protocol> AnyProtocol for P {
                 simulation.add_invariant(invariant);
             }
         }
-        let client_history = setup.client_history.map(|events| {
-            Box::new(move |simulation: &dyn AnySimulation| {
-                let simulation = simulation
-                    .as_any()
-                    .downcast_ref::<Simulation<P::Node>>()
-                    .expect("called with its own instance's simulation");
-                events(simulation.world().history().entries())
-            }) as ClientHistoryOf
+        let client_history = setup.client_history.map(|events| -> ClientHistoryOf {
+            on_own::<P::Node, _>(move |simulation| events(simulation.world().history().entries()))
         });
-        let client_timings = setup.client_history.map(|events| {
-            Box::new(move |simulation: &dyn AnySimulation| {
-                let simulation = simulation
-                    .as_any()
-                    .downcast_ref::<Simulation<P::Node>>()
-                    .expect("called with its own instance's simulation");
+        let client_timings = setup.client_history.map(|events| -> ClientTimingsOf {
+            on_own::<P::Node, _>(move |simulation| {
                 crate::timed_client_history(events, simulation.world().history().entries())
-            }) as ClientTimingsOf
+            })
+        });
+        let run_report = Protocol::run_report(self, &params).map(|report| -> RunReportFn {
+            on_own::<P::Node, _>(move |simulation| report(simulation.world()))
         });
         Instance {
             simulation: Box::new(simulation),
@@ -237,6 +259,7 @@ impl<P: Protocol> AnyProtocol for P {
             node_names: setup.node_names,
             client_history,
             client_timings,
+            run_report,
         }
     }
 }
@@ -281,6 +304,8 @@ impl Registry {
             .with(crate::at_most_once::AtMostOnce)
             .with(crate::clocks::Clocks)
             .with(crate::primary_backup::PrimaryBackup)
+            .with(crate::snapshot::bank::SnapshotBank)
+            .with(crate::snapshot::ping::SnapshotPing)
     }
 
     /// This registry with `protocol` added (replacing one of the same name).

@@ -256,24 +256,36 @@ impl FaultModel {
                 None => "every channel".to_string(),
             };
             let broken = if assumed.lossless && config.drop_probability > 0.0 {
-                Some(format!("{which} drops messages (drop_probability {})", config.drop_probability))
+                Some((
+                    format!("{which} drops messages (drop_probability {})", config.drop_probability),
+                    "no message is lost".to_string(),
+                ))
             } else if assumed.no_duplicates && config.duplicate_probability > 0.0 {
-                Some(format!(
-                    "{which} duplicates messages (duplicate_probability {})",
-                    config.duplicate_probability
+                Some((
+                    format!(
+                        "{which} duplicates messages (duplicate_probability {})",
+                        config.duplicate_probability
+                    ),
+                    "no message is duplicated".to_string(),
                 ))
             } else if assumed.fifo && config.ordering != LinkOrdering::Fifo {
-                Some(format!("{which} may reorder messages (ordering: reorder)"))
+                Some((
+                    format!("{which} may reorder messages (ordering: reorder)"),
+                    "FIFO channels (each delivers in send order)".to_string(),
+                ))
             } else {
                 assumed.delivery_max.filter(|&max| config.delivery_max() > max).map(|slowest| {
-                    format!(
-                        "{which} may take {} to deliver a message, longer than {slowest}",
-                        config.delivery_max()
+                    (
+                        format!("{which} may take {} to deliver a message", config.delivery_max()),
+                        format!("every message arrives within {slowest}"),
                     )
                 })
             };
-            if let Some(broken) = broken {
-                return Err(format!("{broken}, but the model is: {}", self.description));
+            if let Some((broken, assumption)) = broken {
+                return Err(format!(
+                    "{broken}, but the protocol assumes {assumption}; the model is: {}",
+                    self.description
+                ));
             }
         }
         Ok(())
