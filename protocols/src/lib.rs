@@ -11,10 +11,14 @@
 //! - [`clocks`]: a workload whose processes stamp events with physical, Lamport and vector
 //!   clocks, checked against the simulator's ground-truth happens-before; the reusable
 //!   clocks themselves are in [`logical_clocks`].
+//! - [`chain`]: chain replication with a configuration master (head, middle and tail
+//!   failover with Sent lists, extension with spares), built on the at-most-once stub and
+//!   dedup layer and the key/value pieces.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
 pub mod at_most_once;
+pub mod chain;
 pub mod clocks;
 pub mod kv;
 pub mod logical_clocks;

@@ -174,6 +174,7 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
             max_down_at_once: 0,
             partitions: false,
             network: NetworkAssumptions { lossless: true, no_duplicates: true, fifo: false },
+            crash_stop: false,
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],

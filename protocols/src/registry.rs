@@ -264,6 +264,7 @@ impl Registry {
             .with(crate::ping::Ping)
             .with(crate::at_most_once::AtMostOnce)
             .with(crate::clocks::Clocks)
+            .with(crate::chain::Chain)
     }
 
     /// This registry with `protocol` added (replacing one of the same name).
