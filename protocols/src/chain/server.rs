@@ -164,6 +164,8 @@ impl Server {
             if answers {
                 self.queries_answered += 1;
                 let result = self.store.apply(&op);
+                // When it read, for the linearizability checker's first guess at an order.
+                ctx.note(KvRecord::Executed { request: header.id, op });
                 ctx.send(header.id.client, ChainMsg::Reply { reply_to: header.id, result });
             } else {
                 ctx.sometimes(MISDIRECTED);
