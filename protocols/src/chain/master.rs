@@ -126,6 +126,8 @@ impl Master {
                 if self.joining == Some(from) {
                     ctx.sometimes(SPARE_JOINED);
                     self.joining = None;
+                    // A new configuration (the tail changed), though no server needs telling.
+                    self.epoch += 1;
                     self.announce(ctx);
                     self.maybe_extend(ctx);
                 }
