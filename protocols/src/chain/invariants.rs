@@ -52,7 +52,13 @@ fn first_difference(earlier: (NodeId, &Server), later: (NodeId, &Server)) -> Str
             x.request
         ),
         (None, Some(y)) => {
-            format!("it has update #{} (seq {}, {}), which {} does not have", at + 1, y.seq, y.request, earlier.0)
+            format!(
+                "it has update #{} (seq {}, {}), which {} does not have",
+                at + 1,
+                y.seq,
+                y.request,
+                earlier.0
+            )
         }
         _ => "the histories differ".to_string(),
     }
@@ -73,7 +79,8 @@ impl Invariant<ChainNode> for UpdatePropagation {
         for pair in chain.windows(2) {
             let ((i, before), (j, after)) = (pair[0], pair[1]);
             let (a, b) = (before.history(), after.history());
-            let prefix = b.len() <= a.len() && b.last().is_none_or(|last| a[b.len() - 1].digest == last.digest);
+            let prefix =
+                b.len() <= a.len() && b.last().is_none_or(|last| a[b.len() - 1].digest == last.digest);
             if !prefix {
                 return Err(format!(
                     "{j} comes after {i} in the chain, so its updates must be a prefix of {i}'s, but \
@@ -119,13 +126,13 @@ impl Invariant<ChainNode> for SentList {
             }
             if let (Some(first), Some(last)) = (sent.front(), sent.back()) {
                 let n = history.len();
-                let suffix = sent.len() <= n && history[n - sent.len()].seq == first.seq && history[n - 1].seq == last.seq;
+                let suffix = sent.len() <= n
+                    && history[n - sent.len()].seq == first.seq
+                    && history[n - 1].seq == last.seq;
                 if !suffix {
                     return Err(format!(
                         "{i}'s Sent list (seq {} to {}) is not the end of its {} updates",
-                        first.seq,
-                        last.seq,
-                        n
+                        first.seq, last.seq, n
                     )
                     .into());
                 }
@@ -257,8 +264,12 @@ impl Invariant<ChainNode> for OneHeadOneTail {
             self.answered[id.index()] = answered;
         }
         if heads.len() > 1 || tails.len() > 1 {
-            return Err(format!("{} servers act as head ({heads:?}) and {} as tail ({tails:?})", heads.len(), tails.len())
-                .into());
+            return Err(format!(
+                "{} servers act as head ({heads:?}) and {} as tail ({tails:?})",
+                heads.len(),
+                tails.len()
+            )
+            .into());
         }
         Ok(())
     }

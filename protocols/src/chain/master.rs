@@ -121,7 +121,9 @@ impl Master {
                     *misses = 0;
                 }
             }
-            ChainMsg::LastReceived { epoch, seq, installed } => self.on_last_received(ctx, from, epoch, seq, installed),
+            ChainMsg::LastReceived { epoch, seq, installed } => {
+                self.on_last_received(ctx, from, epoch, seq, installed)
+            }
             ChainMsg::Joined => {
                 if self.joining == Some(from) {
                     ctx.sometimes(SPARE_JOINED);
@@ -243,7 +245,10 @@ impl Master {
             }
             if succ.is_none() && told.succ != Some(None) {
                 told.succ = Some(None);
-                ctx.send(node, ChainMsg::SetSuccessor { epoch, succ: None, resend_after: 0, transfer: false });
+                ctx.send(
+                    node,
+                    ChainMsg::SetSuccessor { epoch, succ: None, resend_after: 0, transfer: false },
+                );
             }
         }
         self.announce(ctx);
@@ -274,7 +279,10 @@ impl Master {
             ctx.sometimes(MIDDLE_HANDSHAKE);
         }
         let epoch = self.epoch;
-        ctx.send(pred, ChainMsg::SetSuccessor { epoch, succ: Some(from), resend_after: seq, transfer: !installed });
+        ctx.send(
+            pred,
+            ChainMsg::SetSuccessor { epoch, succ: Some(from), resend_after: seq, transfer: !installed },
+        );
     }
 
     /// Tells the clients the head and tail when either changed.
@@ -294,4 +302,5 @@ pub const ALL_SERVERS_DOWN: &str = "chain: every server is down (outside the fau
 pub const EXTENSION_STARTED: &str = "chain: a spare started joining at the tail";
 pub const SPARE_JOINED: &str = "chain: a spare joined and became the tail";
 pub const SPARE_FAILED_WHILE_JOINING: &str = "chain: a spare failed while joining";
-pub const MIDDLE_HANDSHAKE: &str = "chain: the master told a predecessor its new successor's last sequence number";
+pub const MIDDLE_HANDSHAKE: &str =
+    "chain: the master told a predecessor its new successor's last sequence number";

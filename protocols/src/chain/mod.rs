@@ -108,31 +108,59 @@ pub struct Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ChainMsg {
     /// Client to head (updates) or tail (queries).
-    Request { header: RequestHeader, op: KvOp },
+    Request {
+        header: RequestHeader,
+        op: KvOp,
+    },
     /// Tail (or a head answering a re-send from its cache) to client.
-    Reply { reply_to: RequestId, result: KvResult },
+    Reply {
+        reply_to: RequestId,
+        result: KvResult,
+    },
     /// Down the chain.
-    Forward { update: Update },
+    Forward {
+        update: Update,
+    },
     /// Up the chain: the tail has every update up to `seq`.
-    Ack { seq: u64 },
+    Ack {
+        seq: u64,
+    },
     /// Server to master, every `heartbeat_ms`.
     Heartbeat,
     /// Master to server: your predecessor is now `pred` (`None`: you are the head).
-    SetPredecessor { epoch: u64, pred: Option<NodeId> },
+    SetPredecessor {
+        epoch: u64,
+        pred: Option<NodeId>,
+    },
     /// Server to master: the last update received (the handshake's answer); `installed`
     /// false for a spare that has no state yet.
-    LastReceived { epoch: u64, seq: u64, installed: bool },
+    LastReceived {
+        epoch: u64,
+        seq: u64,
+        installed: bool,
+    },
     /// Master to server: your successor is now `succ` (`None`: you are the tail); it has
     /// every update up to `resend_after`, or (`transfer`) nothing at all yet.
-    SetSuccessor { epoch: u64, succ: Option<NodeId>, resend_after: u64, transfer: bool },
+    SetSuccessor {
+        epoch: u64,
+        succ: Option<NodeId>,
+        resend_after: u64,
+        transfer: bool,
+    },
     /// Old tail to a joining spare: the whole state.
-    State { snapshot: Box<Snapshot> },
+    State {
+        snapshot: Box<Snapshot>,
+    },
     /// Joining spare to master: the state arrived; it is the tail.
     Joined,
     /// Client to master: where are the head and tail?
     WhereIs,
     /// Master to client: the head and tail of configuration `epoch`.
-    Config { epoch: u64, head: NodeId, tail: NodeId },
+    Config {
+        epoch: u64,
+        head: NodeId,
+        tail: NodeId,
+    },
     /// Client to master: every operation has returned (re-sent until acknowledged).
     Done,
     DoneAck,
@@ -299,21 +327,49 @@ pub const SERVERS_MAX: u32 = 64;
 pub const SPARES_MAX: u32 = 64;
 
 pub const PARAMS: &[ParamDoc] = &[
-    ParamDoc { name: "servers", default: "3", help: "servers in the chain (nodes 1..=servers; node 0 is the master)" },
+    ParamDoc {
+        name: "servers",
+        default: "3",
+        help: "servers in the chain (nodes 1..=servers; node 0 is the master)",
+    },
     ParamDoc { name: "spares", default: "0", help: "spare servers that join at the tail after a failure" },
     ParamDoc { name: "heartbeat_ms", default: "10", help: "how often servers send the master a heartbeat" },
-    ParamDoc { name: "detect_ms", default: "50", help: "the master declares a server failed after this long unheard" },
-    ParamDoc { name: "timeout_ms", default: "100", help: "client waits this long before re-sending (and asking the master)" },
+    ParamDoc {
+        name: "detect_ms",
+        default: "50",
+        help: "the master declares a server failed after this long unheard",
+    },
+    ParamDoc {
+        name: "timeout_ms",
+        default: "100",
+        help: "client waits this long before re-sending (and asking the master)",
+    },
     ParamDoc { name: "window", default: "1", help: "calls a client may have in flight" },
-    ParamDoc { name: "extend_at_ms", default: "null", help: "a spare joins at this time even without a failure" },
-    ParamDoc { name: "extend_after_failure", default: "true", help: "spares join when a failure shortens the chain" },
-    ParamDoc { name: "read_from", default: "tail", help: "tail | head (buggy: reads updates not yet at the tail)" },
+    ParamDoc {
+        name: "extend_at_ms",
+        default: "null",
+        help: "a spare joins at this time even without a failure",
+    },
+    ParamDoc {
+        name: "extend_after_failure",
+        default: "true",
+        help: "spares join when a failure shortens the chain",
+    },
+    ParamDoc {
+        name: "read_from",
+        default: "tail",
+        help: "tail | head (buggy: reads updates not yet at the tail)",
+    },
     ParamDoc {
         name: "resend_on_middle_failure",
         default: "true",
         help: "false: the notes' failover, no Sent-list re-send (buggy)",
     },
-    ParamDoc { name: "ack_before_tail", default: "false", help: "true: the head answers updates at once (buggy)" },
+    ParamDoc {
+        name: "ack_before_tail",
+        default: "false",
+        help: "true: the head answers updates at once (buggy)",
+    },
 ];
 
 /// Where the nodes are: the master, the servers, the spares, the clients.
@@ -419,8 +475,8 @@ pub fn setup(params: &ChainParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> S
     node_names.extend((1..=layout.clients).map(|i| format!("client {i}")));
     let invariants: Vec<Box<dyn Invariant<ChainNode>>> = vec![
         Box::new(KvLinearizable::default()),
-        Box::new(UpdatePropagation::default()),
-        Box::new(SentList::default()),
+        Box::new(UpdatePropagation),
+        Box::new(SentList),
         Box::new(NoAcknowledgedUpdateLost::default()),
         Box::new(OneHeadOneTail::default()),
         Box::new(EveryRequestCompleted::new(n_ops)),
@@ -521,7 +577,10 @@ impl Protocol for Chain {
         if let Some(at_ms) = params.extend_at_ms {
             check_ms(&path("extend_at_ms"), at_ms, 0)?;
             if params.spares == 0 {
-                return Err(at("extend_at_ms", "an extension needs a spare: set \"spares\" to at least 1".into()));
+                return Err(at(
+                    "extend_at_ms",
+                    "an extension needs a spare: set \"spares\" to at least 1".into(),
+                ));
             }
         }
         Ok(())
@@ -534,7 +593,9 @@ impl Protocol for Chain {
             node_names: layout.names(),
             operations: scenario.workload.n_ops(),
             memory_bytes: layout.n_nodes() as u128 * NODE_BYTES
-                + scenario.workload.n_ops() as u128 * OP_BYTES * (1 + u128::from(params.servers + params.spares)),
+                + scenario.workload.n_ops() as u128
+                    * OP_BYTES
+                    * (1 + u128::from(params.servers + params.spares)),
         }
     }
 

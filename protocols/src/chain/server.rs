@@ -152,7 +152,10 @@ impl Server {
     }
 
     fn reply(ctx: &mut Context<'_, ChainNode>, update: &Update) {
-        ctx.send(update.header.id.client, ChainMsg::Reply { reply_to: update.header.id, result: update.result.clone() });
+        ctx.send(
+            update.header.id.client,
+            ChainMsg::Reply { reply_to: update.header.id, result: update.result.clone() },
+        );
     }
 
     fn on_request(&mut self, ctx: &mut Context<'_, ChainNode>, header: RequestHeader, op: KvOp) {
@@ -201,7 +204,13 @@ impl Server {
 
     /// Applies an update to the store, the reply cache and the history; returns it with
     /// its result.
-    fn apply(&mut self, ctx: &mut Context<'_, ChainNode>, seq: u64, header: RequestHeader, op: KvOp) -> Update {
+    fn apply(
+        &mut self,
+        ctx: &mut Context<'_, ChainNode>,
+        seq: u64,
+        header: RequestHeader,
+        op: KvOp,
+    ) -> Update {
         let result = self.store.apply(&op);
         let mut scratch = ReplyCache::default();
         if !self.is_head() {
@@ -278,6 +287,14 @@ impl Server {
         self.pred = pred;
         if self.installed && pred.is_none() {
             ctx.sometimes(BECAME_HEAD);
+        }
+        // An acknowledgement on its way up through the failed server was lost with it:
+        // tell the new predecessor which updates the tail has, so its Sent list shrinks.
+        if let (true, Some(pred)) = (self.installed, pred) {
+            let acked = self.sent.front().map_or(self.last_seq(), |u| u.seq - 1);
+            if acked > 0 {
+                ctx.send(pred, ChainMsg::Ack { seq: acked });
+            }
         }
         // The handshake's first half: the master passes this on to the new predecessor.
         let seq = if self.installed { self.last_seq() } else { 0 };
@@ -364,8 +381,10 @@ impl Server {
 
 /// Rare paths, for fuzz campaigns' coverage.
 pub const MISDIRECTED: &str = "chain: a request reached a server that is not the head (or tail)";
-pub const RETRY_WHILE_IN_FLIGHT: &str = "chain: a re-sent update found its original still on its way to the tail";
-pub const RETRY_ANSWERED_FROM_CACHE: &str = "chain: a re-sent update was answered from the head's reply cache";
+pub const RETRY_WHILE_IN_FLIGHT: &str =
+    "chain: a re-sent update found its original still on its way to the tail";
+pub const RETRY_ANSWERED_FROM_CACHE: &str =
+    "chain: a re-sent update was answered from the head's reply cache";
 pub const FORWARDED_DUPLICATE: &str = "chain: a forwarded update was already in the reply cache";
 pub const FORWARD_FROM_OLD_PREDECESSOR: &str = "chain: a forward from a former predecessor was ignored";
 pub const RESENT_DUPLICATE_IGNORED: &str = "chain: a re-sent update the server already had was ignored";
