@@ -20,12 +20,19 @@ const CATALOGUE: &[(&str, &str, u64)] = &[
     ("scenarios/clocks/vector-receive-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/vector-order-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/physical-skew.json", "physical-clock-condition", 20),
+    ("scenarios/chain/read-from-head.json", "one-head-one-tail", 20),
+    ("scenarios/chain/notes-failover.json", "update-propagation", 20),
+    ("scenarios/chain/ack-before-tail.json", "kv-linearizable", 50),
 ];
 
 /// Scenarios that break what a protocol assumes (its fault model) to show what the
 /// assumption is for: `dsim run` meets their expected violation and says it is outside the
 /// model; fuzzing does not count it as a failure.
-const BROKEN_ASSUMPTIONS: &[&str] = &["scenarios/ping/lossy.json"];
+const BROKEN_ASSUMPTIONS: &[&str] = &[
+    "scenarios/ping/lossy.json",
+    "scenarios/chain/all-servers-down.json",
+    "scenarios/chain/master-partition.json",
+];
 
 #[test]
 fn a_broken_assumption_shows_its_violation_outside_the_model_and_fuzzing_does_not_count_it() {

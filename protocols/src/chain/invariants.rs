@@ -32,9 +32,21 @@ fn server(world: &World<ChainNode>, id: NodeId) -> Option<&Server> {
     }
 }
 
-/// The master's chain, head first, with the servers that are up and hold the state.
-fn live_chain(world: &World<ChainNode>) -> Vec<(NodeId, &Server)> {
-    master(world).members().filter_map(|id| Some((id, server(world, id)?))).collect()
+/// The master's chain, head first, with the servers that are up and hold the state
+/// (an iterator: the checks run after every step, and allocate nothing).
+fn live_chain(world: &World<ChainNode>) -> impl Iterator<Item = (NodeId, &Server)> {
+    master(world).members().filter_map(|id| Some((id, server(world, id)?)))
+}
+
+/// Each server of the live chain with the next one, if any.
+fn live_pairs(
+    world: &World<ChainNode>,
+) -> impl Iterator<Item = ((NodeId, &Server), Option<(NodeId, &Server)>)> {
+    let mut chain = live_chain(world).peekable();
+    std::iter::from_fn(move || {
+        let this = chain.next()?;
+        Some((this, chain.peek().copied()))
+    })
 }
 
 /// Where two histories first differ, in words.
@@ -75,9 +87,8 @@ impl Invariant<ChainNode> for UpdatePropagation {
     }
 
     fn check_step(&mut self, world: &World<ChainNode>) -> Result<(), CheckError> {
-        let chain = live_chain(world);
-        for pair in chain.windows(2) {
-            let ((i, before), (j, after)) = (pair[0], pair[1]);
+        for ((i, before), next) in live_pairs(world) {
+            let Some((j, after)) = next else { continue };
             let (a, b) = (before.history(), after.history());
             let prefix =
                 b.len() <= a.len() && b.last().is_none_or(|last| a[b.len() - 1].digest == last.digest);
@@ -112,8 +123,7 @@ impl Invariant<ChainNode> for SentList {
     }
 
     fn check_step(&mut self, world: &World<ChainNode>) -> Result<(), CheckError> {
-        let chain = live_chain(world);
-        for (k, &(i, server)) in chain.iter().enumerate() {
+        for ((i, server), next) in live_pairs(world) {
             let (history, sent) = (server.history(), server.sent());
             if server.is_tail() && !sent.is_empty() {
                 return Err(format!(
@@ -137,7 +147,7 @@ impl Invariant<ChainNode> for SentList {
                     .into());
                 }
             }
-            let Some(&(j, next)) = chain.get(k + 1) else { continue };
+            let Some((j, next)) = next else { continue };
             let done = history.len() - sent.len();
             if next.history().len() < done {
                 let missing = &history[next.history().len()];
@@ -179,7 +189,7 @@ impl NoAcknowledgedUpdateLost {
                 }
             }
         }
-        let Some(&(tail, server)) = live_chain(world).last() else {
+        let Some((tail, server)) = live_chain(world).last() else {
             // Every server is down: outside the fault model, nothing to check.
             return Ok(());
         };
@@ -218,11 +228,19 @@ impl Invariant<ChainNode> for NoAcknowledgedUpdateLost {
 /// `one-head-one-tail`: at most one server acts as head and one as tail at any moment,
 /// every configuration the master makes has one head and one tail (a non-empty chain of
 /// distinct servers), and only the tail answers queries.
-#[derive(Default)]
 pub struct OneHeadOneTail {
+    /// Servers and spares: nodes 1..=servers.
+    servers: u32,
     /// Queries each server had answered after the last step, by node index.
     answered: Vec<u64>,
     epoch: u64,
+}
+
+impl OneHeadOneTail {
+    /// The check over nodes 1..=`servers` (the chain's servers and the spares).
+    pub fn new(servers: u32) -> OneHeadOneTail {
+        OneHeadOneTail { servers, answered: vec![0; servers as usize + 1], epoch: 0 }
+    }
 }
 
 impl Invariant<ChainNode> for OneHeadOneTail {
@@ -240,18 +258,11 @@ impl Invariant<ChainNode> for OneHeadOneTail {
                 return Err(format!("configuration {} lists a server twice: {members:?}", self.epoch).into());
             }
         }
-        let (mut heads, mut tails) = (Vec::new(), Vec::new());
-        for (id, node) in world.nodes() {
-            let Some(ChainNode::Server(server)) = node else { continue };
-            if server.is_head() {
-                heads.push(id);
-            }
-            if server.is_tail() {
-                tails.push(id);
-            }
-            if self.answered.len() <= id.index() {
-                self.answered.resize(id.index() + 1, 0);
-            }
+        let (mut heads, mut tails) = (0, 0);
+        for id in (1..=self.servers).map(NodeId) {
+            let Some(ChainNode::Server(server)) = world.node(id) else { continue };
+            heads += usize::from(server.is_head());
+            tails += usize::from(server.is_tail());
             let answered = server.queries_answered();
             if answered > self.answered[id.index()] && !server.is_tail() {
                 let role = if server.is_head() { "the head" } else { "a server before the tail" };
@@ -263,11 +274,14 @@ impl Invariant<ChainNode> for OneHeadOneTail {
             }
             self.answered[id.index()] = answered;
         }
-        if heads.len() > 1 || tails.len() > 1 {
+        if heads > 1 || tails > 1 {
+            let acting = |is: fn(&Server) -> bool| -> Vec<NodeId> {
+                (1..=self.servers).map(NodeId).filter(|&id| server(world, id).is_some_and(is)).collect()
+            };
             return Err(format!(
-                "{} servers act as head ({heads:?}) and {} as tail ({tails:?})",
-                heads.len(),
-                tails.len()
+                "{heads} servers act as head ({:?}) and {tails} as tail ({:?}): a configuration has one of each",
+                acting(Server::is_head),
+                acting(Server::is_tail)
             )
             .into());
         }

@@ -478,7 +478,7 @@ pub fn setup(params: &ChainParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> S
         Box::new(UpdatePropagation),
         Box::new(SentList),
         Box::new(NoAcknowledgedUpdateLost::default()),
-        Box::new(OneHeadOneTail::default()),
+        Box::new(OneHeadOneTail::new(layout.servers + layout.spares)),
         Box::new(EveryRequestCompleted::new(n_ops)),
     ];
     let config = params.server_config();
