@@ -341,6 +341,10 @@ fn all_servers_down_and_partitions_are_outside_the_fault_model() {
     assert!(model.admits(&[partition]).is_err());
     // Liveness needs one survivor, not restarts.
     assert!(model.admits_liveness(&[crash(2, 20)]).is_ok());
+    // Links among the master and the servers must be reliable and FIFO; the rest may not be.
+    assert!(model.admits_network(&network(5, unreliable())).is_ok());
+    let lossy = model.admits_network(&NetworkConfig::uniform(unreliable())).unwrap_err();
+    assert!(lossy.contains("channel n0->n1 drops messages"), "{lossy}");
 }
 
 #[test]

@@ -316,6 +316,7 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
             partitions: true,
             network: NetworkAssumptions::default(),
             crash_stop: false,
+            reliable_links_among: Vec::new(),
         },
         node_names: (0..n_nodes).map(|i| format!("process {i}")).collect(),
         client_history: None,

@@ -175,6 +175,7 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
             partitions: false,
             network: NetworkAssumptions { lossless: true, no_duplicates: true, fifo: false },
             crash_stop: false,
+            reliable_links_among: Vec::new(),
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],

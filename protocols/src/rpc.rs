@@ -280,6 +280,7 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             partitions: true,
             network: NetworkAssumptions::default(),
             crash_stop: false,
+            reliable_links_among: Vec::new(),
         },
         node_names,
         sometimes: SOMETIMES,

@@ -182,6 +182,9 @@ pub struct FaultModel {
     /// does not bring back what it held), so it still counts as down for
     /// `max_down_at_once`, and liveness does not wait for it to restart.
     pub crash_stop: bool,
+    /// Nodes whose links to one another are assumed lossless, free of duplicates and FIFO
+    /// (TCP among servers), whatever `network` says of the rest.
+    pub reliable_links_among: Vec<NodeId>,
 }
 
 /// What a protocol assumes of every link of the network. Each is `false` (nothing
@@ -261,6 +264,24 @@ impl FaultModel {
             };
             if let Some(broken) = broken {
                 return Err(format!("{broken}, but the model is: {}", self.description));
+            }
+        }
+        for &from in &self.reliable_links_among {
+            for &to in self.reliable_links_among.iter().filter(|&&to| to != from) {
+                let link = network.link(from, to);
+                let broken = if link.drop_probability > 0.0 {
+                    "drops messages"
+                } else if link.duplicate_probability > 0.0 {
+                    "duplicates messages"
+                } else if link.ordering != LinkOrdering::Fifo {
+                    "may reorder messages"
+                } else {
+                    continue;
+                };
+                return Err(format!(
+                    "channel {from}->{to} {broken}, but the model assumes it reliable and FIFO: {}",
+                    self.description
+                ));
             }
         }
         Ok(())

@@ -227,6 +227,7 @@ impl Protocol for Lease {
                     .into(),
                 network: NetworkAssumptions::default(),
                 crash_stop: false,
+                reliable_links_among: Vec::new(),
                 ..FaultModel::default()
             },
             node_names,

@@ -641,6 +641,7 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             partitions: true,
             network: NetworkAssumptions::default(),
             crash_stop: false,
+            reliable_links_among: Vec::new(),
         },
         node_names,
         client_history: Some(crate::kv::client_history),

@@ -441,7 +441,7 @@ pub fn fault_model(layout: &Layout) -> FaultModel {
             "crash-stop servers: at most {} of the {n} chain servers and {} spares crash in a run \
              (a restarted server never acts again), so one server always survives; the master \
              (n0) never fails, and partitions between it and the servers are outside the model; \
-             links among the master and servers are assumed reliable and FIFO (each scenario sets them)",
+             links among the master and servers are assumed reliable and FIFO (each scenario sets them per link)",
             n.saturating_sub(1),
             layout.spares
         ),
@@ -450,6 +450,7 @@ pub fn fault_model(layout: &Layout) -> FaultModel {
         partitions: false,
         network: NetworkAssumptions::default(),
         crash_stop: true,
+        reliable_links_among: std::iter::once(MASTER).chain(layout.servers()).chain(layout.spares()).collect(),
     }
 }
 
