@@ -145,25 +145,18 @@ impl Case {
         }
     }
 
-    /// Crash-stop: at most servers - 1 distinct servers (or spares) crash, so one of the
-    /// first chain's servers always survives.
+    /// Crash-stop: at most servers - 1 distinct servers (or spares) crash, each drawn gap
+    /// after the one before, so one of the first chain's servers always survives.
     fn faults(&self) -> Vec<ScheduledFault> {
         let pool = self.servers + self.spares;
-        let mut crashed = Vec::new();
-        let mut at_ms = 0;
+        let (mut faults, mut crashed, mut at_ms) = (Vec::new(), Vec::new(), 0);
         for &(which, gap) in &self.crashes {
             let node = 1 + which % pool;
-            if crashed.len() + 1 >= self.servers as usize || crashed.contains(&node) {
-                continue;
+            if crashed.len() + 1 < self.servers as usize && !crashed.contains(&node) {
+                at_ms += gap;
+                crashed.push(node);
+                faults.push(crash(node, at_ms));
             }
-            at_ms += gap;
-            crashed.push(node);
-        }
-        let mut at_ms_each = 0;
-        let mut faults = Vec::new();
-        for (&node, &(_, gap)) in crashed.iter().zip(&self.crashes) {
-            at_ms_each += gap;
-            faults.push(crash(node, at_ms_each.min(at_ms)));
         }
         faults
     }
@@ -189,8 +182,13 @@ impl Case {
     }
 }
 
+/// `DSIM_FUZZ_CASES` scales the proptest (default 64).
+fn cases_count() -> u32 {
+    std::env::var("DSIM_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases_count()))]
 
     /// Within the fault model every history is linearizable, every invariant holds after
     /// every step, and every request completes.

@@ -393,3 +393,24 @@ pub const BECAME_HEAD: &str = "chain: a server became the head";
 pub const BECAME_TAIL: &str = "chain: a server became the tail";
 pub const STATE_TRANSFERRED: &str = "chain: the tail sent its state to a new server";
 pub const SENT_LIST_RESENT: &str = "chain: a predecessor re-sent its Sent list after a middle failure";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(client: u32, seq: u64) -> RequestId {
+        RequestId { client: NodeId(client), seq }
+    }
+
+    #[test]
+    fn a_digest_names_the_whole_history_before_it() {
+        let first = Applied::after(None, 1, id(5, 1));
+        let second = Applied::after(Some(&first), 2, id(6, 1));
+        assert_eq!(second, Applied::after(Some(&first), 2, id(6, 1)), "a fixed function");
+        assert_ne!(second.digest, Applied::after(Some(&first), 2, id(6, 2)).digest);
+        // The same update after a different history has a different digest, so comparing
+        // the last entries of two histories of equal length compares the whole histories.
+        let other = Applied::after(None, 1, id(7, 1));
+        assert_ne!(second.digest, Applied::after(Some(&other), 2, id(6, 1)).digest);
+    }
+}
