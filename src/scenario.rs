@@ -1744,7 +1744,10 @@ mod tests {
     #[test]
     fn enum_choices_come_from_the_types() {
         assert_eq!(variants_of::<OrderingSpec>().as_deref(), Some("`reorder`, `fifo`"));
-        assert_eq!(variants_at("protocol").as_deref(), Some("`at-most-once`, `clocks`, `ping`, `rpc`"));
+        assert_eq!(
+            variants_at("protocol").as_deref(),
+            Some("`at-most-once`, `chain`, `clocks`, `ping`, `rpc`")
+        );
         assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));
         assert!(variants_at("faults[3].crash").is_none());
         assert!(unit_variants("discard").unwrap().contains("`seq-ack`"));
