@@ -1751,7 +1751,8 @@ mod tests {
         assert_eq!(
             variants_at("protocol").as_deref(),
             Some(
-                "`at-most-once`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, `snapshot-ping`"
+                "`at-most-once`, `chain`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, \
+                 `snapshot-ping`"
             )
         );
         assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));

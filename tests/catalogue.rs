@@ -23,6 +23,9 @@ const CATALOGUE: &[(&str, &str, u64)] = &[
     ("scenarios/clocks/vector-order-notes.json", "vector-clock-exact", 20),
     ("scenarios/clocks/physical-skew.json", "physical-clock-condition", 20),
     ("scenarios/snapshots/record-channel-none.json", "snapshot-conserves-money", 20),
+    ("scenarios/chain/read-from-head.json", "one-head-one-tail", 20),
+    ("scenarios/chain/notes-failover.json", "update-propagation", 20),
+    ("scenarios/chain/ack-before-tail.json", "kv-linearizable", 50),
 ];
 
 /// Scenarios that break what a protocol assumes (its fault model) to show what the
@@ -33,6 +36,8 @@ const BROKEN_ASSUMPTIONS: &[&str] = &[
     "scenarios/snapshots/reorder.json",
     "scenarios/snapshots/lossy.json",
     "scenarios/snapshots/duplicates.json",
+    "scenarios/chain/all-servers-down.json",
+    "scenarios/chain/master-partition.json",
 ];
 
 #[test]

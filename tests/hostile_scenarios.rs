@@ -355,7 +355,7 @@ fn nonsense_is_refused_with_the_field_named() {
 
 #[test]
 fn messages_name_the_field_and_what_is_valid_in_one_line() {
-    let protocols = "`at-most-once`, `clocks`, `ping`, `primary-backup`, `rpc`";
+    let protocols = "`at-most-once`, `chain`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, `snapshot-ping`";
     rejects(r#"{"name":"x","protocol":{}}"#, &["protocol:", "exactly one key", protocols]);
     rejects(r#"{"name":"x","protocol":{"rpc":{},"ping":{}}}"#, &["protocol:", "exactly one key", protocols]);
     rejects(r#"{"name":"x","protocol":"rpc"}"#, &["protocol:", r#"{"rpc": {...}}"#]);

@@ -315,6 +315,7 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
             max_down_at_once: 0,
             partitions: true,
             network: NetworkAssumptions::default(),
+            crash_stop: false,
         },
         node_names: (0..n_nodes).map(|i| format!("process {i}")).collect(),
         client_history: None,

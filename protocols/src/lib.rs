@@ -15,10 +15,14 @@
 //!   commit point, heartbeat failure detection, failover through a test-and-set arbiter.
 //! - [`snapshot`]: Chandy-Lamport snapshots, a reusable layer over any application
 //!   (`snapshot-bank`, `snapshot-ping`), checked against the ground-truth happens-before.
+//! - [`chain`]: chain replication with a configuration master (head, middle and tail
+//!   failover with Sent lists, extension with spares), built on the at-most-once stub and
+//!   dedup layer and the key/value pieces.
 //! - [`kv`]: the key/value pieces request/response protocols share: operations, the store,
 //!   the workload, and the invariants `executed-at-most-once` and `kv-linearizable`.
 
 pub mod at_most_once;
+pub mod chain;
 pub mod clocks;
 pub mod kv;
 pub mod logical_clocks;

@@ -203,6 +203,7 @@ pub fn setup(params: &PingParams) -> Setup<PingNode> {
                 no_duplicates: true,
                 ..NetworkAssumptions::default()
             },
+            crash_stop: false,
         },
         node_names: (0..n_nodes).map(|i| format!("node {i}")).collect(),
         sometimes: &[],

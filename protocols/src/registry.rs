@@ -306,6 +306,7 @@ impl Registry {
             .with(crate::primary_backup::PrimaryBackup)
             .with(crate::snapshot::bank::SnapshotBank)
             .with(crate::snapshot::ping::SnapshotPing)
+            .with(crate::chain::Chain)
     }
 
     /// This registry with `protocol` added (replacing one of the same name).

@@ -269,6 +269,7 @@ pub fn setup(params: &RpcParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             max_down_at_once: n_clients,
             partitions: true,
             network: NetworkAssumptions::default(),
+            crash_stop: false,
         },
         node_names,
         sometimes: SOMETIMES,

@@ -178,6 +178,10 @@ pub struct FaultModel {
     pub partitions: bool,
     /// What the protocol's invariants assume of every link.
     pub network: NetworkAssumptions,
+    /// Crash-stop: a crashed node that restarts comes back empty, as a new member (it
+    /// does not bring back what it held), so it still counts as down for
+    /// `max_down_at_once`, and liveness does not wait for it to restart.
+    pub crash_stop: bool,
 }
 
 /// What a protocol assumes of every link of the network (or, with `among`, of the links
@@ -221,7 +225,9 @@ impl FaultModel {
                     }
                 }
                 Fault::Restart(node) => {
-                    down.remove(node);
+                    if !self.crash_stop {
+                        down.remove(node);
+                    }
                 }
                 Fault::Partition { .. } if !self.partitions => {
                     return Err(format!(
@@ -300,6 +306,8 @@ impl FaultModel {
         let mut partitions = BTreeMap::new();
         for fault in ordered(faults) {
             match &fault.fault {
+                // Crash-stop: the survivors carry on without the crashed node.
+                Fault::Crash(_) if self.crash_stop => {}
                 Fault::Crash(node) => {
                     down.entry(*node).or_insert(fault.at);
                 }

@@ -226,6 +226,7 @@ impl Protocol for Lease {
                 description: "no crashes (leases live in memory); clocks without drift; any message delays"
                     .into(),
                 network: NetworkAssumptions::default(),
+                crash_stop: false,
                 ..FaultModel::default()
             },
             node_names,

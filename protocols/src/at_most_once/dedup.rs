@@ -114,6 +114,12 @@ impl<R: Clone + PartialEq> DedupLayer<R> {
         DedupLayer { mode, discard, table, pending: BTreeSet::new() }
     }
 
+    /// A layer that starts from another server's table (a state transfer: chain
+    /// replication's new tail takes over its predecessor's replies), with no pending marks.
+    pub fn transferred(mode: DedupMode, discard: DiscardMode, table: ReplyCache<R>) -> DedupLayer<R> {
+        DedupLayer { mode, discard, table, pending: BTreeSet::new() }
+    }
+
     pub fn table(&self) -> &ReplyCache<R> {
         &self.table
     }

@@ -640,6 +640,7 @@ pub fn setup(params: &AmoParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> Set
             max_down_at_once: 1,
             partitions: true,
             network: NetworkAssumptions::default(),
+            crash_stop: false,
         },
         node_names,
         client_history: Some(crate::kv::client_history),

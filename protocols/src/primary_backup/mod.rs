@@ -417,6 +417,7 @@ impl PbParams {
             ),
             may_crash: servers,
             max_down_at_once: self.backups as usize,
+            crash_stop: false,
             partitions: false,
             network: NetworkAssumptions {
                 lossless: true,

@@ -237,6 +237,7 @@ pub fn fault_model() -> FaultModel {
             .into(),
         may_crash: Vec::new(),
         max_down_at_once: 0,
+        crash_stop: false,
         partitions: false,
         network: NetworkAssumptions {
             lossless: true,
