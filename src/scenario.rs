@@ -1507,14 +1507,9 @@ fn unit_variants(field: &str) -> Option<String> {
 /// The fields whose value is an object (a struct or an enum's parameters): serde would
 /// also read one from an array, taking its items as the fields in order, so `"limits":
 /// [1, 2]` would silently mean `max_steps` 1 and `max_time_ms` 2.
+/// A registered protocol's parameters (`"protocol": {"NAME": {...}}`) are one too.
 const OBJECT_FIELDS: &[&str] = &[
     "protocol",
-    "rpc",
-    "ping",
-    "at-most-once",
-    "clocks",
-    "snapshot-bank",
-    "snapshot-ping",
     "network",
     "all_links",
     "set",
@@ -1543,7 +1538,10 @@ fn array_for_object(value: &serde_json::Value, path: &mut Vec<Seg>) -> Option<(V
         Value::Object(map) => {
             for (key, child) in map {
                 path.push(Seg::Key(key.clone()));
-                if child.is_array() && OBJECT_FIELDS.contains(&key.as_str()) {
+                let protocol_params = path.len() == 2
+                    && path[0] == Seg::Key("protocol".into())
+                    && crate::registry().get(key).is_some();
+                if child.is_array() && (OBJECT_FIELDS.contains(&key.as_str()) || protocol_params) {
                     return Some((path.clone(), "expected an object {...}, found an array".into()));
                 }
                 if let (Value::Array(items), true) = (child, OBJECT_LISTS.contains(&key.as_str())) {
@@ -1748,13 +1746,9 @@ mod tests {
     #[test]
     fn enum_choices_come_from_the_types() {
         assert_eq!(variants_of::<OrderingSpec>().as_deref(), Some("`reorder`, `fifo`"));
-        assert_eq!(
-            variants_at("protocol").as_deref(),
-            Some(
-                "`at-most-once`, `chain`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, \
-                 `snapshot-ping`"
-            )
-        );
+        let mut names: Vec<String> = crate::registry().iter().map(|p| format!("`{}`", p.name())).collect();
+        names.sort();
+        assert_eq!(variants_at("protocol"), Some(names.join(", ")));
         assert!(variants_at("faults[3]").unwrap().contains("`partition-one-way`"));
         assert!(variants_at("faults[3].crash").is_none());
         assert!(unit_variants("discard").unwrap().contains("`seq-ack`"));

@@ -8,24 +8,12 @@
 //! names another binary. Only when none can be found does the test say it is skipped, and
 //! why.
 
-use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions};
-use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("DSIM_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
+mod browser_support;
+use browser_support::chromium;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dsim-browser-{}-{name}", std::process::id()));
@@ -59,40 +47,9 @@ fn the_html_report_works_in_headless_chromium() {
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
 
     let profile = dir.join("profile");
-    let args: Vec<&OsStr> = ["--disable-gpu", "--disable-background-networking", "--no-first-run"]
-        .iter()
-        .map(OsStr::new)
-        .collect();
-    let options = LaunchOptions::default_builder()
-        .path(Some(chromium))
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile))
-        .window_size(Some((1280, 1600)))
-        .args(args)
-        .idle_browser_timeout(Duration::from_secs(120))
-        .build()
-        .expect("launch options");
-    let browser = Browser::new(options).expect("Chromium starts");
+    let browser = browser_support::launch(chromium, profile, (1280, 1600));
     let tab = browser.new_tab().expect("a tab");
-    let problems = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = Arc::clone(&problems);
-    tab.enable_log().and_then(|t| t.enable_runtime()).expect("log and runtime events");
-    tab.add_event_listener(Arc::new(move |event: &Event| {
-        let problem = match event {
-            Event::RuntimeExceptionThrown(e) => Some(format!("exception: {:?}", e.params.exception_details)),
-            // The page itself never logs: any console call is worth a look.
-            Event::RuntimeConsoleAPICalled(e) => Some(format!("console: {:?}", e.params)),
-            Event::LogEntryAdded(e) if format!("{:?}", e.params.entry.level) == "Error" => {
-                Some(format!("log: {}", e.params.entry.text))
-            }
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            seen.lock().unwrap().push(problem);
-        }
-    }))
-    .expect("a listener");
+    let problems = browser_support::problems(&tab);
     let url = format!("file://{}", report.display());
     tab.navigate_to(&url).and_then(|t| t.wait_until_navigated()).expect("the report loads");
 

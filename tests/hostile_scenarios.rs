@@ -355,7 +355,10 @@ fn nonsense_is_refused_with_the_field_named() {
 
 #[test]
 fn messages_name_the_field_and_what_is_valid_in_one_line() {
-    let protocols = "`at-most-once`, `chain`, `clocks`, `ping`, `primary-backup`, `rpc`, `snapshot-bank`, `snapshot-ping`";
+    let mut names: Vec<String> = dsim::registry().iter().map(|p| format!("`{}`", p.name())).collect();
+    names.sort();
+    let protocols = names.join(", ");
+    let protocols = protocols.as_str();
     rejects(r#"{"name":"x","protocol":{}}"#, &["protocol:", "exactly one key", protocols]);
     rejects(r#"{"name":"x","protocol":{"rpc":{},"ping":{}}}"#, &["protocol:", "exactly one key", protocols]);
     rejects(r#"{"name":"x","protocol":"rpc"}"#, &["protocol:", r#"{"rpc": {...}}"#]);

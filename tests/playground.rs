@@ -7,17 +7,17 @@
 //! there this test fails if either is missing. Elsewhere (a `cargo test` on a machine with
 //! only the Rust toolchain) it says it is skipped, and why.
 
-use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions, Tab};
+use headless_chrome::Tab;
 use serde_json::Value;
 use sim_core::TraceMode;
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod browser_support;
+use browser_support::chromium;
 
 fn dist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join("dist")
@@ -44,16 +44,6 @@ fn dist_is_current() -> bool {
     let built = std::fs::metadata(dist().join("dsim_web_bg.wasm")).and_then(|m| m.modified()).ok();
     let sources = newest(&["src", "sim-core/src", "protocols/src", "web/src", "web/static", "scenarios"]);
     built.is_some() && built >= sources
-}
-
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("DSIM_CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
 }
 
 /// Serves `root`'s files on 127.0.0.1 (a port of the system's choosing), one request per
@@ -135,40 +125,10 @@ fn the_playground_runs_the_cli_simulator_in_the_browser() {
     }
     let port = serve(dist());
     let profile = std::env::temp_dir().join(format!("dsim-playground-{}", std::process::id()));
-    let args: Vec<&OsStr> = ["--disable-gpu", "--disable-background-networking", "--no-first-run"]
-        .iter()
-        .map(OsStr::new)
-        .collect();
-    let options = LaunchOptions::default_builder()
-        .path(chromium)
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile.clone()))
-        .window_size(Some((1400, 1000)))
-        .args(args)
-        .idle_browser_timeout(Duration::from_secs(300))
-        .build()
-        .expect("launch options");
-    let browser = Browser::new(options).expect("Chromium starts");
+    let browser = browser_support::launch(chromium.expect("checked above"), profile.clone(), (1400, 1000));
     let tab = browser.new_tab().expect("a tab");
     tab.set_default_timeout(Duration::from_secs(120));
-    let problems = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = Arc::clone(&problems);
-    tab.enable_log().and_then(|t| t.enable_runtime()).expect("log and runtime events");
-    tab.add_event_listener(Arc::new(move |event: &Event| {
-        let problem = match event {
-            Event::RuntimeExceptionThrown(e) => Some(format!("exception: {:?}", e.params.exception_details)),
-            Event::RuntimeConsoleAPICalled(e) => Some(format!("console: {:?}", e.params)),
-            Event::LogEntryAdded(e) if format!("{:?}", e.params.entry.level) == "Error" => {
-                Some(format!("log: {}", e.params.entry.text))
-            }
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            seen.lock().unwrap().push(problem);
-        }
-    }))
-    .expect("a listener");
+    let problems = browser_support::problems(&tab);
 
     // The lecture's anomaly, from its link.
     let url = format!("http://127.0.0.1:{port}/#s=rpc/duplicate-put.json&seed=17");

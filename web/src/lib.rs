@@ -114,17 +114,9 @@ pub fn check(name: &str, text: &str) -> Value {
 /// and compared), and returns the summary, its text, the exit code `dsim run` would give,
 /// the diagram and the whole HTML report.
 pub fn run(name: &str, text: &str, seed: &str) -> Value {
-    let Loaded { scenario, failure } = match load(name, text) {
-        Ok(loaded) => loaded,
+    let (Loaded { scenario, failure }, seed, summary) = match judged(name, text, seed) {
+        Ok(judged) => judged,
         Err(err) => return err,
-    };
-    let seed = match seed_of(seed, &scenario, failure.as_ref()) {
-        Ok(seed) => seed,
-        Err(err) => return err,
-    };
-    let summary = match runner::run(&scenario, name, Some(seed), TraceMode::Recent(20), None) {
-        Ok(summary) => summary,
-        Err(err) => return plain_error(err.to_string()),
     };
     let capture = match picture::capture(&scenario, seed, picture::Options::default(), summary.clone()) {
         Ok(capture) => capture,
@@ -150,18 +142,19 @@ pub fn run(name: &str, text: &str, seed: &str) -> Value {
 /// Runs a scenario with `seed` as [`run`] does, and returns only its summary (what
 /// `dsim run --format json` prints): no pictures, so it costs one run.
 pub fn summary(name: &str, text: &str, seed: &str) -> Value {
-    let Loaded { scenario, failure } = match load(name, text) {
-        Ok(loaded) => loaded,
-        Err(err) => return err,
-    };
-    let seed = match seed_of(seed, &scenario, failure.as_ref()) {
-        Ok(seed) => seed,
-        Err(err) => return err,
-    };
-    match runner::run(&scenario, name, Some(seed), TraceMode::Recent(20), None) {
-        Ok(summary) => json!({ "ok": true, "summary": summary }),
-        Err(err) => plain_error(err.to_string()),
+    match judged(name, text, seed) {
+        Ok((_, _, summary)) => json!({ "ok": true, "summary": summary }),
+        Err(err) => err,
     }
+}
+
+/// Loads the text, picks the seed (see [`seed_of`]) and runs it, as `dsim run` does.
+fn judged(name: &str, text: &str, seed: &str) -> Result<(Loaded, u64, runner::Summary), Value> {
+    let loaded = load(name, text)?;
+    let seed = seed_of(seed, &loaded.scenario, loaded.failure.as_ref())?;
+    let summary = runner::run(&loaded.scenario, name, Some(seed), TraceMode::Recent(20), None)
+        .map_err(|err| plain_error(err.to_string()))?;
+    Ok((loaded, seed, summary))
 }
 
 /// Runs seeds `from..to` (to excluded, at most [`FUZZ_BATCH_MAX`]) as `dsim fuzz` does,
