@@ -115,6 +115,9 @@ pub fn run_report(scenario: &Scenario, capture: &Capture) -> String {
         "<details><summary>the scenario and its knobs</summary><pre>{}</pre></details>",
         escape(&knobs)
     );
+    if let Some((title, text)) = &summary.protocol_report_text {
+        let _ = write!(body, "<h2 id=\"protocol-report\">{}</h2><pre>{}</pre>", escape(title), escape(text));
+    }
     body.push_str(&diagram_section(capture));
     body.push_str(&counters_section(capture));
     body.push_str(&trace_section(capture));

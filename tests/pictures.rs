@@ -240,3 +240,25 @@ fn fuzz_html_writes_an_index_linked_to_reports() {
         assert!(report.contains("id=\"diagram\"") && report.contains("executed-at-most-once"));
     }
 }
+
+/// What only some protocols have: a snapshot's cut drawn across the lanes (and the
+/// snapshots in the report), chain replication's configurations as labels on the master.
+#[test]
+fn snapshot_cuts_and_chain_configurations_are_drawn() {
+    let snapshots = capture("snapshots/notes-3.json", None, Options::default());
+    check_layout(&snapshots);
+    let svg = picture::svg(&snapshots);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let cut = doc.descendants().find(|n| has_class(n, "snapshot-cut")).expect("the snapshot's cut is drawn");
+    let line = cut.children().find(|n| n.has_tag_name("polyline")).expect("a line across the lanes");
+    let points = line.attribute("points").unwrap().split_whitespace().count();
+    assert_eq!(points, snapshots.lanes.len(), "one point per process");
+    let scenario = Scenario::load(&dsim::scenarios_dir().join("snapshots/notes-3.json")).unwrap();
+    let page = dsim::report::run_report(&scenario, &snapshots);
+    assert!(page.contains("id=\"protocol-report\""), "the snapshots are in the report");
+
+    let chain = capture("chain/head-crash.json", None, Options::default());
+    check_layout(&chain);
+    let svg = picture::svg(&chain);
+    assert!(svg.contains(">config 1: "), "the new configuration after the head's crash is labelled");
+}
