@@ -54,9 +54,8 @@ use crate::{ParamDoc, Setup};
 use serde::{Deserialize, Serialize};
 use sim_core::{
     CheckError, Context, EntryKind, FaultModel, Invariant, Message, MessageClass, NetworkAssumptions, Node,
-    NodeId, OpId, SimDuration, World,
+    NodeId, SimDuration, World,
 };
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 
@@ -138,9 +137,11 @@ pub enum ReplyMatching {
     AcceptAny,
 }
 
+pub use calls::{KvCaller, KvCalls};
 pub use dedup::{Admission, ClientReplies, DedupLayer, ReplyCache};
 pub use stub::{CallerNode, ClientStub, RequestHeader, Retry, StubConfig};
 
+mod calls;
 mod dedup;
 mod stub;
 
@@ -180,52 +181,34 @@ pub struct AmoDurable {
     pub replies: ReplyCache<KvResult>,
 }
 
+/// A client: its workload through the stub ([`KvCalls`]), every call to the one server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client {
-    ops: Vec<KvOp>,
-    next_op: usize,
-    stub: ClientStub<KvOp>,
-    /// The history operation of each outstanding call, by seq.
-    open: BTreeMap<u64, OpId>,
-    think: SimDuration,
+    calls: KvCalls,
 }
 
 impl Client {
     pub fn new(ops: Vec<KvOp>, config: StubConfig, think: SimDuration) -> Client {
-        Client { ops, next_op: 0, stub: ClientStub::new(config), open: BTreeMap::new(), think }
+        Client { calls: KvCalls::new(ops, config, think) }
     }
 
     /// True when every operation has returned.
     pub fn done(&self) -> bool {
-        self.open.is_empty() && self.next_op == self.ops.len()
+        self.calls.done()
     }
 
-    /// Starts operations while the window has room.
     fn fill(&mut self, ctx: &mut Context<'_, AmoNode>) {
-        while self.next_op < self.ops.len() && self.stub.has_room() {
-            let op = self.ops[self.next_op].clone();
-            self.next_op += 1;
-            // The request goes out before the history records the call, so the call can
-            // name its request id (for the checkers); a server runs it in a later step.
-            let id = self.stub.call(ctx, SERVER, op.clone());
-            let op_id = ctx.invoke(KvRecord::Call { request: id, op });
-            self.open.insert(id.seq, op_id);
-        }
+        self.calls.fill(ctx, |_| SERVER);
     }
 
     fn finished(&mut self, ctx: &mut Context<'_, AmoNode>, call: RequestId, result: KvResult) {
-        let op_id = self.open.remove(&call.seq).expect("a finished call has a history operation");
-        ctx.ret(op_id, KvRecord::Return(result));
-        if self.think == SimDuration::ZERO {
+        if self.calls.finish(ctx, call, result) {
             self.fill(ctx);
-        } else if self.next_op < self.ops.len() {
-            ctx.set_timer(self.think, AmoTimer::Think);
         }
     }
 
     fn on_reply(&mut self, ctx: &mut Context<'_, AmoNode>, reply_to: RequestId, result: KvResult) {
-        if let Some(call) = self.stub.on_reply(ctx, reply_to) {
-            ctx.note(KvRecord::Accepted { request: call, reply_to });
+        if let Some(call) = self.calls.on_reply(ctx, reply_to) {
             self.finished(ctx, call, result);
         }
     }
@@ -234,7 +217,7 @@ impl Client {
         match timer {
             AmoTimer::Think => self.fill(ctx),
             AmoTimer::Retry(id) => {
-                if let Retry::GaveUp(call, _) = self.stub.on_retry(ctx, id) {
+                if let Retry::GaveUp(call, _) = self.calls.stub().on_retry(ctx, id) {
                     self.finished(ctx, call, KvResult::GaveUp);
                 }
             }
@@ -351,6 +334,12 @@ impl CallerNode for AmoNode {
 
     fn retry_timer(id: RequestId) -> AmoTimer {
         AmoTimer::Retry(id)
+    }
+}
+
+impl KvCaller for AmoNode {
+    fn think_timer() -> AmoTimer {
+        AmoTimer::Think
     }
 }
 

@@ -5,19 +5,14 @@
 //! re-aims its outstanding calls there with [`ClientStub::redirect`].
 
 use super::{ChainMsg, ChainNode, ChainTimer, ReadFrom, MASTER};
-use crate::at_most_once::{ClientStub, Retry, StubConfig};
-use crate::kv::{KvOp, KvRecord, KvResult, RequestId};
-use sim_core::{Context, NodeId, OpId, SimDuration};
-use std::collections::BTreeMap;
+use crate::at_most_once::{KvCalls, Retry, StubConfig};
+use crate::kv::{KvOp, KvResult, RequestId};
+use sim_core::{Context, NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client {
-    ops: Vec<KvOp>,
-    next_op: usize,
-    stub: ClientStub<KvOp>,
-    /// The history operation of each outstanding call, by seq.
-    open: BTreeMap<u64, OpId>,
-    think: SimDuration,
+    /// The workload, through the at-most-once stub.
+    calls: KvCalls,
     /// The stub's timeout, also how often it tells the master it is done.
     timeout: SimDuration,
     read_from: ReadFrom,
@@ -39,11 +34,7 @@ impl Client {
         tail: NodeId,
     ) -> Client {
         Client {
-            ops,
-            next_op: 0,
-            stub: ClientStub::new(config),
-            open: BTreeMap::new(),
-            think,
+            calls: KvCalls::new(ops, config, think),
             timeout: config.timeout,
             read_from,
             epoch: 0,
@@ -55,7 +46,7 @@ impl Client {
 
     /// True when every operation has returned.
     pub fn done(&self) -> bool {
-        self.open.is_empty() && self.next_op == self.ops.len()
+        self.calls.done()
     }
 
     /// The server an operation goes to: updates to the head, queries to the tail (or to
@@ -72,14 +63,8 @@ impl Client {
     }
 
     fn fill(&mut self, ctx: &mut Context<'_, ChainNode>) {
-        while self.next_op < self.ops.len() && self.stub.has_room() {
-            let op = self.ops[self.next_op].clone();
-            self.next_op += 1;
-            let server = Self::server_for(self.read_from, self.head, self.tail, &op);
-            let id = self.stub.call(ctx, server, op.clone());
-            let op_id = ctx.invoke(KvRecord::Call { request: id, op });
-            self.open.insert(id.seq, op_id);
-        }
+        let (read_from, head, tail) = (self.read_from, self.head, self.tail);
+        self.calls.fill(ctx, |op| Self::server_for(read_from, head, tail, op));
         if self.done() {
             self.say_done(ctx);
         }
@@ -97,20 +82,15 @@ impl Client {
     }
 
     fn finished(&mut self, ctx: &mut Context<'_, ChainNode>, call: RequestId, result: KvResult) {
-        let op_id = self.open.remove(&call.seq).expect("a finished call has a history operation");
-        ctx.ret(op_id, KvRecord::Return(result));
-        if self.think == SimDuration::ZERO || self.next_op == self.ops.len() {
+        if self.calls.finish(ctx, call, result) {
             self.fill(ctx);
-        } else {
-            ctx.set_timer(self.think, ChainTimer::Think);
         }
     }
 
     pub(super) fn on_message(&mut self, ctx: &mut Context<'_, ChainNode>, from: NodeId, msg: ChainMsg) {
         match msg {
             ChainMsg::Reply { reply_to, result } => {
-                if let Some(call) = self.stub.on_reply(ctx, reply_to) {
-                    ctx.note(KvRecord::Accepted { request: call, reply_to });
+                if let Some(call) = self.calls.on_reply(ctx, reply_to) {
                     self.finished(ctx, call, result);
                 }
             }
@@ -120,7 +100,7 @@ impl Client {
                     self.head = head;
                     self.tail = tail;
                     let read_from = self.read_from;
-                    if self.stub.redirect(|op| Self::server_for(read_from, head, tail, op)) > 0 {
+                    if self.calls.stub().redirect(|op| Self::server_for(read_from, head, tail, op)) > 0 {
                         ctx.sometimes(CLIENT_REDIRECTED);
                     }
                 }
@@ -134,7 +114,7 @@ impl Client {
         match timer {
             ChainTimer::Think => self.fill(ctx),
             ChainTimer::Retry(id) => {
-                if let Retry::Resent = self.stub.on_retry(ctx, id) {
+                if let Retry::Resent = self.calls.stub().on_retry(ctx, id) {
                     // No answer: perhaps the head or tail changed. Ask the master.
                     ctx.send(MASTER, ChainMsg::WhereIs);
                 }

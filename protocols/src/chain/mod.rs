@@ -254,6 +254,12 @@ impl crate::at_most_once::CallerNode for ChainNode {
     }
 }
 
+impl crate::at_most_once::KvCaller for ChainNode {
+    fn think_timer() -> ChainTimer {
+        ChainTimer::Think
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Parameters
 // ---------------------------------------------------------------------------------------

@@ -9,22 +9,17 @@
 //! it again.
 
 use super::{PbMsg, PbNode, PbTimer};
-use crate::at_most_once::{ClientStub, Retry, StubConfig};
-use crate::kv::{KvOp, KvRecord, KvResult, RequestId};
-use sim_core::{Context, NodeId, OpId, SimDuration};
-use std::collections::BTreeMap;
+use crate::at_most_once::{KvCalls, Retry, StubConfig};
+use crate::kv::{KvOp, KvResult, RequestId};
+use sim_core::{Context, NodeId, SimDuration};
 
 /// Re-sends to a silent server before a client tries the next one.
 pub const ROTATE_AFTER: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client {
-    ops: Vec<KvOp>,
-    next_op: usize,
-    stub: ClientStub<KvOp>,
-    /// The history operation of each outstanding call, by seq.
-    open: BTreeMap<u64, OpId>,
-    think: SimDuration,
+    /// The workload, through the at-most-once stub.
+    calls: KvCalls,
     /// Every server, in id order (the first is the initial primary).
     servers: Vec<NodeId>,
     /// The server calls go to, and the primary epoch the client last heard of.
@@ -37,36 +32,20 @@ pub struct Client {
 impl Client {
     pub fn new(ops: Vec<KvOp>, config: StubConfig, think: SimDuration, servers: Vec<NodeId>) -> Client {
         let primary = servers[0];
-        Client {
-            ops,
-            next_op: 0,
-            stub: ClientStub::new(config),
-            open: BTreeMap::new(),
-            think,
-            servers,
-            primary,
-            epoch: 1,
-            silent: 0,
-        }
+        Client { calls: KvCalls::new(ops, config, think), servers, primary, epoch: 1, silent: 0 }
     }
 
     /// Starts operations while the window has room.
     pub(super) fn fill(&mut self, ctx: &mut Context<'_, PbNode>) {
-        while self.next_op < self.ops.len() && self.stub.has_room() {
-            let op = self.ops[self.next_op].clone();
-            self.next_op += 1;
-            let id = self.stub.call(ctx, self.primary, op.clone());
-            let op_id = ctx.invoke(KvRecord::Call { request: id, op });
-            self.open.insert(id.seq, op_id);
-        }
+        let primary = self.primary;
+        self.calls.fill(ctx, |_| primary);
     }
 
     pub(super) fn on_message(&mut self, ctx: &mut Context<'_, PbNode>, from: NodeId, msg: PbMsg) {
         self.silent = 0;
         match msg {
             PbMsg::Reply { reply_to, result } => {
-                if let Some(call) = self.stub.on_reply(ctx, reply_to) {
-                    ctx.note(KvRecord::Accepted { request: call, reply_to });
+                if let Some(call) = self.calls.on_reply(ctx, reply_to) {
                     self.finished(ctx, call, result);
                 }
             }
@@ -84,7 +63,7 @@ impl Client {
         }
         self.epoch = epoch;
         self.primary = primary;
-        if self.stub.redirect(|_| primary) > 0 {
+        if self.calls.stub().redirect(|_| primary) > 0 {
             ctx.sometimes(super::CLIENT_REDIRECTED);
         }
     }
@@ -100,9 +79,9 @@ impl Client {
                     let at = self.servers.iter().position(|&s| s == self.primary).unwrap_or(0);
                     let next = self.servers[(at + 1) % self.servers.len()];
                     self.primary = next;
-                    self.stub.redirect(|_| next);
+                    self.calls.stub().redirect(|_| next);
                 }
-                if let Retry::GaveUp(call, _) = self.stub.on_retry(ctx, id) {
+                if let Retry::GaveUp(call, _) = self.calls.stub().on_retry(ctx, id) {
                     self.finished(ctx, call, KvResult::GaveUp);
                 }
             }
@@ -111,12 +90,8 @@ impl Client {
     }
 
     fn finished(&mut self, ctx: &mut Context<'_, PbNode>, call: RequestId, result: KvResult) {
-        let op_id = self.open.remove(&call.seq).expect("a finished call has a history operation");
-        ctx.ret(op_id, KvRecord::Return(result));
-        if self.think == SimDuration::ZERO {
+        if self.calls.finish(ctx, call, result) {
             self.fill(ctx);
-        } else if self.next_op < self.ops.len() {
-            ctx.set_timer(self.think, PbTimer::Think);
         }
     }
 }

@@ -251,6 +251,12 @@ impl CallerNode for PbNode {
     }
 }
 
+impl crate::at_most_once::KvCaller for PbNode {
+    fn think_timer() -> PbTimer {
+        PbTimer::Think
+    }
+}
+
 /// The rare paths primary-backup marks, so fuzz campaigns can say which they reached.
 pub const SOMETIMES: &[&str] = &[
     BACKUP_SUSPECTS_PRIMARY,
