@@ -2,30 +2,21 @@
 //! the same trace hash), exactly-once (durable table + unbounded retries) survives random
 //! networks and server crash timelines, and the in-memory table is caught by a crash.
 
-use dsim::runner;
 use dsim::scenario::Scenario;
 use proptest::prelude::*;
 use protocols::at_most_once::{self, AmoParams, DedupMode, DiscardMode, SERVER};
 use protocols::kv::{KvRecord, Workload, EXECUTED_AT_MOST_ONCE};
 use sim_core::{
     AppliesTo, Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Outcome, Partition, Phase,
-    ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, Simulation, SlowRule, Stream, TraceMode,
+    ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, Simulation, SlowRule, Stream,
 };
 use std::collections::BTreeSet;
 
+mod common;
+
 #[test]
 fn every_at_most_once_scenario_meets_its_expectation_deterministically() {
-    let files = dsim::bundled_scenarios_in("at-most-once");
-    assert!(files.len() >= 8, "expected the at-most-once scenarios, found {files:?}");
-    for path in files {
-        let scenario = Scenario::load(&path).expect("bundled scenarios load");
-        assert!(!scenario.description.is_empty(), "{} has no description", path.display());
-        let shown = path.display().to_string();
-        let first = runner::run(&scenario, &shown, None, TraceMode::Recent(8), None).unwrap();
-        let second = runner::run(&scenario, &shown, None, TraceMode::Recent(8), None).unwrap();
-        assert!(first.expectation_met, "{shown}: {}", first.verdict);
-        assert_eq!(first.trace_hash, second.trace_hash, "{shown} is not deterministic");
-    }
+    common::folder_meets_expectations("at-most-once", 8);
 }
 
 /// A run of the at-most-once key/value protocol; returns the outcome and the simulation.

@@ -5,7 +5,6 @@
 //! seeds; the middle-failure handshake and an extension while updates are in flight do
 //! what the paper says.
 
-use dsim::runner;
 use dsim::scenario::Scenario;
 use proptest::prelude::*;
 use protocols::chain::{
@@ -14,22 +13,14 @@ use protocols::chain::{
 use protocols::kv::{KvRecord, Workload, KV_LINEARIZABLE};
 use sim_core::{
     Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Outcome, ScheduledFault, SimConfig,
-    SimDuration, SimRng, SimTime, Simulation, Stream, TraceMode, World,
+    SimDuration, SimRng, SimTime, Simulation, Stream, World,
 };
+
+mod common;
 
 #[test]
 fn every_chain_scenario_meets_its_expectation_deterministically() {
-    let files = dsim::bundled_scenarios_in("chain");
-    assert!(files.len() >= 9, "expected the chain scenarios, found {files:?}");
-    for path in files {
-        let scenario = Scenario::load(&path).expect("bundled scenarios load");
-        assert!(!scenario.description.is_empty(), "{} has no description", path.display());
-        let shown = path.display().to_string();
-        let first = runner::run(&scenario, &shown, None, TraceMode::Recent(8), None).unwrap();
-        let second = runner::run(&scenario, &shown, None, TraceMode::Recent(8), None).unwrap();
-        assert!(first.expectation_met, "{shown}: {}", first.verdict);
-        assert_eq!(first.trace_hash, second.trace_hash, "{shown} is not deterministic");
-    }
+    common::folder_meets_expectations("chain", 9);
 }
 
 /// The network the paper assumes: clients reach everything over `client_link`; the master

@@ -12,18 +12,11 @@ use serde_json::{json, Value};
 use sim_core::{Outcome, TraceMode};
 use std::collections::BTreeMap;
 
+mod common;
+
 #[test]
 fn every_clocks_scenario_meets_its_expectation_twice_alike() {
-    let files = dsim::bundled_scenarios_in("clocks");
-    assert!(files.len() >= 9, "the clocks scenarios are bundled: {files:?}");
-    for file in files {
-        let scenario = Scenario::load(&file).expect("loads");
-        let shown = file.display().to_string();
-        let first = runner::run(&scenario, &shown, None, TraceMode::HashOnly, None).expect("runs");
-        assert!(first.expectation_met, "{shown}: {}", first.text());
-        let second = runner::run(&scenario, &shown, None, TraceMode::HashOnly, None).expect("runs");
-        assert_eq!(first.trace_hash, second.trace_hash, "{shown} is not deterministic");
-    }
+    common::folder_meets_expectations("clocks", 9);
 }
 
 /// A scenario of the clocks protocol, from parts.

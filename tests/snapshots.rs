@@ -18,16 +18,7 @@ use sim_core::{Outcome, TraceMode};
 
 #[test]
 fn every_snapshots_scenario_meets_its_expectation_twice_alike() {
-    let files = dsim::bundled_scenarios_in("snapshots");
-    assert!(files.len() >= 8, "the snapshot scenarios are bundled: {files:?}");
-    for file in files {
-        let scenario = Scenario::load(&file).expect("loads");
-        let shown = file.display().to_string();
-        let first = runner::run(&scenario, &shown, None, TraceMode::HashOnly, None).expect("runs");
-        assert!(first.expectation_met, "{shown}: {}", first.text());
-        let second = runner::run(&scenario, &shown, None, TraceMode::HashOnly, None).expect("runs");
-        assert_eq!(first.trace_hash, second.trace_hash, "{shown} is not deterministic");
-    }
+    common::folder_meets_expectations("snapshots", 8);
 }
 
 /// A scenario of `protocol` from parts (all invariants unless `invariants` names some).
