@@ -8,7 +8,7 @@ use protocols::at_most_once::{self, AmoParams, DedupMode, DiscardMode, SERVER};
 use protocols::kv::{KvRecord, Workload, EXECUTED_AT_MOST_ONCE};
 use sim_core::{
     AppliesTo, Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Outcome, Partition, Phase,
-    ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, Simulation, SlowRule, Stream,
+    ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, SlowRule, Stream,
 };
 use std::collections::BTreeSet;
 
@@ -30,13 +30,7 @@ struct Run {
 fn simulate(params: &AmoParams, workload: &Workload, config: SimConfig) -> Run {
     let ops = workload.generate(&mut SimRng::new(config.seed, Stream::Workload));
     let setup = at_most_once::setup(params, ops, SimDuration::ZERO);
-    if let Err(outside) = setup.fault_model.admits(&config.faults) {
-        panic!("the test drew faults outside the model: {outside}");
-    }
-    let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
-    for invariant in setup.invariants {
-        sim.add_invariant(invariant);
-    }
+    let mut sim = common::simulation_of(setup, config, |_| true);
     let outcome = sim.run().outcome;
     let history = sim.world().history();
     let executed =

@@ -48,13 +48,7 @@ struct Run {
 fn simulate(params: &ChainParams, workload: &Workload, config: SimConfig) -> Run {
     let ops = workload.generate(&mut SimRng::new(config.seed, Stream::Workload));
     let setup = chain::setup(params, ops, SimDuration::ZERO);
-    if let Err(outside) = setup.fault_model.admits(&config.faults) {
-        panic!("the test drew faults outside the model: {outside}");
-    }
-    let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
-    for invariant in setup.invariants {
-        sim.add_invariant(invariant);
-    }
+    let mut sim = common::simulation_of(setup, config, |_| true);
     let outcome = sim.run().outcome;
     Run { outcome, sim }
 }

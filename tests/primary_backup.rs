@@ -46,15 +46,7 @@ fn network(servers: usize, client_link: LinkConfig, server_ms_max: u64) -> Netwo
 fn simulate(params: &PbParams, workload: &Workload, config: SimConfig, only: Option<&str>) -> (Outcome, u64) {
     let ops = workload.generate(&mut SimRng::new(config.seed, Stream::Workload));
     let setup = primary_backup::setup(params, ops, SimDuration::ZERO);
-    if let Err(outside) = setup.fault_model.admits(&config.faults) {
-        panic!("the test drew faults outside the model: {outside}");
-    }
-    let mut sim = Simulation::new(config, setup.n_nodes, setup.build);
-    for invariant in setup.invariants {
-        if only.is_none_or(|name| name == invariant.name()) {
-            sim.add_invariant(invariant);
-        }
-    }
+    let mut sim = common::simulation_of(setup, config, |name| only.is_none_or(|only| only == name));
     let outcome = sim.run().outcome;
     (outcome, sim.world().history().open_operations())
 }

@@ -32,3 +32,23 @@ pub fn folder_meets_expectations(folder: &str, at_least: usize) -> Vec<dsim::run
     }
     summaries
 }
+
+/// A simulation of a protocol's `setup` with `config`, checking the invariants `keep`
+/// accepts (by name). Panics if the faults drawn are outside the protocol's fault model: a
+/// property test must stay inside it.
+pub fn simulation_of<N: sim_core::Node>(
+    setup: protocols::Setup<N>,
+    config: sim_core::SimConfig,
+    keep: impl Fn(&str) -> bool,
+) -> sim_core::Simulation<N> {
+    if let Err(outside) = setup.fault_model.admits(&config.faults) {
+        panic!("the test drew faults outside the model: {outside}");
+    }
+    let mut sim = sim_core::Simulation::new(config, setup.n_nodes, setup.build);
+    for invariant in setup.invariants {
+        if keep(invariant.name()) {
+            sim.add_invariant(invariant);
+        }
+    }
+    sim
+}
