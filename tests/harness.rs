@@ -15,7 +15,7 @@ struct Greeter {
     greeted: u32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Hash, Serialize)]
 struct Hello;
 impl Message for Hello {}
 
@@ -34,6 +34,7 @@ impl Node for Greeter {
 }
 
 /// At the end, every node was greeted by every other: false on a lossy network.
+#[derive(Clone)]
 struct AllGreeted;
 impl Invariant<Greeter> for AllGreeted {
     fn name(&self) -> &'static str {

@@ -280,6 +280,7 @@ fn a_crashed_node_receives_nothing_loses_its_timers_and_restarts_from_durable_st
 }
 
 /// Fails once node 1 has received `limit` messages.
+#[derive(Clone)]
 struct AtMost(usize);
 impl Invariant<Probe> for AtMost {
     fn name(&self) -> &'static str {
@@ -311,6 +312,7 @@ fn the_run_stops_at_the_first_violating_step() {
 }
 
 /// At the end, node 1 must have received `expected` messages.
+#[derive(Clone)]
 struct ReceivedAll(usize);
 impl Invariant<Probe> for ReceivedAll {
     fn name(&self) -> &'static str {

@@ -325,7 +325,7 @@ pub fn setup(params: &ClocksParams) -> Setup<ClockProcess> {
 /// The protocol's stamps, by event id, kept in step with the causal record: each check
 /// first reads the new history notes, then walks the new ground-truth events, each of
 /// which must have been stamped.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Stamps {
     history_cursor: usize,
     events_cursor: usize,
@@ -435,7 +435,7 @@ fn frontier(causality: &Causality, e: EventId, q: NodeId) -> (Option<EventId>, O
 
 /// `lamport-clock-condition`: `a -> b` implies `L(a) < L(b)`, for every message and every
 /// pair of consecutive events of a process.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct LamportClockCondition {
     stamps: Stamps,
 }
@@ -472,7 +472,7 @@ impl Invariant<ClockProcess> for LamportClockCondition {
 
 /// `lamport-total-order`: `(L, process id)` is a total order consistent with happens-before,
 /// checked on each edge of the causal graph (see the module doc).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct LamportTotalOrder {
     stamps: Stamps,
 }
@@ -532,6 +532,7 @@ impl Invariant<ClockProcess> for LamportTotalOrder {
 
 /// `vector-clock-exact`: `V(a) < V(b)` iff `a -> b`, and concurrent iff incomparable, under
 /// the order the protocol uses.
+#[derive(Clone)]
 pub struct VectorClockExact {
     stamps: Stamps,
     order: VectorOrder,
@@ -680,7 +681,7 @@ impl Invariant<ClockProcess> for VectorClockExact {
 
 /// `physical-clock-condition`: ordering events by (physical timestamp, process id,
 /// position in the process) is consistent with happens-before, for every message.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PhysicalClockCondition {
     stamps: Stamps,
 }

@@ -425,6 +425,7 @@ impl fmt::Display for KeyOutput {
 pub type KeyOperation = Operation<KeyInput, KeyOutput>;
 
 /// The sequential specification of one key.
+#[derive(Clone, Copy)]
 pub struct KeyModel;
 
 impl KeyModel {
@@ -481,7 +482,7 @@ impl Model for KeyModel {
 
 /// `executed-at-most-once`: no request id is executed twice (ground truth from the
 /// servers' `Executed` notes, which survive crashes because the history does).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ExecutedAtMostOnce {
     cursor: usize,
     /// When and where each request was executed, by client and then by the client's
@@ -574,7 +575,7 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ExecutedAtMostOnce {
 /// Per step it allocates nothing beyond the operations it keeps: keys are interned to
 /// indexes on first sight, operations are found by op id and requests by client and
 /// sequence number in vectors (both are dense), and the keys to re-check reuse one buffer.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KvLinearizable {
     cursor: usize,
     /// Every key seen, by name, with its index in `keys` (names are never cloned per step:

@@ -159,6 +159,7 @@ pub const PARAMS: &[ParamDoc] = &[
 /// exactly N x K messages are in flight after every step. O(1) per step; it fires under loss.
 pub const PINGS_CONSERVED: &str = "pings-conserved";
 
+#[derive(Clone)]
 pub struct PingsConserved {
     expected: usize,
 }

@@ -6,6 +6,7 @@
 //! and exports its causal record, whatever the protocol.
 
 use crate::causality::Causality;
+use crate::explore::{Branch, Budgets, Choice, CrashRules, ExploreOptions, ExploreStats, Exploration};
 use crate::node::{Coverage, Node};
 use crate::sim::{Report, Simulation};
 use crate::trace::TraceRecord;
@@ -41,6 +42,19 @@ pub trait AnySimulation {
     fn coverage(&self) -> &Coverage;
     /// The simulation itself, for code that knows its node type (`downcast_ref`).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// Searches every interleaving of this simulation, not yet stepped, within the
+    /// options' budgets (see [`crate::explore`]); the simulation itself is left as it is.
+    fn explore(&self, options: &ExploreOptions, stop: &mut dyn FnMut(&ExploreStats) -> bool) -> Exploration;
+    /// Runs this simulation, not yet stepped, by a decision log instead of its seed (see
+    /// [`Branch::follow`]); afterwards it is at the run's end, and reports and writes its
+    /// trace as any finished run. Returns the decisions taken, the default ones included.
+    fn follow(
+        &mut self,
+        budgets: Budgets,
+        rules: CrashRules,
+        decisions: &[Choice],
+        strict: bool,
+    ) -> Result<Vec<Choice>, String>;
 }
 
 fn write_records<'r, N: Node>(
@@ -98,5 +112,22 @@ impl<N: Node> AnySimulation for Simulation<N> {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn explore(&self, options: &ExploreOptions, stop: &mut dyn FnMut(&ExploreStats) -> bool) -> Exploration {
+        crate::explore::explore(self.clone(), options, stop)
+    }
+
+    fn follow(
+        &mut self,
+        budgets: Budgets,
+        rules: CrashRules,
+        decisions: &[Choice],
+        strict: bool,
+    ) -> Result<Vec<Choice>, String> {
+        let max_steps = self.max_steps();
+        let (branch, taken) = Branch::follow(self.clone(), budgets, rules, decisions, strict, max_steps)?;
+        *self = branch.into_simulation();
+        Ok(taken)
     }
 }

@@ -25,7 +25,7 @@ pub struct Entry<O> {
 }
 
 /// Whether an entry starts an operation, ends one, or is a ground-truth note.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EntryKind {
     /// A client invoked an operation.

@@ -18,7 +18,10 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A named check over the simulated world.
-pub trait Invariant<N: Node> {
+///
+/// An invariant is `Clone` (see [`ForkInvariant`]): `dsim explore` copies the whole
+/// simulation, invariants and their state included, at every branch of its search.
+pub trait Invariant<N: Node>: ForkInvariant<N> {
     /// The name reports and scenario files use (`executed-at-most-once`).
     fn name(&self) -> &'static str;
 
@@ -40,6 +43,19 @@ pub trait Invariant<N: Node> {
     fn check_end(&mut self, world: &World<N>) -> Result<(), CheckError> {
         let _ = world;
         Ok(())
+    }
+}
+
+/// A copy of an invariant with its state, boxed: what lets a simulation be cloned. Every
+/// invariant that is `Clone` has it.
+pub trait ForkInvariant<N: Node> {
+    /// A copy of this invariant, state and all.
+    fn fork(&self) -> Box<dyn Invariant<N>>;
+}
+
+impl<N: Node, T: Invariant<N> + Clone + 'static> ForkInvariant<N> for T {
+    fn fork(&self) -> Box<dyn Invariant<N>> {
+        Box::new(self.clone())
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod causality;
 pub mod checkers;
 pub mod erased;
+pub mod explore;
 pub mod history;
 pub mod invariant;
 pub mod network;

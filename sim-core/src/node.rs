@@ -26,7 +26,7 @@ use std::hash::Hash;
 ///
 /// `class` tells network rules that treat requests and replies apart (labrpc's long
 /// reordering slows replies only) which one this is.
-pub trait Message: Clone + Debug + Serialize {
+pub trait Message: Clone + Debug + Hash + Serialize {
     /// Whether this message is a request, a reply or neither, for network rules. Neither,
     /// unless a protocol says otherwise.
     fn class(&self) -> MessageClass {
@@ -35,8 +35,8 @@ pub trait Message: Clone + Debug + Serialize {
 }
 
 /// A timer a node sets for itself.
-pub trait TimerPayload: Clone + Debug + Serialize {}
-impl<T: Clone + Debug + Serialize> TimerPayload for T {}
+pub trait TimerPayload: Clone + Debug + Hash + Serialize {}
+impl<T: Clone + Debug + Hash + Serialize> TimerPayload for T {}
 
 /// A node's state machine.
 ///
@@ -67,16 +67,16 @@ impl<T: Clone + Debug + Serialize> TimerPayload for T {}
 ///     fn on_timer(&mut self, _ctx: &mut Context<'_, Self>, _timer: ()) {}
 /// }
 /// ```
-pub trait Node: Clone + Debug + Sized + 'static {
+pub trait Node: Clone + Debug + Hash + Sized + 'static {
     /// The messages nodes send each other.
     type Msg: Message;
     /// The payload of the timers a node sets.
     type Timer: TimerPayload;
     /// Storage that survives a crash; a restarted node is rebuilt from it.
-    type Durable: Clone + Debug + Default + Serialize;
+    type Durable: Clone + Debug + Default + Hash + Serialize;
     /// What goes into the history for checkers (client invocations and returns, and any
     /// ground-truth notes the protocol's invariants need).
-    type Op: Clone + Debug + Serialize;
+    type Op: Clone + Debug + Hash + Serialize;
 
     /// Runs when the node starts, and again after each restart.
     fn on_start(&mut self, ctx: &mut Context<'_, Self>);

@@ -83,7 +83,7 @@ impl Occupancy {
 /// One level of the wheel: its slots, each a list of (time, event) in insertion order,
 /// and which of them are occupied. An event is `None` once popped (only in level 0's
 /// lowest slot, up to the wheel's cursor).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Level<T> {
     slots: [Vec<(u64, Option<T>)>; SLOTS as usize],
     occupied: Occupancy,
@@ -145,6 +145,24 @@ pub struct WheelQueue<T> {
     /// below it) and when the slot empties. A peek and the pop after it look it up once.
     head: Option<usize>,
     len: usize,
+}
+
+/// A copy; an empty queue (what explore copies) is copied as a new one, without walking
+/// its levels.
+impl<T: Clone> Clone for WheelQueue<T> {
+    fn clone(&self) -> Self {
+        if self.len == 0 {
+            return WheelQueue::default();
+        }
+        WheelQueue {
+            now: self.now,
+            levels: self.levels.clone(),
+            occupied_levels: self.occupied_levels,
+            cursor: self.cursor,
+            head: self.head,
+            len: self.len,
+        }
+    }
 }
 
 impl<T> Default for WheelQueue<T> {
@@ -264,6 +282,13 @@ impl<T> WheelQueue<T> {
         self.now = time;
         self.len -= 1;
         Some((time, item))
+    }
+
+    /// Rewinds an empty queue to time 0, so that it takes any time again: explore empties
+    /// the queue after every step and moves virtual time by its own rules.
+    pub(crate) fn rewind(&mut self) {
+        assert_eq!(self.len, 0, "only an empty queue rewinds");
+        self.now = 0;
     }
 
     /// Every queued event with its time, in no particular (but deterministic) order.

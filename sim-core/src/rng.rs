@@ -67,6 +67,12 @@ impl SimRng {
         SimRng(rng)
     }
 
+    /// How many words have been drawn: two generators of one stream at the same position
+    /// draw the same from here on (explore's state hash reads it).
+    pub fn position(&self) -> u128 {
+        self.0.get_word_pos()
+    }
+
     /// The next raw 64-bit draw.
     #[inline]
     pub fn next_u64(&mut self) -> u64 {

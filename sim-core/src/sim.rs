@@ -25,8 +25,10 @@ use crate::rng::{SimRng, Stream};
 use crate::time::{NodeId, SimDuration, SimTime};
 use crate::trace::{Code, MsgId, Trace, TraceEvent, TraceMode, TraceRecord};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::rc::Rc;
 
 /// The event queue the loop uses (see `queue.rs` for the choice and the alternative).
 type EventQueue<T> = crate::queue::WheelQueue<T>;
@@ -184,8 +186,8 @@ pub struct Report {
     pub trace_hash: String,
 }
 
-#[derive(Debug)]
-enum EventKind<M, T> {
+#[derive(Clone, Debug)]
+pub(crate) enum EventKind<M, T> {
     Start(NodeId),
     Deliver {
         from: NodeId,
@@ -215,16 +217,16 @@ enum EventKind<M, T> {
 /// delivery to a node not in cache costs as few cache lines as can be: 10,000 nodes' slots
 /// do not fit in cache, and counters in a table of their own cost a miss of their own per
 /// delivery (ping N=10,000 K=10: 4.2 M deliveries/s before, about 5 M after).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[repr(C, align(64))]
-struct Slot<N: Node> {
-    state: Option<N>,
-    counters: Counters,
+pub(crate) struct Slot<N: Node> {
+    pub(crate) state: Option<N>,
+    pub(crate) counters: Counters,
     /// Bumped at each crash, so timers set before it never fire after it.
-    incarnation: u32,
-    clock: PhysicalClock,
-    durable: N::Durable,
-    rng: SimRng,
+    pub(crate) incarnation: u32,
+    pub(crate) clock: PhysicalClock,
+    pub(crate) durable: N::Durable,
+    pub(crate) rng: SimRng,
 }
 
 /// A message in flight, as invariants see it.
@@ -243,30 +245,35 @@ pub struct InFlight<'a, M> {
 }
 
 /// The simulated world: nodes, network, queue, trace, history. Invariants read it.
+#[derive(Clone)]
 pub struct World<N: Node> {
-    seed: u64,
-    now: SimTime,
-    step: u64,
-    slots: Vec<Slot<N>>,
-    queue: EventQueue<EventKind<N::Msg, N::Timer>>,
-    network: Network,
-    trace: Trace<N::Msg, N::Timer>,
-    history: History<N::Op>,
+    pub(crate) seed: u64,
+    pub(crate) now: SimTime,
+    pub(crate) step: u64,
+    pub(crate) slots: Vec<Slot<N>>,
+    pub(crate) queue: EventQueue<EventKind<N::Msg, N::Timer>>,
+    pub(crate) network: Network,
+    pub(crate) trace: Trace<N::Msg, N::Timer>,
+    pub(crate) history: History<N::Op>,
     /// The timers set and not yet fired or cancelled, with the node that set each.
-    live_timers: BTreeMap<TimerId, NodeId>,
-    next_timer_id: u64,
-    next_msg_id: u64,
-    healed: bool,
-    coverage: Coverage,
-    n_in_flight: usize,
+    pub(crate) live_timers: BTreeMap<TimerId, NodeId>,
+    pub(crate) next_timer_id: u64,
+    pub(crate) next_msg_id: u64,
+    pub(crate) healed: bool,
+    pub(crate) coverage: Coverage,
+    pub(crate) n_in_flight: usize,
     /// The id the next node event gets (counted whether or not causality is tracked).
-    next_event: u64,
-    causality: Option<Causality>,
-    causality_labels: bool,
-    liveness_window: SimDuration,
-    search_budget: usize,
+    pub(crate) next_event: u64,
+    pub(crate) causality: Option<Causality>,
+    pub(crate) causality_labels: bool,
+    pub(crate) liveness_window: SimDuration,
+    pub(crate) search_budget: usize,
     /// Each fault that fired so far, as violation reports show it.
-    faults_fired: Vec<String>,
+    pub(crate) faults_fired: Vec<String>,
+    /// Explore numbers each node's timers on its own (`t1000001` is n0's first), so that
+    /// a node's state, which holds its timers' ids, does not depend on how other nodes'
+    /// steps interleaved with its own; `None` (every run): one count for all.
+    pub(crate) timers_by_node: Option<Vec<u64>>,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -530,7 +537,7 @@ impl<N: Node> World<N> {
         }
     }
 
-    fn drop_message(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, reason: DropReason) {
+    pub(crate) fn drop_message(&mut self, from: NodeId, to: NodeId, msg_id: MsgId, reason: DropReason) {
         self.slots[from.index()].counters.dropped += 1;
         let fields = [u64::from(from.0), u64::from(to.0), msg_id.0, reason as u64];
         self.trace.record(self.step, self.now, Code::Drop, &fields, false, || TraceEvent::Drop {
@@ -615,7 +622,7 @@ impl<N: Node> World<N> {
 
     /// A fault of the timeline happens. A crash of a node that is down, or a restart of one
     /// that is up, changes nothing.
-    fn apply_fault(&mut self, fault: Fault, build: &mut Builder<N>) {
+    pub(crate) fn apply_fault(&mut self, fault: Fault, build: &mut Builder<N>) {
         self.record_fault(&fault);
         match fault {
             Fault::Crash(node) => {
@@ -641,6 +648,29 @@ impl<N: Node> World<N> {
         }
     }
 
+    /// One step: the event, popped by the caller, leaves the queue (a delivery leaves the
+    /// network, a timer stops being live) and happens. True if it is the run's end.
+    #[inline]
+    fn apply_event(&mut self, event: EventKind<N::Msg, N::Timer>, build: &RefCell<Builder<N>>) -> bool {
+        match &event {
+            EventKind::Deliver { .. } => self.n_in_flight -= 1,
+            EventKind::Timer { id, .. } => {
+                self.live_timers.remove(id);
+            }
+            _ => {}
+        }
+        self.step += 1;
+        match event {
+            EventKind::Start(node) => self.start(node),
+            EventKind::Deliver { from, to, msg_id, bytes, msg } => self.deliver(from, to, msg_id, bytes, msg),
+            EventKind::Timer { node, id, timer, .. } => self.fire_timer(node, id, timer),
+            EventKind::Fault(fault) => self.apply_fault(*fault, &mut build.borrow_mut()),
+            EventKind::HealNetwork => self.heal_network(),
+            EventKind::LivenessDeadline | EventKind::EndAt => return true,
+        }
+        false
+    }
+
     /// The network heals: partitions end (all but lasting ones), loss and duplication stop.
     fn heal_network(&mut self) {
         self.healed = true;
@@ -657,8 +687,16 @@ impl<N: Node> World<N> {
     }
 
     pub(crate) fn set_timer(&mut self, node: NodeId, after: SimDuration, timer: N::Timer) -> TimerId {
-        let id = TimerId::new(self.next_timer_id);
-        self.next_timer_id += 1;
+        let id = match &mut self.timers_by_node {
+            None => {
+                self.next_timer_id += 1;
+                TimerId::new(self.next_timer_id - 1)
+            }
+            Some(counts) => {
+                counts[node.index()] += 1;
+                TimerId::new((u64::from(node.0) + 1) * crate::explore::TIMERS_PER_NODE + counts[node.index()])
+            }
+        };
         self.trace.encode(&timer);
         let fields = [u64::from(node.0), id.0, after.as_micros()];
         self.trace.record(self.step, self.now, Code::TimerSet, &fields, true, || TraceEvent::TimerSet {
@@ -744,14 +782,33 @@ impl<N: Node> World<N> {
     }
 }
 
+/// A copy of the whole run so far (world, invariants and their state), which then goes its
+/// own way: what `dsim explore` does at every branch of its search. Cheap for the small
+/// worlds explore searches; the trace is copied too, so explore keeps only its hash.
+impl<N: Node> Clone for Simulation<N> {
+    fn clone(&self) -> Self {
+        Simulation {
+            world: self.world.clone(),
+            invariants: self.invariants.iter().map(|invariant| invariant.fork()).collect(),
+            build: Rc::clone(&self.build),
+            max_steps: self.max_steps,
+            max_time: self.max_time,
+            outcome: self.outcome.clone(),
+        }
+    }
+}
+
 /// Builds node `id` from its durable storage: at the start, and again at each restart.
+/// It must be a pure function of the two: restarts in every branch of an exploration
+/// share it.
 pub type Builder<N> = Box<dyn FnMut(NodeId, &<N as Node>::Durable) -> N>;
 
 /// A simulation: the world, the invariants, and how to build (and rebuild) each node.
 pub struct Simulation<N: Node> {
     world: World<N>,
     invariants: Vec<Box<dyn Invariant<N>>>,
-    build: Builder<N>,
+    /// Shared by a simulation's clones (a builder is a pure function of id and storage).
+    build: Rc<RefCell<Builder<N>>>,
     max_steps: u64,
     max_time: SimTime,
     outcome: Option<Outcome>,
@@ -801,6 +858,7 @@ impl<N: Node> Simulation<N> {
             liveness_window: config.liveness_window,
             search_budget: config.search_budget,
             faults_fired: Vec::new(),
+            timers_by_node: None,
         };
         assert!(
             config.clocks.len() <= n_nodes,
@@ -826,7 +884,7 @@ impl<N: Node> Simulation<N> {
         Simulation {
             world,
             invariants: Vec::new(),
-            build,
+            build: Rc::new(RefCell::new(build)),
             max_steps: config.max_steps,
             max_time: config.max_time,
             outcome: None,
@@ -917,26 +975,52 @@ impl<N: Node> Simulation<N> {
                 }
             }
         }
-        match &event {
-            EventKind::Deliver { .. } => world.n_in_flight -= 1,
-            EventKind::Timer { id, .. } => {
-                world.live_timers.remove(id);
-            }
-            _ => {}
-        }
         world.now = at;
-        world.step += 1;
-        match event {
-            EventKind::Start(node) => world.start(node),
-            EventKind::Deliver { from, to, msg_id, bytes, msg } => {
-                world.deliver(from, to, msg_id, bytes, msg)
-            }
-            EventKind::Timer { node, id, timer, .. } => world.fire_timer(node, id, timer),
-            EventKind::Fault(fault) => world.apply_fault(*fault, &mut self.build),
-            EventKind::HealNetwork => world.heal_network(),
-            EventKind::LivenessDeadline | EventKind::EndAt => return Some(self.finish()),
+        if world.apply_event(event, &self.build) {
+            return Some(self.finish());
         }
         self.check_step()
+    }
+
+    /// Runs `event`, taken out of the queue by the caller, at `at` (or now, if that is
+    /// later): explore's step, which picks the event itself. The run's outcome is set if
+    /// an invariant fails (or the event was the run's end).
+    pub(crate) fn run_event(&mut self, at: SimTime, event: EventKind<N::Msg, N::Timer>) {
+        let world = &mut self.world;
+        world.now = world.now.max(at);
+        self.outcome = if world.apply_event(event, &self.build) { Some(self.finish()) } else { self.check_step() };
+    }
+
+    /// A step that changes the world by `change` (explore's drops and duplicates), then
+    /// runs the invariants.
+    pub(crate) fn run_change(&mut self, change: impl FnOnce(&mut World<N>)) {
+        self.world.step += 1;
+        change(&mut self.world);
+        self.outcome = self.check_step();
+    }
+
+    /// Runs the end-of-run checks now (explore, at a state where nothing is left to happen).
+    pub(crate) fn end(&mut self) {
+        self.outcome = Some(self.finish());
+    }
+
+    /// The step limit (`SimConfig::max_steps`).
+    pub fn max_steps(&self) -> u64 {
+        self.max_steps
+    }
+
+    /// Ends the run at its step limit (explore's default order, past `max_steps`).
+    pub(crate) fn limit_steps(&mut self) {
+        self.outcome = Some(Outcome::LimitReached(Limit::MaxSteps { steps: self.world.step }));
+    }
+
+    /// The outcome so far: `None` while the run goes on.
+    pub(crate) fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    pub(crate) fn world_mut(&mut self) -> &mut World<N> {
+        &mut self.world
     }
 
     fn check_step(&mut self) -> Option<Outcome> {

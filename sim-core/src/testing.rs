@@ -17,11 +17,11 @@
 //! use sim_core::{Context, Message, NetworkConfig, LinkConfig, Node, NodeId, SimConfig, Simulation};
 //! use serde::Serialize;
 //!
-//! #[derive(Clone, Debug, Serialize)]
+//! #[derive(Clone, Debug, Hash, Serialize)]
 //! struct Ping;
 //! impl Message for Ping {}
 //!
-//! #[derive(Clone, Debug)]
+//! #[derive(Clone, Debug, Hash)]
 //! struct Echo;
 //! impl Node for Echo {
 //!     type Msg = Ping;

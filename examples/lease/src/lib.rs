@@ -137,7 +137,7 @@ impl Node for LeaseNode {
 }
 
 /// `at-most-one-holder`: after every step, at most one client holds an unexpired lease.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct AtMostOneHolder;
 
 impl Invariant<LeaseNode> for AtMostOneHolder {

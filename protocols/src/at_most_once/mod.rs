@@ -349,7 +349,7 @@ impl KvCaller for AmoNode {
 
 /// `reply-matches-request`: every reply a client accepted was the server's answer to the
 /// call it accepted it for (ground truth from the clients' `Accepted` notes).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ReplyMatchesRequest {
     cursor: usize,
 }
@@ -384,9 +384,10 @@ impl<N: Node<Op = KvRecord>> Invariant<N> for ReplyMatchesRequest {
 }
 
 /// Reads how many replies the server of a world keeps now.
-type CacheSize<N> = Box<dyn Fn(&World<N>) -> usize>;
+type CacheSize<N> = std::rc::Rc<dyn Fn(&World<N>) -> usize>;
 
 /// `cache-bounded`: the server keeps at most `bound` cached replies (clients x window).
+#[derive(Clone)]
 pub struct CacheBounded<N: Node> {
     bound: usize,
     /// How many replies the world's server keeps now.
@@ -401,7 +402,7 @@ impl<N: Node> CacheBounded<N> {
         because: String,
         size: impl Fn(&World<N>) -> usize + 'static,
     ) -> CacheBounded<N> {
-        CacheBounded { bound, size: Box::new(size), because }
+        CacheBounded { bound, size: std::rc::Rc::new(size), because }
     }
 }
 
@@ -427,6 +428,7 @@ impl<N: Node> Invariant<N> for CacheBounded<N> {
 /// `every-request-completed`: when the run ends, every client operation was invoked and
 /// returned a real result (none gave up, none is still waiting). A liveness check: it only
 /// holds if retries never give up and the network heals.
+#[derive(Clone)]
 pub struct EveryRequestCompleted {
     expected: usize,
 }

@@ -78,7 +78,7 @@ fn first_difference(earlier: (NodeId, &Server), later: (NodeId, &Server)) -> Str
 
 /// `update-propagation`: for servers i before j in the current chain, j's applied updates
 /// are a prefix of i's (the paper's Update Propagation Invariant).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct UpdatePropagation;
 
 impl Invariant<ChainNode> for UpdatePropagation {
@@ -114,7 +114,7 @@ impl Invariant<ChainNode> for UpdatePropagation {
 /// dropped from it (acknowledged by the tail) has reached its successor, and the tail's
 /// Sent list is empty: with nothing in flight, i's updates = j's updates followed by i's
 /// Sent list (the paper's Inprocess Requests Invariant).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SentList;
 
 impl Invariant<ChainNode> for SentList {
@@ -171,7 +171,7 @@ impl Invariant<ChainNode> for SentList {
 
 /// `no-acknowledged-update-lost`: after every reconfiguration, and at the end, the tail
 /// holds every update a client was told is done.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct NoAcknowledgedUpdateLost {
     cursor: usize,
     acknowledged: Vec<(RequestId, KvOp)>,
@@ -228,6 +228,7 @@ impl Invariant<ChainNode> for NoAcknowledgedUpdateLost {
 /// `one-head-one-tail`: at most one server acts as head and one as tail at any moment,
 /// every configuration the master makes has one head and one tail (a non-empty chain of
 /// distinct servers), and only the tail answers queries.
+#[derive(Clone)]
 pub struct OneHeadOneTail {
     /// Servers and spares: nodes 1..=servers.
     servers: u32,

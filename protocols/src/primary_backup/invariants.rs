@@ -20,6 +20,7 @@ fn primaries(world: &World<PbNode>) -> impl Iterator<Item = (NodeId, u64)> + '_ 
 
 /// `single-primary`: at most one live server acts as primary at any virtual instant
 /// (checked after every step, from each server's own role).
+#[derive(Clone)]
 pub struct SinglePrimary {
     /// The setting that can break it, for the report.
     mechanism: String,
@@ -66,7 +67,7 @@ impl Invariant<PbNode> for SinglePrimary {
 /// every later primary. Checked when an acknowledgement reaches a client (against the
 /// primary of the highest epoch alive) and whenever a server becomes primary of a later
 /// epoch (every update acknowledged so far).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct NoAcknowledgedUpdateLost {
     cursor: usize,
     /// The request of each client operation that is an update, by op id.

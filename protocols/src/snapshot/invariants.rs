@@ -68,6 +68,7 @@ fn assembled_at<A: Application>(
 }
 
 /// `snapshot-conserves-*`: process states plus channel states add up to the total.
+#[derive(Clone)]
 pub struct Conserves<A> {
     total: u64,
     cursor: usize,
@@ -118,6 +119,7 @@ impl<A: Conserved> Invariant<SnapshotNode<A>> for Conserves<A> {
 /// `snapshot-is-consistent-cut`, against ground truth. Each snapshot is checked at its
 /// first assembly (one pass over the events inside its cut); a later initiator's copy must
 /// equal the first.
+#[derive(Clone)]
 pub struct ConsistentCut<A> {
     cursor: usize,
     /// Which send events carried application messages, from the protocol's notes (each
@@ -331,6 +333,7 @@ fn channel_mismatch(causality: &Causality, channel: &str, recorded: &[EventId], 
 /// `snapshot-records-once`: each process and each incoming channel recorded exactly once
 /// per snapshot. This checks "never twice"; "at least once" is `snapshot-terminates`'s
 /// part (a snapshot that started must complete), so the two never report one fault twice.
+#[derive(Clone)]
 pub struct RecordsOnce<A> {
     cursor: usize,
     /// Per snapshot: which processes recorded (by index), and which channels (`from * n + to`).
@@ -390,6 +393,7 @@ fn tables(
 
 /// One process's markers of one snapshot so far: where it recorded, how many markers
 /// followed, and to which processes.
+#[derive(Clone)]
 struct Marking {
     recorded: EventId,
     count: u32,
@@ -398,6 +402,7 @@ struct Marking {
 
 /// `snapshot-one-marker-per-channel`: after recording, the process's next events are its
 /// markers, exactly one per outgoing channel, before anything else.
+#[derive(Clone)]
 pub struct MarkerPerChannel<A> {
     plan: Arc<Plan>,
     cursor: usize,
@@ -512,6 +517,7 @@ impl<A: Application> Invariant<SnapshotNode<A>> for MarkerPerChannel<A> {
 /// `snapshot-terminates`: at the end of the run, every snapshot that started (some
 /// process recorded it) completed, and each of its initiators assembled it, unless the
 /// run was cut off while its markers or parts were still on their way.
+#[derive(Clone)]
 pub struct Terminates<A> {
     plan: Arc<Plan>,
     app: PhantomData<A>,

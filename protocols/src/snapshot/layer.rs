@@ -40,7 +40,7 @@ impl std::fmt::Display for SnapshotId {
 /// process records (a clone), so it must be `Clone`; its messages travel beside markers.
 pub trait Application: Clone + Debug + Eq + Hash + Serialize + 'static {
     type Msg: Message + Eq + Hash;
-    type Timer: Clone + Debug + Serialize;
+    type Timer: Clone + Debug + Hash + Serialize;
 
     fn on_start(&mut self, ctx: &mut AppContext<'_, '_, Self>);
     fn on_message(&mut self, ctx: &mut AppContext<'_, '_, Self>, from: NodeId, msg: Self::Msg);
@@ -156,7 +156,7 @@ pub enum SnapshotTimer<T> {
 }
 
 /// What a process writes down for the invariants, naming the simulator's events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SnapshotNote {
     /// This send event carried an application message.
     AppSent { event: EventId },
@@ -238,6 +238,16 @@ pub struct SnapshotNode<A: Application> {
     /// At an initiator: the parts received so far, by snapshot.
     assembling: BTreeMap<SnapshotId, BTreeMap<NodeId, Part<A>>>,
     assembled: BTreeMap<SnapshotId, Assembled<A>>,
+}
+
+/// Everything but the plan, which every process shares and never changes.
+impl<A: Application> Hash for SnapshotNode<A> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.app.hash(state);
+        self.recordings.hash(state);
+        self.assembling.hash(state);
+        self.assembled.hash(state);
+    }
 }
 
 /// Two snapshots were recording at one process at the same time.

@@ -157,6 +157,37 @@ pub struct ObjectHistory<M: Model> {
     lazy_max: usize,
 }
 
+/// A copy, state and all (`dsim explore` copies the invariants at every branch).
+impl<M: Model + Clone> Clone for ObjectHistory<M>
+where
+    M::State: Clone,
+    M::Input: Clone,
+    M::Output: Clone,
+{
+    fn clone(&self) -> Self {
+        ObjectHistory {
+            model: self.model.clone(),
+            object: self.object.clone(),
+            settled: self.settled.clone(),
+            exact: self.exact.clone(),
+            ops: self.ops.clone(),
+            times: self.times.clone(),
+            executed: self.executed.clone(),
+            window: self.window.clone(),
+            lazy_ends: self.lazy_ends.clone(),
+            forgotten: self.forgotten.clone(),
+            in_flight: self.in_flight.clone(),
+            quiet_len: self.quiet_len.clone(),
+            recent: self.recent.clone(),
+            compact_at_len: self.compact_at_len.clone(),
+            witness: self.witness.clone(),
+            witness_start: self.witness_start.clone(),
+            settle_budget: self.settle_budget.clone(),
+            lazy_max: self.lazy_max.clone(),
+        }
+    }
+}
+
 /// `executed` of an operation no server has run.
 const NOT_RUN: u64 = u64::MAX;
 
