@@ -8,6 +8,7 @@
 
 use crate::bench::{self, BenchTrace};
 use crate::check_history;
+use crate::explore;
 use crate::fuzz::{self, FailureFile, FuzzOptions, Loaded, SeedRange, Shard};
 use crate::picture;
 use crate::report;
@@ -16,6 +17,7 @@ use crate::scenario::Scenario;
 use crate::shrink;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
+use sim_core::explore::{Budgets, Strategy};
 use sim_core::TraceMode;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -115,6 +117,53 @@ enum Command {
         /// How to print the summary.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+    },
+    /// Search every interleaving of a small scenario, as a model checker does.
+    #[command(after_help = "Any message in flight may arrive next (the oldest first on a FIFO link), any \
+                            node's next timer may fire before it; within the budgets, messages are lost or \
+                            duplicated and nodes crash and restart, as the protocol's fault model allows. The \
+                            scenario's own faults and random loss are not used. Breadth-first finds a shortest \
+                            counterexample, written as a failure file that dsim replay re-runs.\n\n\
+                            Exit 0: every state within the budgets explored, no violation; 1: a violation \
+                            (failure file written); 2: bad input; 3: a budget (depth, states, time) or an \
+                            undecided check stopped the search first.\n\n\
+                            Examples:\n  dsim explore scenarios/explore/rpc-3-ops.json --drops 1\n  \
+                            dsim explore scenarios/explore/amo-durable-2x2.json --drops 1 --duplicates 1 --crashes 1\n  \
+                            dsim explore scenarios/explore/amo-durable-2x2.json --strategy dfs --max-states 100000 --format json")]
+    Explore {
+        /// The scenario file (JSON).
+        file: PathBuf,
+        /// Messages the search may drop along a path (0 to 100).
+        #[arg(long, default_value_t = 0)]
+        drops: u32,
+        /// Messages the search may duplicate along a path (0 to 100).
+        #[arg(long, default_value_t = 0)]
+        duplicates: u32,
+        /// Crashes the search may inject along a path, each node restarting at any later step (0 to 100).
+        #[arg(long, default_value_t = 0)]
+        crashes: u32,
+        /// Do not expand states this many steps from the start (1 to 1,000,000).
+        #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=i64::from(explore::DEPTH_MAX)))]
+        max_depth: Option<u32>,
+        /// Stop after this many distinct states (at least 1).
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+        max_states: Option<u64>,
+        /// Stop after this many seconds of search (0.001 to 10^7).
+        #[arg(long, value_name = "T", value_parser = parse_time_limit)]
+        time_limit_s: Option<f64>,
+        /// Breadth-first (a shortest counterexample) or depth-first (less memory).
+        #[arg(long, value_enum, default_value = "bfs")]
+        strategy: StrategyArg,
+        /// Where the failure file goes (checked before the search; made if missing).
+        #[arg(long, value_name = "DIR", default_value = "dsim-failures")]
+        out: PathBuf,
+        /// How to print the summary.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Walk every path, pruning no state seen before (small cases only: for checking
+        /// that pruning changes no verdict).
+        #[arg(long, hide = true)]
+        no_visited_set: bool,
     },
     /// Re-run a failure file and check that it fails the same way, with the same trace hash.
     #[command(after_help = "Exit 0: same violation and trace hash; 1: the run diverged (a determinism \
@@ -242,6 +291,13 @@ enum Command {
     },
 }
 
+/// `--strategy`.
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    Bfs,
+    Dfs,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -308,6 +364,33 @@ pub fn main() -> ExitCode {
                 progress: matches!(format, Format::Text),
             };
             fuzz_command(file, options, out, format, html)
+        }
+        Command::Explore {
+            file,
+            drops,
+            duplicates,
+            crashes,
+            max_depth,
+            max_states,
+            time_limit_s,
+            strategy,
+            out,
+            format,
+            no_visited_set,
+        } => {
+            let options = explore::Options {
+                budgets: Budgets { drops, duplicates, crashes },
+                strategy: match strategy {
+                    StrategyArg::Bfs => Strategy::Bfs,
+                    StrategyArg::Dfs => Strategy::Dfs,
+                },
+                max_depth,
+                max_states,
+                time_limit: time_limit_s.map(std::time::Duration::from_secs_f64),
+                no_visited_set,
+                progress: matches!(format, Format::Text),
+            };
+            explore_command(file, &options, &out, format)
         }
         Command::Replay { file, pictures } => replay(file, pictures),
         Command::Shrink { file, out, max_tries } => shrink_command(file, out, max_tries),
@@ -474,6 +557,31 @@ fn fuzz_merge(summaries: &[PathBuf], format: Format) -> Done {
         Format::Json => emit(&(serde_json::to_string_pretty(&merged).expect("reports serialize") + "\n"))?,
     }
     Ok(ExitCode::from(merged.exit_code()))
+}
+
+fn parse_time_limit(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(t) if (0.001..=1e7).contains(&t) => Ok(t),
+        _ => Err(format!("{text:?}: seconds from 0.001 to 10000000")),
+    }
+}
+
+fn explore_command(file: PathBuf, options: &explore::Options, out: &Path, format: Format) -> Done {
+    let scenario = fuzz::load(&file).map_err(fail)?.scenario;
+    let shown = file.display().to_string();
+    let (report, summary) = explore::explore(&shown, &scenario, options, out).map_err(fail)?;
+    match format {
+        Format::Text => {
+            let mut text = report.text();
+            if let Some(summary) = summary {
+                text.push('\n');
+                text.push_str(&summary.text());
+            }
+            emit(&text)?;
+        }
+        Format::Json => emit(&(serde_json::to_string_pretty(&report).expect("reports serialize") + "\n"))?,
+    }
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 fn load_failure(file: &Path) -> Result<FailureFile, Fail> {

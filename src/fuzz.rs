@@ -583,7 +583,7 @@ pub struct FuzzReport {
 }
 
 #[allow(clippy::disallowed_methods)] // times the campaign from outside; no run reads it
-fn now() -> std::time::Instant {
+pub fn now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
@@ -783,7 +783,7 @@ impl<'a> Tally<'a> {
     }
 }
 
-fn write_failure(dir: &Path, failure: &FailureFile) -> Result<PathBuf, String> {
+pub fn write_failure(dir: &Path, failure: &FailureFile) -> Result<PathBuf, String> {
     let path = dir.join(failure.file_name());
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, failure.to_json()))

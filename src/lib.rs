@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod check_history;
 pub mod cli;
+pub mod explore;
 pub mod fuzz;
 pub mod latency;
 pub mod locate;

@@ -5,7 +5,8 @@ use crate::latency::ClientLatency;
 use crate::scenario::{Expect, Scenario};
 use protocols::registry::Instance;
 use serde::Serialize;
-use sim_core::{Causality, Counters, FaultModel, Outcome, Phase, Report, TraceFormat, TraceMode};
+use sim_core::explore::{Choice, FaultRules};
+use sim_core::{Causality, Counters, FaultModel, Outcome, Phase, Report, SimConfig, TraceFormat, TraceMode};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -136,7 +137,11 @@ pub struct Summary {
 /// selection of invariants), fault model, rare paths and node names. The registry is the
 /// one place that knows every protocol.
 pub fn instance(scenario: &Scenario, seed: u64, trace_mode: TraceMode, causal_exports: bool) -> Instance {
-    let mut config = scenario.sim_config(seed, trace_mode);
+    instance_with(scenario, scenario.run_config(seed, trace_mode), causal_exports)
+}
+
+/// The scenario's protocol instance, run with `config`.
+pub fn instance_with(scenario: &Scenario, mut config: SimConfig, causal_exports: bool) -> Instance {
     config.causality |= causal_exports;
     config.causality_labels = causal_exports;
     let (name, params) = scenario.protocol_choice();
@@ -156,6 +161,9 @@ pub struct Run {
     pub client_latency: Option<ClientLatency>,
     /// What the protocol shows of the run beyond its outcome, if it shows anything.
     pub protocol_report: Option<protocols::RunReport>,
+    /// A scheduled run's decisions, as taken: the schedule's (less any skipped, when
+    /// followed leniently), then the default order's to the end.
+    pub followed: Option<Vec<Choice>>,
 }
 
 struct Simulate<'a, 'w> {
@@ -164,11 +172,14 @@ struct Simulate<'a, 'w> {
     exports: CausalExports<'w>,
     /// Work out client latency and throughput (`dsim run`; campaigns skip it).
     latency: bool,
+    /// Skip a scheduled decision that is not possible where it comes (shrinking), instead
+    /// of failing.
+    lenient: bool,
 }
 
 impl Simulate<'_, '_> {
     fn run(mut self, seed: u64, trace_mode: TraceMode) -> io::Result<Run> {
-        let config = self.scenario.sim_config(seed, trace_mode);
+        let config = self.scenario.run_config(seed, trace_mode);
         let Instance {
             mut simulation,
             fault_model: model,
@@ -180,10 +191,23 @@ impl Simulate<'_, '_> {
         } = instance(self.scenario, seed, trace_mode, self.exports.wanted());
         let outside = model.admits(&config.faults).and_then(|()| model.admits_network(&config.network)).err();
         let outside_liveness = model.admits_liveness(&config.faults).err();
-        let report = match &mut self.sink {
+        let mut followed = None;
+        let report = match (&self.scenario.schedule, &mut self.sink) {
+            (Some(schedule), sink) => {
+                let rules = FaultRules::from(&model);
+                let taken = simulation
+                    .follow(schedule.budgets, rules, &schedule.decisions, !self.lenient)
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("schedule: {err}")))?;
+                followed = Some(taken);
+                if let Some(sink) = sink {
+                    let (format, out) = sink.parts();
+                    simulation.write_trace(format, out)?;
+                }
+                simulation.report()
+            }
             // Streamed: the older records are written out between steps, so a long run's
             // trace never sits in memory whole. Runs without a sink keep the plain loop.
-            Some(sink) => {
+            (None, Some(sink)) => {
                 let (format, out) = sink.parts();
                 while !simulation.step() {
                     simulation.drain_trace(format, out)?;
@@ -191,7 +215,7 @@ impl Simulate<'_, '_> {
                 simulation.write_trace(format, out)?;
                 simulation.report()
             }
-            None => simulation.run(),
+            (None, None) => simulation.run(),
         };
         // A node left down or a partition never healed breaks only what liveness assumes:
         // it puts a liveness failure outside the model, not a safety one.
@@ -214,7 +238,7 @@ impl Simulate<'_, '_> {
             .filter(|_| self.latency)
             .map(|timings| ClientLatency::of(&timings(simulation.as_ref())));
         let protocol_report = run_report.map(|report| report(simulation.as_ref()));
-        Ok(Run { report, outside_fault_model, coverage, client_latency, protocol_report })
+        Ok(Run { report, outside_fault_model, coverage, client_latency, protocol_report, followed })
     }
 }
 
@@ -226,7 +250,16 @@ pub fn simulate(
     sink: Option<TraceSink<'_>>,
 ) -> io::Result<Run> {
     let exports = CausalExports::default();
-    Simulate { scenario, sink, exports, latency: false }.run(seed, trace_mode)
+    Simulate { scenario, sink, exports, latency: false, lenient: false }.run(seed, trace_mode)
+}
+
+/// Runs a scheduled `scenario` by its decisions, skipping those not possible where they
+/// come (shrinking tries schedules with decisions taken out); unjudged.
+pub fn simulate_leniently(scenario: &Scenario, seed: u64) -> Run {
+    let exports = CausalExports::default();
+    Simulate { scenario, sink: None, exports, latency: false, lenient: true }
+        .run(seed, TraceMode::HashOnly)
+        .expect("no trace sink, and a lenient schedule does not fail")
 }
 
 /// Runs `scenario` (read from `file`) with `seed` (default: the file's), and judges it.
@@ -250,7 +283,7 @@ pub fn run_with_exports<'w>(
     exports: CausalExports<'w>,
 ) -> io::Result<Summary> {
     let seed = seed.unwrap_or(scenario.seed);
-    let run = Simulate { scenario, sink, exports, latency: true }.run(seed, trace_mode)?;
+    let run = Simulate { scenario, sink, exports, latency: true, lenient: false }.run(seed, trace_mode)?;
     Ok(judge(scenario, file, seed, run))
 }
 
@@ -277,7 +310,7 @@ pub fn fault_model(scenario: &Scenario) -> (FaultModel, usize) {
 }
 
 fn judge(scenario: &Scenario, file: &str, seed: u64, run: Run) -> Summary {
-    let Run { report, outside_fault_model: outside, coverage, client_latency, protocol_report } = run;
+    let Run { report, outside_fault_model: outside, coverage, client_latency, protocol_report, .. } = run;
     let own_seed = seed == scenario.seed;
     let (met, verdict) = match (&scenario.expect, &report.outcome) {
         (_, Outcome::Undecided(v)) => (

@@ -10,6 +10,7 @@ use crate::locate::{locate, render, Seg};
 use protocols::kv::Workload;
 use protocols::registry::{AnyProtocol, Facts, PathSeg, ScenarioView};
 use serde::{Deserialize, Serialize};
+use sim_core::explore::{Budgets, Choice};
 use sim_core::{
     AppliesTo, Fault, Latency, LinkConfig, LinkOrdering, NetworkConfig, NodeId, Partition, PhysicalClock,
     ScheduledFault, SimConfig, SimDuration, SimRng, SimTime, SlowRule, Stream, TraceMode,
@@ -45,7 +46,32 @@ pub struct Scenario {
     /// The nodes' physical clocks (default: all perfect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical_clocks: Option<PhysicalClocksSpec>,
+    /// A decision log (`dsim explore` writes one into its failure files): the run takes
+    /// these decisions instead of drawing its network's from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
+
+/// A run by decisions: which message arrives or timer fires at each step, and the faults
+/// injected, as `dsim explore` searched them (see `sim_core::explore`). The run has no
+/// fault timeline and no random loss, duplication or slow messages; once the decisions are
+/// used up it goes on in time order, with no more faults, to its end.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// The faults the decisions may inject, as the search allowed.
+    #[serde(default)]
+    pub budgets: Budgets,
+    /// One a step: `"deliver m3"`, `"fire t1000002"`, `"drop m3"`, `"duplicate m3"`,
+    /// `"crash n1"`, `"restart n1"`.
+    pub decisions: Vec<Choice>,
+}
+
+/// The most decisions a schedule holds.
+pub const SCHEDULE_DECISIONS_MAX: usize = 1_000_000;
+
+/// The most faults of each kind an exploration (or a schedule) may inject.
+pub const BUDGET_MAX: u32 = 100;
 
 /// Ranges for swarm testing: each fuzzed seed turns each fault kind on or off and draws
 /// its rate from these ranges.
@@ -837,7 +863,47 @@ impl Scenario {
         self.validate_phases()?;
         self.validate_invariants()?;
         self.validate_fuzz()?;
+        self.validate_schedule(&facts)?;
         self.validate_limits()
+    }
+
+    /// A schedule: within its bounds, its nodes exist, and no fault timeline beside it.
+    fn validate_schedule(&self, facts: &Facts) -> Result<(), (Vec<Seg>, String)> {
+        let Some(schedule) = &self.schedule else { return Ok(()) };
+        let key = |k: &str| Seg::Key(k.to_string());
+        if !self.faults.is_empty() {
+            return Err((
+                vec![key("faults")],
+                "a scenario with a schedule takes its faults from its decisions: remove \"faults\""
+                    .to_string(),
+            ));
+        }
+        let budgets = &schedule.budgets;
+        for (name, value) in
+            [("drops", budgets.drops), ("duplicates", budgets.duplicates), ("crashes", budgets.crashes)]
+        {
+            if value > BUDGET_MAX {
+                return Err((
+                    vec![key("schedule"), key("budgets"), key(name)],
+                    format!("{value} is above the most a schedule injects, {BUDGET_MAX}"),
+                ));
+            }
+        }
+        if schedule.decisions.len() > SCHEDULE_DECISIONS_MAX {
+            return Err((
+                vec![key("schedule"), key("decisions")],
+                format!(
+                    "{} decisions: a schedule holds at most {SCHEDULE_DECISIONS_MAX}",
+                    schedule.decisions.len()
+                ),
+            ));
+        }
+        for (i, decision) in schedule.decisions.iter().enumerate() {
+            if let Choice::Crash(node) | Choice::Restart(node) = decision {
+                facts.check_node(vec![key("schedule"), key("decisions"), Seg::Index(i)], node.0)?;
+            }
+        }
+        Ok(())
     }
 
     /// The protocol's parameters, the workload, and the lengths of every list.
@@ -1212,6 +1278,35 @@ impl Scenario {
             causality: false,
             causality_labels: false,
             clocks: self.physical_clocks.as_ref().map_or_else(Vec::new, |c| c.clocks(n_nodes, seed)),
+        }
+    }
+}
+
+impl Scenario {
+    /// The run `dsim explore` searches, and a scheduled scenario follows: the scenario's,
+    /// without its fault timeline, random loss, duplication and slow messages, heal and
+    /// end times (the search injects faults itself, and a run ends when nothing is left
+    /// to happen).
+    pub fn explore_config(&self, seed: u64, trace_mode: TraceMode) -> SimConfig {
+        let mut config = self.sim_config(seed, trace_mode);
+        config.faults.clear();
+        config.heal_at = None;
+        config.end_at = None;
+        let network = &mut config.network;
+        for link in std::iter::once(&mut network.default).chain(network.overrides.values_mut()) {
+            link.drop_probability = 0.0;
+            link.duplicate_probability = 0.0;
+            link.slow = None;
+        }
+        config
+    }
+
+    /// The config a run of this scenario uses: [`Scenario::explore_config`] if it has a
+    /// schedule, else [`Scenario::sim_config`].
+    pub fn run_config(&self, seed: u64, trace_mode: TraceMode) -> SimConfig {
+        match self.schedule {
+            Some(_) => self.explore_config(seed, trace_mode),
+            None => self.sim_config(seed, trace_mode),
         }
     }
 }

@@ -9,8 +9,9 @@
 
 use crate::fuzz::FailureFile;
 use crate::runner::{self, Run};
-use crate::scenario::{FaultSpec, Millis, Probability, Scenario};
+use crate::scenario::{FaultSpec, Millis, Probability, Scenario, Schedule};
 use serde::Serialize;
+use sim_core::explore::{Budgets, Choice};
 use sim_core::TraceMode;
 
 /// How big a failing case is.
@@ -37,15 +38,40 @@ pub struct Shrunk {
     pub failure: FailureFile,
 }
 
-/// The run of `scenario` at `seed` if it violates `invariant` (inside the fault model).
-fn reproduces(scenario: &Scenario, seed: u64, invariant: &str) -> Option<Run> {
-    let run = runner::simulate(scenario, seed, TraceMode::HashOnly, None).expect("no trace sink, no I/O");
+/// The run of `scenario` at `seed` if it violates `invariant` (inside the fault model),
+/// with the scenario that replays it. A scheduled scenario (from `dsim explore`) is
+/// followed leniently, skipping decisions a cut made impossible; the kept scenario holds
+/// the decisions the run took, so it replays exactly.
+fn reproduces(scenario: &Scenario, seed: u64, invariant: &str) -> Option<(Scenario, Run)> {
+    let (kept, run) = match &scenario.schedule {
+        Some(schedule) => {
+            let run = runner::simulate_leniently(scenario, seed);
+            let mut kept = scenario.clone();
+            let decisions = run.followed.clone().expect("a scheduled run reports its decisions");
+            kept.schedule = Some(Schedule { budgets: schedule.budgets, decisions });
+            (kept, run)
+        }
+        None => {
+            let run =
+                runner::simulate(scenario, seed, TraceMode::HashOnly, None).expect("no trace sink, no I/O");
+            (scenario.clone(), run)
+        }
+    };
     let same = run.report.outcome.violation().is_some_and(|v| v.invariant == invariant);
-    (same && run.outside_fault_model.is_none()).then_some(run)
+    (same && run.outside_fault_model.is_none()).then_some((kept, run))
 }
 
 fn size(scenario: &Scenario, run: &Run) -> Size {
-    Size { faults: scenario.faults.len(), operations: operations(scenario), steps: run.report.steps }
+    let faults = match &scenario.schedule {
+        Some(schedule) => schedule.decisions.iter().filter(|d| is_fault(d)).count(),
+        None => scenario.faults.len(),
+    };
+    Size { faults, operations: operations(scenario), steps: run.report.steps }
+}
+
+/// Whether a scheduled decision injects a fault (rather than picking the next event).
+fn is_fault(decision: &Choice) -> bool {
+    !matches!(decision, Choice::Deliver(_) | Choice::Fire(_))
 }
 
 /// What the workload asks for (client operations, actions of the clocks processes, pings
@@ -59,9 +85,10 @@ pub fn shrink(failure: &FailureFile, max_tries: u64) -> Result<Shrunk, String> {
     let invariant = failure.invariant.as_str();
     let mut current = failure.scenario.clone();
     let mut seed = failure.seed;
-    let mut run = reproduces(&current, seed, invariant).ok_or_else(|| {
+    let (kept, mut run) = reproduces(&current, seed, invariant).ok_or_else(|| {
         format!("the failure does not reproduce: seed {seed} no longer violates {invariant} (replay it to see what happens now)")
     })?;
+    current = kept;
     let before = size(&current, &run);
     let mut tries = 0;
     'search: loop {
@@ -72,7 +99,7 @@ pub fn shrink(failure: &FailureFile, max_tries: u64) -> Result<Shrunk, String> {
             }
             tries += 1;
             if let Some(found) = reproduces(candidate, seed, invariant) {
-                (current, run) = (candidate.clone(), found);
+                (current, run) = found;
                 continue 'search;
             }
         }
@@ -82,8 +109,8 @@ pub fn shrink(failure: &FailureFile, max_tries: u64) -> Result<Shrunk, String> {
                     break 'search;
                 }
                 tries += 1;
-                if let Some(found) = reproduces(candidate, nearby, invariant) {
-                    (current, run, seed) = (candidate.clone(), found, nearby);
+                if let Some((kept, found)) = reproduces(candidate, nearby, invariant) {
+                    (current, run, seed) = (kept, found, nearby);
                     continue 'search;
                 }
             }
@@ -144,6 +171,23 @@ fn candidates(scenario: &Scenario) -> Vec<Scenario> {
     let (_, params) = scenario.protocol_choice();
     for smaller in scenario.registered().smaller(&params) {
         push(&|s| s.protocol.params = smaller.clone());
+    }
+
+    // A schedule's faults: drop each injected one (the run then skips what it made
+    // impossible); then budgets no larger than what the decisions use.
+    if let Some(schedule) = &scenario.schedule {
+        for (i, _) in schedule.decisions.iter().enumerate().filter(|(_, d)| is_fault(d)) {
+            push(&|s| {
+                s.schedule.as_mut().expect("scheduled").decisions.remove(i);
+            });
+        }
+        let used = |kind: fn(&Choice) -> bool| schedule.decisions.iter().filter(|d| kind(d)).count() as u32;
+        let budgets = Budgets {
+            drops: used(|d| matches!(d, Choice::Drop(_))),
+            duplicates: used(|d| matches!(d, Choice::Duplicate(_))),
+            crashes: used(|d| matches!(d, Choice::Crash(_))),
+        };
+        push(&|s| s.schedule.as_mut().expect("scheduled").budgets = budgets);
     }
 
     // Faults: drop each (a crash with its restart, or alone), shorten partitions.

@@ -6,7 +6,7 @@
 //! and exports its causal record, whatever the protocol.
 
 use crate::causality::Causality;
-use crate::explore::{Branch, Budgets, Choice, CrashRules, ExploreOptions, ExploreStats, Exploration};
+use crate::explore::{Branch, Budgets, Choice, Exploration, ExploreOptions, ExploreStats, FaultRules};
 use crate::node::{Coverage, Node};
 use crate::sim::{Report, Simulation};
 use crate::trace::TraceRecord;
@@ -51,7 +51,7 @@ pub trait AnySimulation {
     fn follow(
         &mut self,
         budgets: Budgets,
-        rules: CrashRules,
+        rules: FaultRules,
         decisions: &[Choice],
         strict: bool,
     ) -> Result<Vec<Choice>, String>;
@@ -121,7 +121,7 @@ impl<N: Node> AnySimulation for Simulation<N> {
     fn follow(
         &mut self,
         budgets: Budgets,
-        rules: CrashRules,
+        rules: FaultRules,
         decisions: &[Choice],
         strict: bool,
     ) -> Result<Vec<Choice>, String> {

@@ -37,7 +37,11 @@ use crate::sim::{EventKind, Simulation};
 use crate::time::{NodeId, SimTime};
 use crate::trace::{Code, MsgId, TraceEvent};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashSet, VecDeque};
+// The visited set is only asked "seen?", never iterated, and hashes with a fixed hasher:
+// no order leaks out of it.
+#[allow(clippy::disallowed_types)]
+use std::collections::HashSet;
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::rc::Rc;
@@ -137,25 +141,43 @@ pub struct Budgets {
     pub crashes: u32,
 }
 
-/// Which crashes the protocol's fault model allows.
+/// What the protocol's fault model lets the search inject: which nodes may crash, and
+/// which links are assumed lossless, duplicate-free or timely (see [`FaultModel`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CrashRules {
+pub struct FaultRules {
     /// The nodes that may crash.
     pub may_crash: Vec<NodeId>,
     /// How many may be down at once.
     pub max_down_at_once: usize,
     /// A restarted node still counts as down (see [`FaultModel::crash_stop`]).
     pub crash_stop: bool,
+    /// No message is dropped on links among nodes `n0..nK` (`u32::MAX`: every link).
+    pub lossless_among: Option<u32>,
+    /// No message is duplicated on links among nodes `n0..nK`.
+    pub no_duplicates_among: Option<u32>,
+    /// Messages on links among nodes `n0..nK` arrive within a bound: one due before a
+    /// timer's deadline arrives before the timer fires.
+    pub timely_among: Option<u32>,
 }
 
-impl From<&FaultModel> for CrashRules {
-    fn from(model: &FaultModel) -> CrashRules {
-        CrashRules {
+impl From<&FaultModel> for FaultRules {
+    fn from(model: &FaultModel) -> FaultRules {
+        let assumed = model.network;
+        let among = assumed.among.unwrap_or(u32::MAX);
+        FaultRules {
             may_crash: model.may_crash.clone(),
             max_down_at_once: model.max_down_at_once,
             crash_stop: model.crash_stop,
+            lossless_among: assumed.lossless.then_some(among),
+            no_duplicates_among: assumed.no_duplicates.then_some(among),
+            timely_among: assumed.delivery_max.is_some().then_some(among),
         }
     }
+}
+
+/// Whether the link `from -> to` is among nodes `n0..nK` for an assumption's `K`.
+fn assumed(among: Option<u32>, from: NodeId, to: NodeId) -> bool {
+    among.is_some_and(|k| from.0 < k && to.0 < k)
 }
 
 /// An event taken out of the queue, waiting to be chosen.
@@ -174,7 +196,7 @@ pub struct Branch<N: Node> {
     pending: Vec<Pending<N::Msg, N::Timer>>,
     next_seq: u64,
     left: Budgets,
-    rules: Rc<CrashRules>,
+    rules: Rc<FaultRules>,
     /// Nodes that count as down for `max_down_at_once`, in id order.
     down: Vec<NodeId>,
     history_hash: u128,
@@ -187,7 +209,7 @@ pub struct Branch<N: Node> {
 impl<N: Node> Branch<N> {
     /// The state after every node started: the root of a search over `sim` (a simulation
     /// not yet stepped, built with no fault timeline and no random loss or duplication).
-    pub fn root(mut sim: Simulation<N>, budgets: Budgets, rules: CrashRules) -> Branch<N> {
+    pub fn root(mut sim: Simulation<N>, budgets: Budgets, rules: FaultRules) -> Branch<N> {
         let n = sim.world().n_nodes();
         sim.world_mut().timers_by_node = Some(vec![0; n]);
         let mut branch = Branch {
@@ -289,9 +311,14 @@ impl<N: Node> Branch<N> {
                     }
                 }
                 EventKind::Timer { node, id, .. } => {
+                    // A node's earliest timer only; and not before a message due by then
+                    // on a link assumed timely.
                     let earlier = self.pending.iter().any(|q| match &q.event {
                         EventKind::Timer { node: other, .. } => {
                             other == node && (q.at, q.seq) < (p.at, p.seq)
+                        }
+                        EventKind::Deliver { from, to, .. } => {
+                            q.at <= p.at && assumed(self.rules.timely_among, *from, *to)
                         }
                         _ => false,
                     });
@@ -302,17 +329,20 @@ impl<N: Node> Branch<N> {
                 _ => {}
             }
         }
-        let messages = || {
-            self.pending.iter().filter_map(|p| match &p.event {
-                EventKind::Deliver { msg_id, .. } => Some(*msg_id),
+        // Every message in flight, but on a link the fault model assumes reliable.
+        let messages = |among: Option<u32>| {
+            self.pending.iter().filter_map(move |p| match &p.event {
+                EventKind::Deliver { from, to, msg_id, .. } => {
+                    (!assumed(among, *from, *to)).then_some(*msg_id)
+                }
                 _ => None,
             })
         };
         if self.left.drops > 0 {
-            out.extend(messages().map(Choice::Drop));
+            out.extend(messages(self.rules.lossless_among).map(Choice::Drop));
         }
         if self.left.duplicates > 0 {
-            out.extend(messages().map(Choice::Duplicate));
+            out.extend(messages(self.rules.no_duplicates_among).map(Choice::Duplicate));
         }
         if self.left.crashes > 0 && self.down.len() < self.rules.max_down_at_once {
             for &node in &self.rules.may_crash {
@@ -332,7 +362,10 @@ impl<N: Node> Branch<N> {
         self.pending.is_empty() && self.sim.world().nodes().all(|(_, state)| state.is_some())
     }
 
-    fn take(&mut self, find: impl Fn(&EventKind<N::Msg, N::Timer>) -> bool) -> Option<Pending<N::Msg, N::Timer>> {
+    fn take(
+        &mut self,
+        find: impl Fn(&EventKind<N::Msg, N::Timer>) -> bool,
+    ) -> Option<Pending<N::Msg, N::Timer>> {
         let i = self.pending.iter().position(|p| find(&p.event))?;
         Some(self.pending.remove(i))
     }
@@ -373,7 +406,9 @@ impl<N: Node> Branch<N> {
                     .position(|p| matches!(&p.event, EventKind::Deliver { msg_id, .. } if *msg_id == id))
                     .expect("a chosen message is in flight");
                 let original = self.pending[i].clone();
-                let EventKind::Deliver { from, to, msg_id, bytes, msg } = original.event else { unreachable!() };
+                let EventKind::Deliver { from, to, msg_id, bytes, msg } = original.event else {
+                    unreachable!()
+                };
                 let mut copy_id = MsgId(0);
                 self.sim.run_change(|world| {
                     copy_id = MsgId(world.next_msg_id);
@@ -513,7 +548,7 @@ impl<N: Node> Branch<N> {
     pub fn follow(
         sim: Simulation<N>,
         budgets: Budgets,
-        rules: CrashRules,
+        rules: FaultRules,
         decisions: &[Choice],
         strict: bool,
         max_steps: u64,
@@ -582,7 +617,7 @@ pub struct ExploreOptions {
     /// The faults a path may inject.
     pub budgets: Budgets,
     /// Which crashes the protocol allows.
-    pub rules: CrashRules,
+    pub rules: FaultRules,
     /// The search order.
     pub strategy: Strategy,
     /// States this many steps from the root are not expanded.
@@ -723,8 +758,9 @@ pub fn explore<N: Node>(
             return done(verdict, stats);
         }
     }
+    #[allow(clippy::disallowed_types)]
     type Visited = HashSet<u128, BuildHasherDefault<Identity>>;
-    let mut visited: Visited = HashSet::default();
+    let mut visited = Visited::default();
     visited.insert(root.state_hash());
     // Each state reached: its parent's entry and the decision that led to it.
     let mut trail: Vec<(u32, Choice)> = vec![(0, Choice::Restart(NodeId(0)))];
