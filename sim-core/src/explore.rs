@@ -30,6 +30,7 @@
 //! record (invariants that read happens-before), the record is not hashed; the path is,
 //! so such searches prune nothing and explore the tree of executions.
 
+use crate::history::EntryKind;
 use crate::invariant::{FaultModel, Outcome, Violation};
 use crate::network::{DropReason, LinkOrdering};
 use crate::node::{Node, TimerId};
@@ -201,6 +202,9 @@ pub struct Branch<N: Node> {
     down: Vec<NodeId>,
     history_hash: u128,
     history_seen: usize,
+    /// Each node's history entries so far, and operations returned.
+    node_entries: Vec<u32>,
+    returns: Vec<u32>,
     /// The path's hash, for runs that track the causal record (see the module doc).
     path_hash: u128,
     depth: u32,
@@ -221,6 +225,8 @@ impl<N: Node> Branch<N> {
             down: Vec::new(),
             history_hash: 0,
             history_seen: 0,
+            node_entries: Vec::new(),
+            returns: Vec::new(),
             path_hash: 0,
             depth: 0,
         };
@@ -265,7 +271,11 @@ impl<N: Node> Branch<N> {
             self.pending.push(Pending { at, seq: self.next_seq, event });
             self.next_seq += 1;
         }
-        world.queue.rewind();
+        let captured = world.captured.get_or_insert_with(Vec::new);
+        for (at, event) in captured.drain(..) {
+            self.pending.push(Pending { at, seq: self.next_seq, event });
+            self.next_seq += 1;
+        }
         let world = self.sim.world();
         self.pending.retain(|p| match &p.event {
             EventKind::Timer { node, incarnation, id, .. } => {
@@ -275,16 +285,31 @@ impl<N: Node> Branch<N> {
         });
     }
 
-    /// Folds the history entries recorded since the last call into the history's hash.
+    /// Folds the history entries recorded since the last call into the history's hash: a
+    /// sum (so the order of entries at different nodes does not count) of each entry's
+    /// hash with its node, its place among that node's entries, and, for an invocation,
+    /// how many operations each node had seen return by then (the real-time order
+    /// linearizability reads). Interleavings that differ only in orders no check can see
+    /// then meet in one state.
     fn note_history(&mut self) {
-        let entries = self.sim.world().history().entries();
+        let world = self.sim.world();
+        let entries = world.history().entries();
+        if self.node_entries.len() < world.n_nodes() {
+            self.node_entries.resize(world.n_nodes(), 0);
+            self.returns.resize(world.n_nodes(), 0);
+        }
         for entry in &entries[self.history_seen..] {
+            let node = entry.node.index();
             let mut h = Xxh3::new();
-            self.history_hash.hash(&mut h);
-            entry.node.hash(&mut h);
-            entry.kind.hash(&mut h);
+            (entry.node, self.node_entries[node], entry.kind_tag()).hash(&mut h);
             entry.op.hash(&mut h);
-            self.history_hash = h.digest128();
+            match entry.kind {
+                EntryKind::Invoke { .. } => self.returns.hash(&mut h),
+                EntryKind::Return { .. } => self.returns[node] += 1,
+                EntryKind::Note => {}
+            }
+            self.node_entries[node] += 1;
+            self.history_hash = self.history_hash.wrapping_add(h.digest128());
         }
         self.history_seen = entries.len();
     }
@@ -768,13 +793,15 @@ pub fn explore<N: Node>(
     frontier.push_back((root, 0));
     let mut choices = Vec::new();
     let mut cut_at_depth = None;
+    let mut expanded = 0u64;
     loop {
         let next = match options.strategy {
             Strategy::Bfs => frontier.pop_front(),
             Strategy::Dfs => frontier.pop_back(),
         };
         let Some((branch, at)) = next else { break };
-        if stats.transitions % 256 == 0 {
+        expanded += 1;
+        if expanded % 128 == 0 {
             stats.frontier = frontier.len() as u64;
             if stop(&stats) {
                 return done(Verdict::Stopped(Stop::TimeLimit), stats);

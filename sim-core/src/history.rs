@@ -24,6 +24,18 @@ pub struct Entry<O> {
     pub op: O,
 }
 
+impl<O> Entry<O> {
+    /// Whether it is an invocation (0), a return (1) or a note (2), without the operation's
+    /// id (a number in the order of invocations of the whole run).
+    pub fn kind_tag(&self) -> u8 {
+        match self.kind {
+            EntryKind::Invoke { .. } => 0,
+            EntryKind::Return { .. } => 1,
+            EntryKind::Note => 2,
+        }
+    }
+}
+
 /// Whether an entry starts an operation, ends one, or is a ground-truth note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -284,13 +284,6 @@ impl<T> WheelQueue<T> {
         Some((time, item))
     }
 
-    /// Rewinds an empty queue to time 0, so that it takes any time again: explore empties
-    /// the queue after every step and moves virtual time by its own rules.
-    pub(crate) fn rewind(&mut self) {
-        assert_eq!(self.len, 0, "only an empty queue rewinds");
-        self.now = 0;
-    }
-
     /// Every queued event with its time, in no particular (but deterministic) order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
         self.levels.iter().flat_map(|level| {

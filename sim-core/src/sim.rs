@@ -274,6 +274,9 @@ pub struct World<N: Node> {
     /// a node's state, which holds its timers' ids, does not depend on how other nodes'
     /// steps interleaved with its own; `None` (every run): one count for all.
     pub(crate) timers_by_node: Option<Vec<u64>>,
+    /// Explore picks each next event itself: what a step schedules is kept here, in order,
+    /// for it to take, instead of going into the queue; `None` (every run): the queue.
+    pub(crate) captured: Option<Vec<(u64, EventKind<N::Msg, N::Timer>)>>,
 }
 
 /// What ran a handler: the node event that the handler's run is.
@@ -486,7 +489,10 @@ impl<N: Node> World<N> {
         if let EventKind::Deliver { .. } = kind {
             self.n_in_flight += 1;
         }
-        self.queue.push(at.as_micros(), kind);
+        match &mut self.captured {
+            None => self.queue.push(at.as_micros(), kind),
+            Some(captured) => captured.push((at.as_micros(), kind)),
+        }
     }
 
     pub(crate) fn send(&mut self, from: NodeId, to: NodeId, msg: N::Msg, event: EventId) {
@@ -859,6 +865,7 @@ impl<N: Node> Simulation<N> {
             search_budget: config.search_budget,
             faults_fired: Vec::new(),
             timers_by_node: None,
+            captured: None,
         };
         assert!(
             config.clocks.len() <= n_nodes,
