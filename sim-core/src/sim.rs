@@ -276,8 +276,11 @@ pub struct World<N: Node> {
     pub(crate) timers_by_node: Option<Vec<u64>>,
     /// Explore picks each next event itself: what a step schedules is kept here, in order,
     /// for it to take, instead of going into the queue; `None` (every run): the queue.
-    pub(crate) captured: Option<Vec<(u64, EventKind<N::Msg, N::Timer>)>>,
+    pub(crate) captured: Option<Captured<N>>,
 }
+
+/// Events a step scheduled, with their times, as explore takes them.
+pub(crate) type Captured<N> = Vec<(u64, EventKind<<N as Node>::Msg, <N as Node>::Timer>)>;
 
 /// What ran a handler: the node event that the handler's run is.
 #[derive(Clone, Copy, Debug)]
