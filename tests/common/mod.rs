@@ -52,3 +52,27 @@ pub fn simulation_of<N: sim_core::Node>(
     }
     sim
 }
+
+/// Runs `dsim explore FILE ARGS --out OUT --format json`: the exit code and the report.
+pub fn explore(file: &str, args: &[&str], out: &std::path::Path) -> (i32, serde_json::Value) {
+    let out = out.to_str().expect("a UTF-8 temp dir");
+    let mut all = vec!["explore", file, "--out", out, "--format", "json"];
+    all.extend_from_slice(args);
+    let output = dsim(&all);
+    let code = output.status.code().expect("dsim exits");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "dsim explore {file} {args:?} printed no JSON report ({err}): exit {code}, stderr {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (code, report)
+}
+
+/// A fresh, empty folder under the system's temp dir, named for the test and this process.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dsim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir can be made");
+    dir
+}
