@@ -6,11 +6,13 @@
 //! after M deliveries. This module reads the wall clock: it times whole runs from outside,
 //! and nothing it reads flows into a simulated run.
 
+use crate::explore::ExploreReport;
 use crate::runner;
 use crate::scenario::Scenario;
 use protocols::kv::{KeyModel, KvOp, KvResult, KvStore};
 use protocols::ping::{self, PingParams};
 use sim_core::checkers::linearizability::{self, Operation};
+use sim_core::explore::{Budgets, Strategy};
 use sim_core::queue::{BinaryQueue, WheelQueue};
 use sim_core::{
     Latency, LinkConfig, NetworkConfig, SimConfig, SimRng, SimTime, Simulation, Stream, TraceMode,
@@ -195,6 +197,24 @@ pub fn scenario_throughput(scenario: &Scenario, min_runs: u32) -> ScenarioThroug
         runs += 1;
     }
     ScenarioThroughput { steps, with_invariants, without_invariants }
+}
+
+/// One exhaustive search of a bundled explore scenario (`scenarios/explore/NAME`), as
+/// `dsim explore` runs it: its report (states, transitions, time, memory a state).
+pub fn explore_rate(name: &str, budgets: Budgets, strategy: Strategy) -> Result<ExploreReport, String> {
+    let path = crate::scenarios_dir().join("explore").join(name);
+    let scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
+    let options = crate::explore::Options {
+        budgets,
+        strategy,
+        max_depth: None,
+        max_states: None,
+        time_limit: None,
+        no_visited_set: false,
+        progress: false,
+    };
+    let shown = path.display().to_string();
+    crate::explore::explore(&shown, &scenario, &options, &std::env::temp_dir()).map(|(report, _)| report)
 }
 
 /// A generated key/value history: `clients` clients, each running operations one after

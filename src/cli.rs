@@ -1108,6 +1108,26 @@ fn bench_suite(repeat: u32) -> Done {
             t.invariant_cost()
         ))?;
     }
+    emit("# explore: distinct states per second of an exhaustive search, and memory a state (peak growth / states)\n")?;
+    let all = Budgets { drops: 1, duplicates: 1, crashes: 1 };
+    for (budgets, strategy) in
+        [(Budgets::default(), Strategy::Bfs), (all, Strategy::Bfs), (all, Strategy::Dfs)]
+    {
+        let r = bench::explore_rate("amo-durable-2x2.json", budgets, strategy).map_err(fail)?;
+        emit(&format!(
+            "explore explore/amo-durable-2x2.json drops={} duplicates={} crashes={} strategy={:?} verdict={} states={} transitions={} seconds={:.2} states_per_s={:.0} bytes_per_state={:.0}\n",
+            budgets.drops,
+            budgets.duplicates,
+            budgets.crashes,
+            strategy,
+            r.verdict,
+            r.stats.states,
+            r.stats.transitions,
+            r.elapsed_s,
+            r.states_per_s,
+            r.peak_bytes_per_state.unwrap_or(f64::NAN)
+        ))?;
+    }
     emit("# linearizability checker: generated kv histories, 10 clients, 10 keys\n")?;
     for ops in [1_000, 10_000, 100_000] {
         let (elapsed, ok) = bench::checker(ops, 1);
