@@ -210,6 +210,7 @@ pub fn explore_rate(name: &str, budgets: Budgets, strategy: Strategy) -> Result<
         max_depth: None,
         max_states: None,
         time_limit: None,
+        max_memory_bytes: crate::explore::MEMORY_MB_DEFAULT << 20,
         no_visited_set: false,
         progress: false,
     };

@@ -151,6 +151,10 @@ enum Command {
         /// Stop after this many seconds of search (0.001 to 10^7).
         #[arg(long, value_name = "T", value_parser = parse_time_limit)]
         time_limit_s: Option<f64>,
+        /// Stop when the search's memory (resident, Linux) has grown this much, 16 to 1048576.
+        #[arg(long, value_name = "MB", default_value_t = explore::MEMORY_MB_DEFAULT,
+              value_parser = clap::value_parser!(u64).range(explore::MEMORY_MB_MIN..=explore::MEMORY_MB_MAX))]
+        max_memory_mb: u64,
         /// Breadth-first (a shortest counterexample) or depth-first (less memory).
         #[arg(long, value_enum, default_value = "bfs")]
         strategy: StrategyArg,
@@ -373,6 +377,7 @@ pub fn main() -> ExitCode {
             max_depth,
             max_states,
             time_limit_s,
+            max_memory_mb,
             strategy,
             out,
             format,
@@ -387,6 +392,7 @@ pub fn main() -> ExitCode {
                 max_depth,
                 max_states,
                 time_limit: time_limit_s.map(std::time::Duration::from_secs_f64),
+                max_memory_bytes: max_memory_mb << 20,
                 no_visited_set,
                 progress: matches!(format, Format::Text),
             };

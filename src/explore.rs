@@ -18,6 +18,14 @@ use std::time::Duration;
 /// The most a `--max-depth` may be.
 pub const DEPTH_MAX: u32 = 1_000_000;
 
+/// `--max-memory-mb`'s default, 4 GiB: the memory budget every run has (README, "Bounds").
+pub const MEMORY_MB_DEFAULT: u64 = 4096;
+
+/// `--max-memory-mb`'s range.
+pub const MEMORY_MB_MIN: u64 = 16;
+/// 1 TiB.
+pub const MEMORY_MB_MAX: u64 = 1 << 20;
+
 /// How a search runs, as the command line gives it.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -26,6 +34,8 @@ pub struct Options {
     pub max_depth: Option<u32>,
     pub max_states: Option<u64>,
     pub time_limit: Option<Duration>,
+    /// Stop when the process's resident memory has grown this much (Linux).
+    pub max_memory_bytes: u64,
     /// Walk every path, pruning nothing (for tests on small cases).
     pub no_visited_set: bool,
     /// Draw a progress line on a terminal (stderr).
@@ -122,6 +132,10 @@ impl ExploreReport {
                         format!("--max-depth {depth}: states at depth {depth} had steps left that were not taken")
                     }
                     Stop::MaxStates { states } => format!("--max-states {states}: the bound on distinct states was reached"),
+                    Stop::Memory { bytes } => format!(
+                        "--max-memory-mb {}: the search's memory grew past it (a depth-first search needs far less)",
+                        bytes >> 20
+                    ),
                     Stop::TimeLimit => format!(
                         "--time-limit-s {}: the time ran out",
                         self.time_limit_s.map_or("?".to_string(), |t| t.to_string())
@@ -239,7 +253,14 @@ pub fn explore(
                 stats.depth
             );
         }
-        options.time_limit.is_some_and(|limit| now.duration_since(started) >= limit)
+        if options.time_limit.is_some_and(|limit| now.duration_since(started) >= limit) {
+            return Some(Stop::TimeLimit);
+        }
+        let grown =
+            resident_before.zip(resident_bytes("VmRSS")).map(|(before, now)| now.saturating_sub(before));
+        grown
+            .filter(|&g| g > options.max_memory_bytes)
+            .map(|_| Stop::Memory { bytes: options.max_memory_bytes })
     };
     let exploration = instance.simulation.explore(&search, &mut stop);
     if show {

@@ -199,6 +199,13 @@ fn budgets_stop_a_search_with_exit_3_saying_which() {
     assert_eq!(code, 3);
     assert_eq!(report["stopped_by"]["budget"], "max-depth");
     assert_eq!(report["depth"], 3);
+    // A breadth-first search of the whole budget holds gigabytes: the memory bound stops it.
+    if cfg!(target_os = "linux") {
+        let all = ["--drops", "1", "--duplicates", "1", "--crashes", "1", "--max-memory-mb", "16"];
+        let (code, report) = explore(AMO, &all, &dir);
+        assert_eq!(code, 3, "{report:#}");
+        assert_eq!(report["stopped_by"]["budget"], "memory");
+    }
     let text = dsim(&["explore", AMO, "--max-depth", "3", "--out", dir.to_str().unwrap()]);
     assert_eq!(text.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&text.stdout).contains("--max-depth 3: states at depth 3 had steps left"));

@@ -6,7 +6,7 @@
 //! and exports its causal record, whatever the protocol.
 
 use crate::causality::Causality;
-use crate::explore::{Branch, Budgets, Choice, Exploration, ExploreOptions, ExploreStats, FaultRules};
+use crate::explore::{Branch, Budgets, Choice, Exploration, ExploreOptions, ExploreStats, FaultRules, Stop};
 use crate::node::{Coverage, Node};
 use crate::sim::{Report, Simulation};
 use crate::trace::TraceRecord;
@@ -44,7 +44,11 @@ pub trait AnySimulation {
     fn as_any(&self) -> &dyn std::any::Any;
     /// Searches every interleaving of this simulation, not yet stepped, within the
     /// options' budgets (see [`crate::explore`]); the simulation itself is left as it is.
-    fn explore(&self, options: &ExploreOptions, stop: &mut dyn FnMut(&ExploreStats) -> bool) -> Exploration;
+    fn explore(
+        &self,
+        options: &ExploreOptions,
+        stop: &mut dyn FnMut(&ExploreStats) -> Option<Stop>,
+    ) -> Exploration;
     /// Runs this simulation, not yet stepped, by a decision log instead of its seed (see
     /// [`Branch::follow`]); afterwards it is at the run's end, and reports and writes its
     /// trace as any finished run. Returns the decisions taken, the default ones included.
@@ -114,7 +118,11 @@ impl<N: Node> AnySimulation for Simulation<N> {
         self
     }
 
-    fn explore(&self, options: &ExploreOptions, stop: &mut dyn FnMut(&ExploreStats) -> bool) -> Exploration {
+    fn explore(
+        &self,
+        options: &ExploreOptions,
+        stop: &mut dyn FnMut(&ExploreStats) -> Option<Stop>,
+    ) -> Exploration {
         crate::explore::explore(self.clone(), options, stop)
     }
 

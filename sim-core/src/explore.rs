@@ -683,8 +683,13 @@ pub enum Stop {
         /// The bound.
         states: u64,
     },
-    /// The caller asked (a time limit).
+    /// The caller's time limit ran out.
     TimeLimit,
+    /// The search's memory grew past the caller's bound.
+    Memory {
+        /// The bound, in bytes.
+        bytes: u64,
+    },
     /// A check could not decide within its own budget (a linearizability search): the
     /// search cannot say this state passes.
     Undecided {
@@ -749,12 +754,12 @@ fn path_to(trail: &[(u32, Choice)], mut at: u32) -> Vec<Choice> {
 }
 
 /// Searches every state reachable from `sim`'s start within the options' budgets. `stop`
-/// is called every few hundred states with the progress so far (a terminal's progress
-/// line); true stops the search (a time limit).
+/// is called every hundred or so states with the progress so far (a terminal's progress
+/// line); a [`Stop`] it returns (a time limit, a memory bound) ends the search.
 pub fn explore<N: Node>(
     sim: Simulation<N>,
     options: &ExploreOptions,
-    stop: &mut dyn FnMut(&ExploreStats) -> bool,
+    stop: &mut dyn FnMut(&ExploreStats) -> Option<Stop>,
 ) -> Exploration {
     let root = Branch::root(sim, options.budgets, options.rules.clone());
     let mut stats = ExploreStats { states: 1, ..ExploreStats::default() };
@@ -803,8 +808,8 @@ pub fn explore<N: Node>(
         expanded += 1;
         if expanded % 128 == 0 {
             stats.frontier = frontier.len() as u64;
-            if stop(&stats) {
-                return done(Verdict::Stopped(Stop::TimeLimit), stats);
+            if let Some(why) = stop(&stats) {
+                return done(Verdict::Stopped(why), stats);
             }
         }
         branch.choices(&mut choices);
