@@ -496,7 +496,7 @@ impl<N: Node> Branch<N> {
             slot.state.hash(&mut h);
             slot.durable.hash(&mut h);
             slot.incarnation.hash(&mut h);
-            slot.rng.position().hash(&mut h);
+            slot.rng.as_ref().map(|rng| rng.position()).hash(&mut h);
         }
         // Messages: a multiset per link, a sequence on a FIFO link; links summed, so
         // their order does not count. Timers: each node's in deadline order, with ids.
@@ -869,5 +869,40 @@ pub fn explore<N: Node>(
     match cut_at_depth {
         Some(depth) => done(Verdict::Stopped(Stop::MaxDepth { depth }), stats),
         None => done(Verdict::Exhausted, stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_read_back_as_written() {
+        let all = [
+            Choice::Deliver(MsgId(4)),
+            Choice::Fire(TimerId::new(2_000_001)),
+            Choice::Drop(MsgId(0)),
+            Choice::Duplicate(MsgId(17)),
+            Choice::Crash(NodeId(2)),
+            Choice::Restart(NodeId(0)),
+        ];
+        for choice in all {
+            assert_eq!(choice.to_string().parse::<Choice>(), Ok(choice));
+            let json = serde_json::to_string(&choice).unwrap();
+            assert_eq!(serde_json::from_str::<Choice>(&json).unwrap(), choice);
+        }
+        assert_eq!(Choice::Deliver(MsgId(4)).to_string(), "deliver m4");
+    }
+
+    #[test]
+    fn a_malformed_decision_says_what_the_forms_are() {
+        for bad in ["", "deliver", "deliver 4", "deliver m", "deliver m-1", "fire m3", "crash m1", "teleport n1", "deliver  m1"] {
+            let err = bad.parse::<Choice>().unwrap_err();
+            assert!(err.contains("\"deliver mN\""), "{bad:?}: {err}");
+        }
+        let err = "crash n99999999999".parse::<Choice>().unwrap_err();
+        assert!(err.contains("no such node"), "{err}");
+        let err = "deliver m99999999999999999999999".parse::<Choice>().unwrap_err();
+        assert!(err.contains("too large"), "{err}");
     }
 }

@@ -226,7 +226,9 @@ pub(crate) struct Slot<N: Node> {
     pub(crate) incarnation: u32,
     pub(crate) clock: PhysicalClock,
     pub(crate) durable: N::Durable,
-    pub(crate) rng: SimRng,
+    /// The node's own random stream, made when it first draws: most nodes never do, and
+    /// explore copies every slot at every branch (a generator is some 300 bytes).
+    pub(crate) rng: Option<Box<SimRng>>,
 }
 
 /// A message in flight, as invariants see it.
@@ -737,7 +739,8 @@ impl<N: Node> World<N> {
     }
 
     pub(crate) fn rng_of(&mut self, node: NodeId) -> &mut SimRng {
-        &mut self.slots[node.index()].rng
+        let seed = self.seed;
+        self.slots[node.index()].rng.get_or_insert_with(|| Box::new(SimRng::new(seed, Stream::Node(node))))
     }
 
     pub(crate) fn durable_of(&mut self, node: NodeId) -> &mut N::Durable {
@@ -841,7 +844,7 @@ impl<N: Node> Simulation<N> {
                     counters: Counters::default(),
                     durable,
                     incarnation: 0,
-                    rng: SimRng::new(config.seed, Stream::Node(id)),
+                    rng: None,
                     clock: config.clocks.get(i).copied().unwrap_or_default(),
                 }
             })
