@@ -6,7 +6,7 @@
 //! and exports its causal record, whatever the protocol.
 
 use crate::causality::Causality;
-use crate::explore::{Branch, Budgets, Choice, CrashRules, ExploreOptions, ExploreStats, Exploration};
+use crate::explore::{Branch, Budgets, Choice, CrashRules, Exploration, ExploreOptions, ExploreStats};
 use crate::node::{Coverage, Node};
 use crate::sim::{Report, Simulation};
 use crate::trace::TraceRecord;

@@ -332,7 +332,10 @@ impl<N: Node> Branch<N> {
         self.pending.is_empty() && self.sim.world().nodes().all(|(_, state)| state.is_some())
     }
 
-    fn take(&mut self, find: impl Fn(&EventKind<N::Msg, N::Timer>) -> bool) -> Option<Pending<N::Msg, N::Timer>> {
+    fn take(
+        &mut self,
+        find: impl Fn(&EventKind<N::Msg, N::Timer>) -> bool,
+    ) -> Option<Pending<N::Msg, N::Timer>> {
         let i = self.pending.iter().position(|p| find(&p.event))?;
         Some(self.pending.remove(i))
     }
@@ -373,7 +376,9 @@ impl<N: Node> Branch<N> {
                     .position(|p| matches!(&p.event, EventKind::Deliver { msg_id, .. } if *msg_id == id))
                     .expect("a chosen message is in flight");
                 let original = self.pending[i].clone();
-                let EventKind::Deliver { from, to, msg_id, bytes, msg } = original.event else { unreachable!() };
+                let EventKind::Deliver { from, to, msg_id, bytes, msg } = original.event else {
+                    unreachable!()
+                };
                 let mut copy_id = MsgId(0);
                 self.sim.run_change(|world| {
                     copy_id = MsgId(world.next_msg_id);

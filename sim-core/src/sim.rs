@@ -988,7 +988,8 @@ impl<N: Node> Simulation<N> {
     pub(crate) fn run_event(&mut self, at: SimTime, event: EventKind<N::Msg, N::Timer>) {
         let world = &mut self.world;
         world.now = world.now.max(at);
-        self.outcome = if world.apply_event(event, &self.build) { Some(self.finish()) } else { self.check_step() };
+        self.outcome =
+            if world.apply_event(event, &self.build) { Some(self.finish()) } else { self.check_step() };
     }
 
     /// A step that changes the world by `change` (explore's drops and duplicates), then
