@@ -279,6 +279,7 @@ impl Abd {
         let request = (op_count + 1) * index;
         let server = NodeId(((index + op_count) % servers() as u64) as u32);
         let (msg, op) = if op_count < puts() as u64 {
+            // Client k (counted from 0) writes 'A' + k first, then 'Z' - k.
             let base = if op_count == 0 {
                 b'A' + (index as u8 - servers() as u8)
             } else {
