@@ -666,7 +666,9 @@ fn main() {
         let number = |i: usize| fields[i].parse::<f64>().expect("a number");
         let (states, transitions, seconds, peak_kb) = (number(2), number(3), number(4), number(6));
         let rate = states / seconds;
-        rate_of.insert(name, rate);
+        // Whether it passed or found the bug: a dsim row must agree with its stateright row.
+        let found = fields[7].starts_with("violation");
+        rate_of.insert(name, (rate, found));
         println!(
             "{name:<24} {states:>9} {transitions:>11} {seconds:>7.2} {rate:>9.0} {:>8.1} {:>7.0}  {}",
             peak_kb / 1024.0,
@@ -676,7 +678,13 @@ fn main() {
         if let Some(stateright) =
             name.strip_prefix("dsim ").and_then(|rest| rate_of.get(format!("stateright {rest}").as_str()))
         {
-            println!("{:<24} dsim / stateright, distinct states per second: {:.2}", "", rate / stateright);
+            let (stateright_rate, stateright_found) = *stateright;
+            assert_eq!(found, stateright_found, "{name}: the two tools' verdicts disagree");
+            println!(
+                "{:<24} verdicts agree; dsim / stateright, distinct states per second: {:.2}",
+                "",
+                rate / stateright_rate
+            );
         }
     }
 }
