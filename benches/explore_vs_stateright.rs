@@ -46,7 +46,7 @@ use protocols::registry::Registry;
 use serde::Serialize;
 use sim_core::checkers::linearizability::{check, Operation};
 use sim_core::checkers::models::{Register, RegisterInput, RegisterOutput, Value};
-use sim_core::explore::{explore, Budgets, CrashRules, Exploration, ExploreOptions, Strategy, Verdict};
+use sim_core::explore::{explore, Budgets, Exploration, ExploreOptions, FaultRules, Strategy, Verdict};
 use sim_core::Latency;
 use sim_core::{
     CheckError, Context, EntryKind, Invariant, LinkConfig, Message, NetworkConfig, Node, NodeId, SimConfig,
@@ -526,7 +526,7 @@ fn run_stateright(local_reads: bool) -> Figures {
 
 fn run_dsim_register(local_reads: bool) -> Figures {
     let options = ExploreOptions { strategy: Strategy::Bfs, ..ExploreOptions::default() };
-    let (exploration, seconds) = timed(|| explore(dsim_register(local_reads), &options, &mut |_| false));
+    let (exploration, seconds) = timed(|| explore(dsim_register(local_reads), &options, &mut |_| None));
     Figures {
         states: exploration.stats.states,
         transitions: exploration.stats.transitions,
@@ -546,12 +546,12 @@ fn run_dsim_at_most_once() -> Figures {
     let instance = protocol.instance(&params, &workload, explore_config(), None);
     let options = ExploreOptions {
         budgets: Budgets { drops: 1, duplicates: 1, crashes: 1 },
-        rules: CrashRules::from(&instance.fault_model),
+        rules: FaultRules::from(&instance.fault_model),
         strategy: Strategy::Bfs,
         max_states: Some(AT_MOST_ONCE_MAX_STATES),
         ..ExploreOptions::default()
     };
-    let (exploration, seconds) = timed(|| instance.simulation.explore(&options, &mut |_| false));
+    let (exploration, seconds) = timed(|| instance.simulation.explore(&options, &mut |_| None));
     Figures {
         states: exploration.stats.states,
         transitions: exploration.stats.transitions,

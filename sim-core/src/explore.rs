@@ -896,7 +896,17 @@ mod tests {
 
     #[test]
     fn a_malformed_decision_says_what_the_forms_are() {
-        for bad in ["", "deliver", "deliver 4", "deliver m", "deliver m-1", "fire m3", "crash m1", "teleport n1", "deliver  m1"] {
+        for bad in [
+            "",
+            "deliver",
+            "deliver 4",
+            "deliver m",
+            "deliver m-1",
+            "fire m3",
+            "crash m1",
+            "teleport n1",
+            "deliver  m1",
+        ] {
             let err = bad.parse::<Choice>().unwrap_err();
             assert!(err.contains("\"deliver mN\""), "{bad:?}: {err}");
         }
