@@ -34,7 +34,7 @@ use crate::history::EntryKind;
 use crate::invariant::{FaultModel, Outcome, Violation};
 use crate::network::{DropReason, LinkOrdering};
 use crate::node::{Node, TimerId};
-use crate::sim::{EventKind, Simulation};
+use crate::sim::{EventKind, Pending, Simulation};
 use crate::time::{NodeId, SimTime};
 use crate::trace::{Code, MsgId, TraceEvent};
 use serde::{Deserialize, Serialize};
@@ -181,21 +181,10 @@ fn assumed(among: Option<u32>, from: NodeId, to: NodeId) -> bool {
     among.is_some_and(|k| from.0 < k && to.0 < k)
 }
 
-/// An event taken out of the queue, waiting to be chosen.
-#[derive(Clone)]
-struct Pending<M, T> {
-    at: u64,
-    /// Scheduling order, which breaks ties between equal times.
-    seq: u64,
-    event: EventKind<M, T>,
-}
-
 /// What a search keeps of one state: the simulation there and what explore adds to it.
 #[derive(Clone)]
 pub struct Branch<N: Node> {
     sim: Simulation<N>,
-    pending: Vec<Pending<N::Msg, N::Timer>>,
-    next_seq: u64,
     left: Budgets,
     rules: Rc<FaultRules>,
     /// Nodes that count as down for `max_down_at_once`, in id order.
@@ -218,8 +207,6 @@ impl<N: Node> Branch<N> {
         sim.world_mut().timers_by_node = Some(vec![0; n]);
         let mut branch = Branch {
             sim,
-            pending: Vec::new(),
-            next_seq: 0,
             left: budgets,
             rules: Rc::new(rules),
             down: Vec::new(),
@@ -231,8 +218,8 @@ impl<N: Node> Branch<N> {
             depth: 0,
         };
         branch.collect();
-        while let Some(EventKind::Start(_)) = branch.pending.first().map(|p| &p.event) {
-            let start = branch.pending.remove(0);
+        while let Some(EventKind::Start(_)) = branch.pending().first().map(|p| &p.event) {
+            let start = branch.pending_mut().remove(0);
             branch.sim.run_event(SimTime::from_micros(start.at), start.event);
             branch.collect();
             if branch.sim.outcome().is_some() {
@@ -263,23 +250,29 @@ impl<N: Node> Branch<N> {
         self.depth
     }
 
-    /// Moves what the last step scheduled out of the queue into `pending`, and forgets
-    /// timers that can no longer fire (cancelled, or set before their node crashed).
+    /// The events waiting to be chosen: taken out of the queue (the start), or captured as
+    /// steps scheduled them (see `World::captured`), where `World::in_flight` sees them.
+    fn pending(&self) -> &[Pending<N::Msg, N::Timer>] {
+        self.sim.world().captured.as_deref().unwrap_or(&[])
+    }
+
+    fn pending_mut(&mut self) -> &mut Vec<Pending<N::Msg, N::Timer>> {
+        self.sim.world_mut().captured.get_or_insert_with(Vec::new)
+    }
+
+    /// Moves what is left in the queue (the nodes' starts) into the pending events, and
+    /// forgets timers that can no longer fire (cancelled, or set before their node crashed).
     fn collect(&mut self) {
         let world = self.sim.world_mut();
-        while let Some((at, event)) = world.queue.pop() {
-            self.pending.push(Pending { at, seq: self.next_seq, event });
-            self.next_seq += 1;
-        }
         let captured = world.captured.get_or_insert_with(Vec::new);
-        for (at, event) in captured.drain(..) {
-            self.pending.push(Pending { at, seq: self.next_seq, event });
-            self.next_seq += 1;
+        while let Some((at, event)) = world.queue.pop() {
+            captured.push(Pending { at, seq: world.capture_seq, event });
+            world.capture_seq += 1;
         }
-        let world = self.sim.world();
-        self.pending.retain(|p| match &p.event {
+        let (live, slots) = (&world.live_timers, &world.slots);
+        captured.retain(|p| match &p.event {
             EventKind::Timer { node, incarnation, id, .. } => {
-                world.live_timers.contains_key(id) && *incarnation == world.slots[node.index()].incarnation
+                live.contains_key(id) && *incarnation == slots[node.index()].incarnation
             }
             _ => true,
         });
@@ -323,12 +316,13 @@ impl<N: Node> Branch<N> {
     pub fn choices(&self, out: &mut Vec<Choice>) {
         out.clear();
         let world = self.sim.world();
-        for (i, p) in self.pending.iter().enumerate() {
+        let pending = self.pending();
+        for (i, p) in pending.iter().enumerate() {
             match &p.event {
                 EventKind::Deliver { from, to, msg_id, .. } => {
                     // On a FIFO link only the oldest message in flight may arrive.
                     let overtakes = self.is_fifo(*from, *to)
-                        && self.pending[..i].iter().any(
+                        && pending[..i].iter().any(
                             |q| matches!(&q.event, EventKind::Deliver { from: f, to: t, .. } if f == from && t == to),
                         );
                     if !overtakes {
@@ -338,7 +332,7 @@ impl<N: Node> Branch<N> {
                 EventKind::Timer { node, id, .. } => {
                     // A node's earliest timer only; and not before a message due by then
                     // on a link assumed timely.
-                    let earlier = self.pending.iter().any(|q| match &q.event {
+                    let earlier = pending.iter().any(|q| match &q.event {
                         EventKind::Timer { node: other, .. } => {
                             other == node && (q.at, q.seq) < (p.at, p.seq)
                         }
@@ -356,7 +350,7 @@ impl<N: Node> Branch<N> {
         }
         // Every message in flight, but on a link the fault model assumes reliable.
         let messages = |among: Option<u32>| {
-            self.pending.iter().filter_map(move |p| match &p.event {
+            pending.iter().filter_map(move |p| match &p.event {
                 EventKind::Deliver { from, to, msg_id, .. } => {
                     (!assumed(among, *from, *to)).then_some(*msg_id)
                 }
@@ -384,15 +378,15 @@ impl<N: Node> Branch<N> {
     /// Whether nothing is left to happen but injected faults: no message in flight, no
     /// timer pending, no node down. The end-of-run checks run at such a state.
     pub fn is_quiet(&self) -> bool {
-        self.pending.is_empty() && self.sim.world().nodes().all(|(_, state)| state.is_some())
+        self.pending().is_empty() && self.sim.world().nodes().all(|(_, state)| state.is_some())
     }
 
     fn take(
         &mut self,
         find: impl Fn(&EventKind<N::Msg, N::Timer>) -> bool,
     ) -> Option<Pending<N::Msg, N::Timer>> {
-        let i = self.pending.iter().position(|p| find(&p.event))?;
-        Some(self.pending.remove(i))
+        let i = self.pending().iter().position(|p| find(&p.event))?;
+        Some(self.pending_mut().remove(i))
     }
 
     fn take_message(&mut self, id: MsgId) -> Pending<N::Msg, N::Timer> {
@@ -425,20 +419,18 @@ impl<N: Node> Branch<N> {
             }
             Choice::Duplicate(id) => {
                 self.left.duplicates -= 1;
-                let i = self
-                    .pending
+                let original = self
+                    .pending()
                     .iter()
-                    .position(|p| matches!(&p.event, EventKind::Deliver { msg_id, .. } if *msg_id == id))
-                    .expect("a chosen message is in flight");
-                let original = self.pending[i].clone();
+                    .find(|p| matches!(&p.event, EventKind::Deliver { msg_id, .. } if *msg_id == id))
+                    .expect("a chosen message is in flight")
+                    .clone();
                 let EventKind::Deliver { from, to, msg_id, bytes, msg } = original.event else {
                     unreachable!()
                 };
-                let mut copy_id = MsgId(0);
                 self.sim.run_change(|world| {
-                    copy_id = MsgId(world.next_msg_id);
+                    let copy_id = MsgId(world.next_msg_id);
                     world.next_msg_id += 1;
-                    world.n_in_flight += 1;
                     if let Some(causality) = &mut world.causality {
                         let send = causality.send_of(msg_id).expect("every message in flight was sent");
                         causality.note_message(copy_id, send);
@@ -448,10 +440,10 @@ impl<N: Node> Branch<N> {
                     world.trace.record(world.step, world.now, Code::Duplicate, &fields, false, || {
                         TraceEvent::Duplicate { from, to, msg_id, copy_id }
                     });
+                    // The copy is due when the original is, and in flight like it.
+                    let event = EventKind::Deliver { from, to, msg_id: copy_id, bytes, msg };
+                    world.schedule(SimTime::from_micros(original.at), event);
                 });
-                let event = EventKind::Deliver { from, to, msg_id: copy_id, bytes, msg };
-                self.pending.push(Pending { at: original.at, seq: self.next_seq, event });
-                self.next_seq += 1;
             }
             Choice::Crash(node) => {
                 self.left.crashes -= 1;
@@ -502,7 +494,7 @@ impl<N: Node> Branch<N> {
         // their order does not count. Timers: each node's in deadline order, with ids.
         let mut in_flight: Vec<(NodeId, NodeId, u64, u128)> = Vec::new();
         let mut timers: Vec<(NodeId, u64, u64, u128)> = Vec::new();
-        for p in &self.pending {
+        for p in self.pending() {
             match &p.event {
                 EventKind::Deliver { from, to, msg, .. } => {
                     let mut m = Xxh3::new();
@@ -549,7 +541,7 @@ impl<N: Node> Branch<N> {
         let mut choices = Vec::new();
         self.choices(&mut choices);
         let earliest = self
-            .pending
+            .pending()
             .iter()
             .filter_map(|p| {
                 let choice = match &p.event {

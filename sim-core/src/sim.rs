@@ -279,10 +279,21 @@ pub struct World<N: Node> {
     /// Explore picks each next event itself: what a step schedules is kept here, in order,
     /// for it to take, instead of going into the queue; `None` (every run): the queue.
     pub(crate) captured: Option<Captured<N>>,
+    /// The next captured event's scheduling number.
+    pub(crate) capture_seq: u64,
 }
 
-/// Events a step scheduled, with their times, as explore takes them.
-pub(crate) type Captured<N> = Vec<(u64, EventKind<<N as Node>::Msg, <N as Node>::Timer>)>;
+/// An event scheduled while explore runs the world: it waits here to be chosen.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending<M, T> {
+    pub(crate) at: u64,
+    /// Scheduling order, which breaks ties between equal times.
+    pub(crate) seq: u64,
+    pub(crate) event: EventKind<M, T>,
+}
+
+/// The events waiting to be chosen while explore runs the world.
+pub(crate) type Captured<N> = Vec<Pending<<N as Node>::Msg, <N as Node>::Timer>>;
 
 /// What ran a handler: the node event that the handler's run is.
 #[derive(Clone, Copy, Debug)]
@@ -336,7 +347,8 @@ impl<N: Node> World<N> {
 
     /// Messages in flight, in no particular (but deterministic) order.
     pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_, N::Msg>> {
-        self.queue.iter().filter_map(|(time, event)| match event {
+        let captured = self.captured.iter().flatten().map(|p| (p.at, &p.event));
+        self.queue.iter().chain(captured).filter_map(|(time, event)| match event {
             EventKind::Deliver { from, to, msg_id, msg, .. } => Some(InFlight {
                 from: *from,
                 to: *to,
@@ -490,13 +502,16 @@ impl<N: Node> World<N> {
         self.n_in_flight
     }
 
-    fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
+    pub(crate) fn schedule(&mut self, at: SimTime, kind: EventKind<N::Msg, N::Timer>) {
         if let EventKind::Deliver { .. } = kind {
             self.n_in_flight += 1;
         }
         match &mut self.captured {
             None => self.queue.push(at.as_micros(), kind),
-            Some(captured) => captured.push((at.as_micros(), kind)),
+            Some(captured) => {
+                captured.push(Pending { at: at.as_micros(), seq: self.capture_seq, event: kind });
+                self.capture_seq += 1;
+            }
         }
     }
 
@@ -872,6 +887,7 @@ impl<N: Node> Simulation<N> {
             faults_fired: Vec::new(),
             timers_by_node: None,
             captured: None,
+            capture_seq: 0,
         };
         assert!(
             config.clocks.len() <= n_nodes,
