@@ -323,7 +323,22 @@ impl<N: Node> Branch<N> {
     pub fn choices(&self, out: &mut Vec<Choice>) {
         out.clear();
         let world = self.sim.world();
+        let now = world.now.as_micros();
+        // Among the nodes whose links are assumed timely (a synchronous core, whose
+        // timeouts mean crashes), events happen in time order: no event may move the clock
+        // past one of theirs still pending, or a timeout there would fire early.
+        let timely = |q: &Pending<N::Msg, N::Timer>| match &q.event {
+            EventKind::Timer { node, .. } => assumed(self.rules.timely_among, *node, *node),
+            EventKind::Deliver { from, to, .. } => assumed(self.rules.timely_among, *from, *to),
+            _ => false,
+        };
+        let jumps_past_timely = |i: usize, p: &Pending<N::Msg, N::Timer>| {
+            p.at > now && self.pending.iter().enumerate().any(|(j, q)| j != i && q.at < p.at && timely(q))
+        };
         for (i, p) in self.pending.iter().enumerate() {
+            if self.rules.timely_among.is_some() && jumps_past_timely(i, p) {
+                continue;
+            }
             match &p.event {
                 EventKind::Deliver { from, to, msg_id, .. } => {
                     // On a FIFO link only the oldest message in flight may arrive.
