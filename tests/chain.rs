@@ -305,7 +305,7 @@ fn a_spare_replaces_a_failed_tail() {
 #[test]
 fn all_servers_down_and_partitions_are_outside_the_fault_model() {
     let layout = chain::Layout { servers: 3, spares: 1, clients: 2 };
-    let model = chain::fault_model(&layout);
+    let model = chain::fault_model(&layout, ChainParams::default().link_ms_max());
     assert!(model.admits(&[crash(1, 10), crash(2, 20)]).is_ok());
     let all = model.admits(&[crash(1, 10), crash(2, 20), crash(3, 30)]).unwrap_err();
     assert!(all.contains("3 nodes are down"), "{all}");

@@ -11,6 +11,16 @@
 //! The scenario's fault timeline and random network faults are not used: faults are the
 //! search's own [`Choice`]s, within [`Budgets`] and the protocol's [`FaultModel`].
 //!
+//! **A synchronous core.** When the fault model bounds delay on the links among nodes
+//! `n0..nK` (`delivery_max`, with `among`), those nodes' timeouts mean crashes, and time
+//! is not abstracted for them: no step may move the clock past one of their events still
+//! pending (a timer of theirs, or a message on one of their links), whoever's step it is.
+//! Their events then happen in time order (ties in any order), and the rest (clients'
+//! messages and timers) interleave freely with them as long as they do not jump the
+//! clock. Without this, a backup's watch timer could fire while the primary's heartbeat
+//! timer waits, or a client's retry timer could move the clock past a heartbeat still due,
+//! and a live server would be taken for crashed: a false alarm.
+//!
 //! **One step a decision.** The path to a state is a list of [`Choice`]s (`deliver m4`,
 //! `fire t1000002`, `drop m3`, `crash n1`, ...). It is a decision log: following it from
 //! the start ([`Branch::follow`]) replays the run exactly, which is how a counterexample
@@ -157,7 +167,8 @@ pub struct FaultRules {
     /// No message is duplicated on links among nodes `n0..nK`.
     pub no_duplicates_among: Option<u32>,
     /// Messages on links among nodes `n0..nK` arrive within a bound: one due before a
-    /// timer's deadline arrives before the timer fires.
+    /// timer's deadline arrives before the timer fires, and no step moves the clock past
+    /// an event of theirs still pending (see the module doc).
     pub timely_among: Option<u32>,
 }
 
@@ -317,7 +328,22 @@ impl<N: Node> Branch<N> {
         out.clear();
         let world = self.sim.world();
         let pending = self.pending();
+        let now = world.now.as_micros();
+        // Among the nodes whose links are assumed timely (a synchronous core, whose
+        // timeouts mean crashes), events happen in time order: no event may move the clock
+        // past one of theirs still pending, or a timeout there would fire early.
+        let timely = |q: &Pending<N::Msg, N::Timer>| match &q.event {
+            EventKind::Timer { node, .. } => assumed(self.rules.timely_among, *node, *node),
+            EventKind::Deliver { from, to, .. } => assumed(self.rules.timely_among, *from, *to),
+            _ => false,
+        };
+        let jumps_past_timely = |i: usize, p: &Pending<N::Msg, N::Timer>| {
+            p.at > now && pending.iter().enumerate().any(|(j, q)| j != i && q.at < p.at && timely(q))
+        };
         for (i, p) in pending.iter().enumerate() {
+            if self.rules.timely_among.is_some() && jumps_past_timely(i, p) {
+                continue;
+            }
             match &p.event {
                 EventKind::Deliver { from, to, msg_id, .. } => {
                     // On a FIFO link only the oldest message in flight may arrive.

@@ -437,17 +437,25 @@ impl ChainParams {
             ack_before_tail: self.ack_before_tail,
         }
     }
+
+    /// The longest a message among the master and servers may take, for a missed
+    /// heartbeat to mean a crash: a heartbeat's gap plus the delay stays within
+    /// `detect_ms` (as primary-backup's bound).
+    pub fn link_ms_max(&self) -> u64 {
+        (self.detect_ms - self.heartbeat_ms) / 2
+    }
 }
 
 /// The fault model: crash-stop servers (spares too), never all of the chain at once.
-pub fn fault_model(layout: &Layout) -> FaultModel {
+pub fn fault_model(layout: &Layout, link_ms_max: u64) -> FaultModel {
     let n = layout.servers;
     FaultModel {
         description: format!(
             "crash-stop servers: at most {} of the {n} chain servers and {} spares crash in a run \
              (a restarted server never acts again), so one server always survives; the master \
              (n0) never fails, and partitions between it and the servers are outside the model; \
-             links among the master and servers are assumed reliable and FIFO (each scenario sets them per link)",
+             links among the master and servers are assumed reliable and FIFO, delivering within \
+             (detect_ms - heartbeat_ms) / 2 = {link_ms_max} ms (each scenario sets them per link)",
             n.saturating_sub(1),
             layout.spares
         ),
@@ -459,7 +467,7 @@ pub fn fault_model(layout: &Layout) -> FaultModel {
             lossless: true,
             no_duplicates: true,
             fifo: true,
-            delivery_max: None,
+            delivery_max: Some(SimDuration::from_millis(link_ms_max)),
             among: Some(1 + layout.servers + layout.spares),
         },
         crash_stop: true,
@@ -515,7 +523,7 @@ pub fn setup(params: &ChainParams, ops: Vec<Vec<KvOp>>, think: SimDuration) -> S
             }
         }),
         invariants,
-        fault_model: fault_model(&layout),
+        fault_model: fault_model(&layout, params.link_ms_max()),
         node_names,
         sometimes: SOMETIMES,
         client_history: Some(crate::kv::client_history),
