@@ -133,8 +133,12 @@ impl ExploreReport {
                     }
                     Stop::MaxStates { states } => format!("--max-states {states}: the bound on distinct states was reached"),
                     Stop::Memory { bytes } => format!(
-                        "--max-memory-mb {}: the search's memory grew past it (a depth-first search needs far less)",
-                        bytes >> 20
+                        "--max-memory-mb {}: the search's memory grew past it{}",
+                        bytes >> 20,
+                        match self.strategy {
+                            Strategy::Bfs => " (a depth-first search needs far less)",
+                            Strategy::Dfs => " (the path is that deep: bound it with --max-depth)",
+                        }
                     ),
                     Stop::TimeLimit => format!(
                         "--time-limit-s {}: the time ran out",

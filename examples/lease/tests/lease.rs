@@ -98,4 +98,17 @@ fn every_subcommand_works_on_the_lease_scenarios() {
     let shrink = dsim_lease(&["shrink", failure, "--out", shrunk.to_str().unwrap()]);
     assert_eq!(shrink.status.code(), Some(0), "{}", String::from_utf8_lossy(&shrink.stderr));
     assert_eq!(dsim_lease(&["replay", shrunk.to_str().unwrap()]).status.code(), Some(0));
+
+    // Explore finds the buggy variant by searching, and its counterexample replays.
+    let explored = dir.join("explored");
+    let explore =
+        dsim_lease(&["explore", "scenarios/start-on-receipt.json", "--out", explored.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&explore.stdout);
+    assert_eq!(explore.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("at-most-one-holder violated") && text.contains("replay        dsim-lease replay"),
+        "{text}"
+    );
+    let failure = std::fs::read_dir(&explored).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(dsim_lease(&["replay", failure.to_str().unwrap()]).status.code(), Some(0));
 }
