@@ -125,7 +125,7 @@ enum Command {
                             scenario's own faults and random loss are not used. Breadth-first finds a shortest \
                             counterexample, written as a failure file that dsim replay re-runs.\n\n\
                             Exit 0: every state within the budgets explored, no violation; 1: a violation \
-                            (failure file written); 2: bad input; 3: a budget (depth, states, time) or an \
+                            (failure file written); 2: bad input; 3: a budget (depth, states, time, memory) or an \
                             undecided check stopped the search first.\n\n\
                             Examples:\n  dsim explore scenarios/explore/rpc-3-ops.json --drops 1\n  \
                             dsim explore scenarios/explore/amo-durable-2x2.json --drops 1 --duplicates 1 --crashes 1\n  \
