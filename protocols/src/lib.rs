@@ -52,6 +52,14 @@ pub struct Setup<N: Node> {
     pub client_history: Option<ClientHistory<N::Op>>,
 }
 
+/// The longest a message may take among nodes that take a silence of `detect_ms` for a
+/// crash while peers send every `heartbeat_ms`: half the slack, so that a heartbeat's gap
+/// plus its delay, or a request and its answer, stay within `detect_ms`. What
+/// primary-backup and chain assume of the links among their servers (`delivery_max`).
+pub fn timely_link_ms(heartbeat_ms: u64, detect_ms: u64) -> u64 {
+    (detect_ms - heartbeat_ms) / 2
+}
+
 /// What a protocol shows of a finished run beyond the outcome (the snapshots it took):
 /// `dsim run` prints `text` under `title`, and `--format json` includes `json` under
 /// `protocol_report`.

@@ -442,7 +442,7 @@ impl ChainParams {
     /// heartbeat to mean a crash: a heartbeat's gap plus the delay stays within
     /// `detect_ms` (as primary-backup's bound).
     pub fn link_ms_max(&self) -> u64 {
-        (self.detect_ms - self.heartbeat_ms) / 2
+        crate::timely_link_ms(self.heartbeat_ms, self.detect_ms)
     }
 }
 

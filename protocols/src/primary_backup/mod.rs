@@ -402,7 +402,7 @@ impl PbParams {
     /// to mean a crash: a heartbeat's gap plus the delay stays within `detect_ms`, and so
     /// does a forward and its acknowledgement.
     pub fn link_ms_max(&self) -> u64 {
-        (self.detect_ms - self.heartbeat_ms) / 2
+        crate::timely_link_ms(self.heartbeat_ms, self.detect_ms)
     }
 
     /// The fault model: any servers but one may crash (never the arbiter, never a client),
