@@ -7,7 +7,7 @@
 mod common;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a search must conclude.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,14 +125,6 @@ fn buggy() -> Vec<Case> {
     ]
 }
 
-/// A directory of this test's own.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dsim-explore-protocols-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
-}
-
 /// The scenario file a case searches: the bundled one, or its variant written into `dir`.
 fn scenario_of(case: &Case, dir: &Path) -> String {
     let Some((key, value)) = &case.variant else { return case.file.to_string() };
@@ -152,25 +144,15 @@ fn scenario_of(case: &Case, dir: &Path) -> String {
 /// returns the JSON summary.
 fn explore(case: &Case, dir: &Path, extra: &[&str]) -> Value {
     let file = scenario_of(case, dir);
-    let out = dir.join("out");
-    let out = out.display().to_string();
-    let mut args = vec!["explore", file.as_str(), "--out", out.as_str(), "--format", "json"];
-    args.extend_from_slice(case.budgets);
-    args.extend_from_slice(extra);
-    let output = common::dsim(&args);
-    let shown = format!(
-        "dsim {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{shown}"));
+    let args: Vec<&str> = case.budgets.iter().chain(extra).copied().collect();
+    let (exit, report) = common::explore(&file, &args, &dir.join("out"));
+    let shown = format!("dsim explore {file} {}: {report:#}", args.join(" "));
     let (code, verdict) = match case.expect {
         Expect::Exhausted => (0, "exhausted"),
         Expect::Violation(_) => (1, "violation"),
         Expect::Stopped => (3, "stopped"),
     };
-    assert_eq!(output.status.code(), Some(code), "{shown}");
+    assert_eq!(exit, code, "{shown}");
     assert_eq!(report["verdict"], verdict, "{shown}");
     if case.expect == Expect::Stopped {
         assert_eq!(report["stopped_by"]["budget"], "max-depth", "{shown}");
@@ -183,7 +165,7 @@ fn explore(case: &Case, dir: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn correct_configurations_pass_within_their_budgets() {
-    let dir = temp_dir("correct");
+    let dir = common::scratch_dir("correct");
     for case in correct() {
         let report = explore(&case, &dir, &[]);
         assert!(report["states"].as_u64().unwrap() > 1, "{}: {report}", case.file);
@@ -192,7 +174,7 @@ fn correct_configurations_pass_within_their_budgets() {
 
 #[test]
 fn every_buggy_variant_is_found_and_its_failure_file_replays() {
-    let dir = temp_dir("buggy");
+    let dir = common::scratch_dir("buggy");
     for case in buggy() {
         let report = explore(&case, &dir, &[]);
         let failure = report["violation"]["failure_file"].as_str().expect("a failure file").to_string();
@@ -205,7 +187,7 @@ fn every_buggy_variant_is_found_and_its_failure_file_replays() {
 
 #[test]
 fn breadth_first_and_depth_first_agree_on_every_case() {
-    let dir = temp_dir("strategies");
+    let dir = common::scratch_dir("strategies");
     for case in correct().into_iter().chain(buggy()) {
         let bfs = explore(&case, &dir, &["--strategy", "bfs"]);
         let dfs = explore(&case, &dir, &["--strategy", "dfs"]);
@@ -219,7 +201,7 @@ fn breadth_first_and_depth_first_agree_on_every_case() {
 
 #[test]
 fn the_visited_set_changes_no_verdict_on_small_cases() {
-    let dir = temp_dir("no-visited-set");
+    let dir = common::scratch_dir("no-visited-set");
     // Without pruning, the chain's middle-crash variant and primary-backup's variants walk
     // millions of paths; the others stay small.
     let big = |c: &Case| c.file == PB || c.budgets.contains(&"--crashes");
